@@ -1,0 +1,104 @@
+package osconfig
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"osmanager/agent/sysroot"
+)
+
+// ErrBadHash means passwd_hash is not a crypt(3) hash.
+var ErrBadHash = errors.New("not a crypt(3) hash")
+
+// hashLen gives the length of the hash part for the schemes with a fixed one.
+var hashLen = map[string]int{"1": 22, "5": 43, "6": 86}
+
+// CheckHash accepts a crypt(3) hash ("$id$[params$]salt$hash", or a
+// yescrypt/bcrypt string of that shape) or a lock ("*", "!", "!" before a
+// hash). It refuses plain text, empty strings (no password at all), and
+// anything that would break /etc/shadow (':', newlines). The value itself
+// never appears in the error.
+func CheckHash(h string) error {
+	locked := strings.HasPrefix(h, "!")
+	rest := strings.TrimPrefix(h, "!")
+	if h == "*" || h == "!" || h == "!*" {
+		return nil
+	}
+	if strings.ContainsAny(h, ":\n\r") {
+		return fmt.Errorf("%w: holds ':' or a line break", ErrBadHash)
+	}
+	if !strings.HasPrefix(rest, "$") {
+		if locked || rest == "" {
+			return fmt.Errorf("%w: empty or not of the form $id$…", ErrBadHash)
+		}
+		return fmt.Errorf("%w: not of the form $id$… (a plain password?)", ErrBadHash)
+	}
+	fields := strings.Split(rest[1:], "$")
+	if len(fields) < 3 {
+		return fmt.Errorf("%w: want $id$salt$hash", ErrBadHash)
+	}
+	for i, f := range fields {
+		if f == "" {
+			return fmt.Errorf("%w: empty field %d", ErrBadHash, i+1)
+		}
+		for _, c := range f {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("./=,-", c)) {
+				return fmt.Errorf("%w: character %q not allowed", ErrBadHash, c)
+			}
+		}
+	}
+	if n, ok := hashLen[fields[0]]; ok && len(fields[len(fields)-1]) != n {
+		return fmt.Errorf("%w: $%s$ hash part is %d characters, want %d", ErrBadHash, fields[0], len(fields[len(fields)-1]), n)
+	}
+	return nil
+}
+
+// SetRootHash puts hash into root's password field of the shadow file,
+// under the shadow lock. Every other byte of the file stays as it was, and
+// its mode and owner are kept.
+func (c *Config) SetRootHash(hash string) (changed []string, err error) {
+	if err := CheckHash(hash); err != nil {
+		return nil, fmt.Errorf("passwd_hash refused: %w", err)
+	}
+	unlock, err := c.Root.Lock(c.Paths.ShadowLock, 15*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	old, err := c.Root.ReadFile(c.Paths.Shadow, 8<<20)
+	if err != nil {
+		return nil, err
+	}
+	lines := bytes.SplitAfter(old, []byte("\n"))
+	found := false
+	for i, l := range lines {
+		name, rest, ok := bytes.Cut(l, []byte(":"))
+		if !ok || string(name) != "root" {
+			continue
+		}
+		_, after, ok := bytes.Cut(rest, []byte(":"))
+		if !ok { // "root:hash" with nothing after: keep the line's end
+			after = nil
+			if bytes.HasSuffix(rest, []byte("\n")) {
+				after = []byte("\n")
+			}
+			lines[i] = fmt.Appendf(nil, "root:%s%s", hash, after)
+		} else {
+			lines[i] = fmt.Appendf(nil, "root:%s:%s", hash, after)
+		}
+		found = true
+		break
+	}
+	if !found {
+		return nil, fmt.Errorf("set root password: no root entry in %s", c.Paths.Shadow)
+	}
+	did, err := c.Root.WriteFile(c.Paths.Shadow, bytes.Join(lines, nil), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
+	if err != nil || !did {
+		return nil, err
+	}
+	c.Log.Info("root password hash set", "file", c.Paths.Shadow)
+	return []string{c.Paths.Shadow}, nil
+}

@@ -1,0 +1,87 @@
+package osconfig
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+
+	"osmanager/agent/sysroot"
+)
+
+const resolvHeader = "# Name servers from the instance config, set by osmanager at boot."
+
+// SplitNameservers turns the JSON's space-separated lists into unique,
+// valid addresses in order; each bad word is an error.
+func SplitNameservers(lists ...string) (servers []string, err error) {
+	var errs []error
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, w := range strings.Fields(strings.ReplaceAll(l, ",", " ")) {
+			a, perr := netip.ParseAddr(w)
+			if perr != nil || a.Zone() != "" {
+				errs = append(errs, fmt.Errorf("name server %q refused: not an IP address", w))
+				continue
+			}
+			if s := a.String(); !seen[s] {
+				seen[s] = true
+				servers = append(servers, s)
+			}
+		}
+	}
+	return servers, errors.Join(errs...)
+}
+
+// SetNameservers makes resolv.conf list servers, keeping its other lines
+// (search, options). A resolv.conf that is a symlink belongs to another
+// resolver (systemd-resolved, resolvconf): it is left alone and the note
+// says so.
+func (c *Config) SetNameservers(servers []string) (changed []string, note string, err error) {
+	if len(servers) == 0 {
+		return nil, "no name servers in the config", nil
+	}
+	fi, err := c.Root.Lstat(c.Paths.Resolv)
+	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		target := "?"
+		if p, perr := c.Root.Path(c.Paths.Resolv); perr == nil {
+			target, _ = os.Readlink(p)
+		}
+		note = fmt.Sprintf("%s is a symlink to %s, owned by another resolver; left alone", c.Paths.Resolv, target)
+		c.Log.Warn("resolv.conf left alone", "file", c.Paths.Resolv, "target", target, "reason", "symlink owned by another resolver")
+		return nil, note, nil
+	}
+	old, err := c.Root.ReadFile(c.Paths.Resolv, 1<<20)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", err
+	}
+	var out bytes.Buffer
+	out.WriteString(resolvHeader + "\n")
+	for _, l := range bytes.SplitAfter(old, []byte("\n")) {
+		t := strings.TrimSpace(string(l))
+		if t == "" && len(l) > 0 && len(l) <= 2 {
+			continue
+		}
+		if len(l) == 0 || t == resolvHeader || strings.HasPrefix(t, "nameserver ") || strings.HasPrefix(t, "nameserver\t") {
+			continue
+		}
+		out.Write(l)
+		if !bytes.HasSuffix(l, []byte("\n")) {
+			out.WriteByte('\n')
+		}
+	}
+	for _, s := range servers {
+		out.WriteString("nameserver " + s + "\n")
+	}
+	if len(servers) > 3 {
+		note = fmt.Sprintf("%d name servers; the C library uses the first 3", len(servers))
+	}
+	did, err := c.Root.WriteFile(c.Paths.Resolv, out.Bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
+	if err != nil || !did {
+		return nil, note, err
+	}
+	c.Log.Info("name servers set", "file", c.Paths.Resolv, "servers", strings.Join(servers, " "))
+	return []string{c.Paths.Resolv}, note, nil
+}

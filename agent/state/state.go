@@ -1,0 +1,103 @@
+// Package state is the agent's shared record of what happened and what is
+// running: boot step results and service states. The supervisor and the
+// services write it; the status page and the local API read snapshots of it.
+// It imports nothing of the agent, so every part may use it.
+package state
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// StepStatus is the outcome of a one-shot boot step.
+type StepStatus string
+
+// Step outcomes.
+const (
+	StepOK      StepStatus = "ok"
+	StepFailed  StepStatus = "failed"
+	StepSkipped StepStatus = "skipped"
+)
+
+// Step is the result of one boot step.
+type Step struct {
+	Name     string        `json:"name"`
+	Status   StepStatus    `json:"status"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration_ns"`
+	Changed  []string      `json:"changed,omitempty"` // what the step changed; empty when all was as wanted
+	Note     string        `json:"note,omitempty"`    // a skip reason or a short summary
+	Error    string        `json:"error,omitempty"`
+}
+
+// ServiceStatus is where a long-running service stands.
+type ServiceStatus string
+
+// Service states.
+const (
+	ServiceStarting ServiceStatus = "starting"
+	ServiceRunning  ServiceStatus = "running"
+	ServiceBackoff  ServiceStatus = "backoff" // failed, waiting to restart
+	ServiceFailed   ServiceStatus = "failed"  // failed for good (bad config), not restarted
+	ServiceStopped  ServiceStatus = "stopped"
+)
+
+// Service is the state of one long-running service.
+type Service struct {
+	Name      string        `json:"name"`
+	Status    ServiceStatus `json:"status"`
+	Since     time.Time     `json:"since"`
+	Restarts  int           `json:"restarts"`
+	LastError string        `json:"last_error,omitempty"`
+	NextStart time.Time     `json:"next_start,omitzero"` // in backoff: when it restarts
+}
+
+// Store holds the state; its methods are safe for concurrent use.
+type Store struct {
+	mu       sync.Mutex
+	steps    []Step
+	services []Service
+}
+
+// SetStep records a step's result, replacing an earlier one of that name.
+func (s *Store) SetStep(st Step) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Changed = slices.Clone(st.Changed)
+	if i := slices.IndexFunc(s.steps, func(x Step) bool { return x.Name == st.Name }); i >= 0 {
+		s.steps[i] = st
+		return
+	}
+	s.steps = append(s.steps, st)
+}
+
+// Steps returns the step results in the order they first ran.
+func (s *Store) Steps() []Step {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.steps)
+	for i := range out {
+		out[i].Changed = slices.Clone(out[i].Changed)
+	}
+	return out
+}
+
+// UpdateService applies f to the named service's state, creating it first.
+func (s *Store) UpdateService(name string, f func(*Service)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.services, func(x Service) bool { return x.Name == name })
+	if i < 0 {
+		s.services = append(s.services, Service{Name: name})
+		i = len(s.services) - 1
+	}
+	f(&s.services[i])
+}
+
+// Services returns the service states in the order they were added.
+func (s *Store) Services() []Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.services)
+}

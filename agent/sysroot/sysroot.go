@@ -1,0 +1,431 @@
+// Package sysroot is the one way the agent reads and writes system files.
+//
+// Every path is a slash path inside a root directory ("/" in production, a
+// temp dir in tests and the demo). Paths are walked component by component
+// with openat(2) and O_NOFOLLOW, so no path can escape the root and no
+// symlink planted anywhere below it (say /root/.ssh -> /etc) is followed.
+//
+// Writes are atomic: the data goes to a temp file in the same directory,
+// which gets its mode and owner, is fsynced and then renamed over the target;
+// the directory is fsynced after. A crash leaves the old file or the new one,
+// never half of either. Writes compare first and do nothing when the file
+// already holds the wanted bytes, mode and owner, so reconcilers built on
+// WriteFile write nothing on a second boot.
+package sysroot
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrSymlink is returned when a path component below the root is a symlink.
+var ErrSymlink = errors.New("symlink refused")
+
+// ErrEscape is returned for a path that is relative or climbs out of the root.
+var ErrEscape = errors.New("path escapes the root")
+
+// ErrTooLarge is returned by ReadFile when the file is over the caller's limit.
+var ErrTooLarge = errors.New("file too large")
+
+// Stage names a point inside an atomic write, for Hook.
+type Stage string
+
+// The stages of an atomic write, in order.
+const (
+	StageTempWritten  Stage = "temp-written"  // temp file written and synced, not yet renamed
+	StageRenamed      Stage = "renamed"       // rename done, directory not yet synced
+	StageDirSynced    Stage = "dir-synced"    // write complete
+	tempPrefixPattern       = ".%s.osm-"      // temp names: .<base>.osm-<random>
+	maxReadDefault          = 16 << 20        // ReadFile's limit when the caller gives none
+	lockPoll                = 20 * time.Millisecond
+)
+
+// Owner is a numeric owner for a file; -1 in a field leaves it as it is (or,
+// for a new file, as the process creates it).
+type Owner struct{ UID, GID int }
+
+// Keep leaves ownership unchanged.
+var Keep = Owner{-1, -1}
+
+// Root is a directory standing for "/". Its zero value is not usable: call New.
+type Root struct {
+	dir string
+
+	// Hook, when set, is called at each Stage of every atomic write. The
+	// crash tests use it to kill the agent at exact points of a write.
+	Hook func(stage Stage, name string)
+
+	writes atomic.Int64
+}
+
+// New returns a Root for dir ("" or "/" for the real root).
+func New(dir string) (*Root, error) {
+	if dir == "" {
+		dir = "/"
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open root %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("open root %s: not a directory", dir)
+	}
+	return &Root{dir: dir}, nil
+}
+
+// Dir returns the root directory as given to New.
+func (r *Root) Dir() string { return r.dir }
+
+// IsHost reports whether the root is the real "/", where kernel state (host
+// name, network) belongs to the files being written.
+func (r *Root) IsHost() bool { return path.Clean(r.dir) == "/" }
+
+// Writes returns how many files and directories this Root has changed.
+func (r *Root) Writes() int64 { return r.writes.Load() }
+
+// Path returns the host path of name, for messages and for handing to
+// programs that run inside the same root. It does not check for symlinks.
+func (r *Root) Path(name string) (string, error) {
+	parts, err := split(name)
+	if err != nil {
+		return "", err
+	}
+	return path.Join(append([]string{r.dir}, parts...)...), nil
+}
+
+// split checks name and returns its components.
+func split(name string) ([]string, error) {
+	if !strings.HasPrefix(name, "/") {
+		return nil, fmt.Errorf("%q: %w (must be absolute inside the root)", name, ErrEscape)
+	}
+	var parts []string
+	for _, p := range strings.Split(name, "/") {
+		switch p {
+		case "", ".":
+		case "..":
+			return nil, fmt.Errorf("%q: %w", name, ErrEscape)
+		default:
+			parts = append(parts, p)
+		}
+	}
+	return parts, nil
+}
+
+// openDir walks to the directory holding name and returns its fd and the
+// final component. mkdir, when non-zero, creates missing directories with
+// that mode (owned as the process).
+func (r *Root) openDir(name string, mkdir fs.FileMode) (int, string, error) {
+	parts, err := split(name)
+	if err != nil {
+		return -1, "", err
+	}
+	if len(parts) == 0 {
+		return -1, "", fmt.Errorf("%q: %w (no file name)", name, ErrEscape)
+	}
+	fd, err := unix.Open(r.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("open root %s: %w", r.dir, err)
+	}
+	for i, p := range parts[:len(parts)-1] {
+		next, err := openat(fd, p)
+		if errors.Is(err, unix.ENOENT) && mkdir != 0 {
+			if err = unix.Mkdirat(fd, p, uint32(mkdir.Perm())); err == nil || errors.Is(err, unix.EEXIST) {
+				r.writes.Add(1)
+				next, err = openat(fd, p)
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			return -1, "", fmt.Errorf("open %s: %w", "/"+path.Join(parts[:i+1]...), err)
+		}
+		fd = next
+	}
+	return fd, parts[len(parts)-1], nil
+}
+
+// openat opens a directory below dirfd without following a symlink.
+func openat(dirfd int, name string) (int, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		var st unix.Stat_t
+		if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return -1, ErrSymlink
+		}
+	}
+	return fd, err
+}
+
+// Lstat returns the file's info without following a final symlink (a
+// symlink in an earlier component is still refused).
+func (r *Root) Lstat(name string) (fs.FileInfo, error) {
+	dirfd, base, err := r.openDir(name, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dirfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	return statInfo(base, &st), nil
+}
+
+// ReadFile reads a regular file, refusing symlinks and files over max bytes
+// (max <= 0 means 16 MiB).
+func (r *Root) ReadFile(name string, max int64) ([]byte, error) {
+	if max <= 0 {
+		max = maxReadDefault
+	}
+	f, err := r.open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("read %s: %w (over %d bytes)", name, ErrTooLarge, max)
+	}
+	return data, nil
+}
+
+func (r *Root) open(name string) (*os.File, error) {
+	dirfd, base, err := r.openDir(name, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dirfd)
+	fd, err := unix.Openat(dirfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) {
+		err = ErrSymlink
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), name)
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return f, nil
+}
+
+// WriteOptions says how WriteFile lays down a file.
+type WriteOptions struct {
+	Mode  fs.FileMode // permission bits of the file
+	Owner Owner       // wanted owner; Keep leaves it
+	// KeepMeta takes mode and owner from the existing file when there is
+	// one (Mode and Owner then apply only to a new file).
+	KeepMeta bool
+	// MkdirMode, when non-zero, creates missing parent directories.
+	MkdirMode fs.FileMode
+}
+
+// WriteFile makes name hold data with the given mode and owner, atomically.
+// It reports whether anything changed; a file that already matches is left
+// alone. A symlink at name is refused, not followed or replaced.
+func (r *Root) WriteFile(name string, data []byte, o WriteOptions) (changed bool, err error) {
+	dirfd, base, err := r.openDir(name, o.MkdirMode)
+	if err != nil {
+		return false, fmt.Errorf("write %s: %w", name, err)
+	}
+	defer unix.Close(dirfd)
+
+	mode, owner := o.Mode.Perm(), o.Owner
+	var st unix.Stat_t
+	switch err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case errors.Is(err, unix.ENOENT):
+	case err != nil:
+		return false, fmt.Errorf("write %s: %w", name, err)
+	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+		return false, fmt.Errorf("write %s: %w", name, ErrSymlink)
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return false, fmt.Errorf("write %s: not a regular file", name)
+	default:
+		if o.KeepMeta {
+			mode, owner = fs.FileMode(st.Mode).Perm(), Owner{int(st.Uid), int(st.Gid)}
+		}
+		if same(dirfd, base, &st, data, mode, owner) {
+			return false, nil
+		}
+	}
+	if err := r.replace(dirfd, name, base, data, mode, owner); err != nil {
+		return false, fmt.Errorf("write %s: %w", name, err)
+	}
+	r.writes.Add(1)
+	return true, nil
+}
+
+// same reports whether the existing file already has data, mode and owner.
+func same(dirfd int, base string, st *unix.Stat_t, data []byte, mode fs.FileMode, o Owner) bool {
+	if fs.FileMode(st.Mode).Perm() != mode || st.Size != int64(len(data)) ||
+		(o.UID >= 0 && int(st.Uid) != o.UID) || (o.GID >= 0 && int(st.Gid) != o.GID) {
+		return false
+	}
+	fd, err := unix.Openat(dirfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	old, err := io.ReadAll(io.LimitReader(f, int64(len(data))+1))
+	return err == nil && bytes.Equal(old, data)
+}
+
+func (r *Root) replace(dirfd int, name, base string, data []byte, mode fs.FileMode, o Owner) (err error) {
+	prefix := fmt.Sprintf(tempPrefixPattern, base)
+	removeStale(dirfd, prefix)
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := prefix + hex.EncodeToString(rnd[:])
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create temp: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	defer func() {
+		if err != nil {
+			f.Close()
+			unix.Unlinkat(dirfd, tmp, 0)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if o.UID >= 0 || o.GID >= 0 {
+		if err = f.Chown(o.UID, o.GID); err != nil {
+			return err
+		}
+	}
+	if err = f.Chmod(mode); err != nil { // after chown, which may clear set-id bits
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	r.hook(StageTempWritten, name)
+	if err = unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	r.hook(StageRenamed, name)
+	if err := unix.Fsync(dirfd); err != nil {
+		return fmt.Errorf("sync directory: %w", err) // the file is in place; only durability is in doubt
+	}
+	r.hook(StageDirSynced, name)
+	return nil
+}
+
+func (r *Root) hook(s Stage, name string) {
+	if r.Hook != nil {
+		r.Hook(s, name)
+	}
+}
+
+// removeStale deletes temp files a crashed write left beside the target.
+func removeStale(dirfd int, prefix string) {
+	dfd, err := unix.Dup(dirfd)
+	if err != nil {
+		return
+	}
+	d := os.NewFile(uintptr(dfd), "dir")
+	defer d.Close()
+	if _, err := d.Seek(0, io.SeekStart); err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			unix.Unlinkat(dirfd, n, 0)
+		}
+	}
+}
+
+// MkdirAll makes name a directory with mode and owner, creating parents
+// with parentMode. It reports whether anything changed. A symlink anywhere
+// on the path is refused.
+func (r *Root) MkdirAll(name string, mode, parentMode fs.FileMode, o Owner) (changed bool, err error) {
+	before := r.writes.Load()
+	dirfd, base, err := r.openDir(name, parentMode)
+	if err != nil {
+		return false, fmt.Errorf("mkdir %s: %w", name, err)
+	}
+	defer unix.Close(dirfd)
+	if err := unix.Mkdirat(dirfd, base, uint32(mode.Perm())); err == nil {
+		r.writes.Add(1)
+	} else if !errors.Is(err, unix.EEXIST) {
+		return false, fmt.Errorf("mkdir %s: %w", name, err)
+	}
+	fd, err := openat(dirfd, base)
+	if err != nil {
+		return false, fmt.Errorf("mkdir %s: %w", name, err)
+	}
+	d := os.NewFile(uintptr(fd), name)
+	defer d.Close()
+	st, err := d.Stat()
+	if err != nil {
+		return false, fmt.Errorf("mkdir %s: %w", name, err)
+	}
+	sys := st.Sys().(*unixStat)
+	if (o.UID >= 0 && int(sys.Uid) != o.UID) || (o.GID >= 0 && int(sys.Gid) != o.GID) {
+		if err := d.Chown(o.UID, o.GID); err != nil {
+			return false, fmt.Errorf("mkdir %s: %w", name, err)
+		}
+		r.writes.Add(1)
+	}
+	if st.Mode().Perm() != mode.Perm() {
+		if err := d.Chmod(mode.Perm()); err != nil {
+			return false, fmt.Errorf("mkdir %s: %w", name, err)
+		}
+		r.writes.Add(1)
+	}
+	return r.writes.Load() != before, nil
+}
+
+// Lock takes an exclusive fcntl lock on name (created 0600 if missing),
+// the way lckpwdf(3) locks /etc/.pwd.lock, waiting up to timeout. The
+// returned func releases it.
+func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err error) {
+	dirfd, base, err := r.openDir(name, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer unix.Close(dirfd)
+	fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
+	deadline := time.Now().Add(timeout)
+	for {
+		err = unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk)
+		if err == nil {
+			return func() { unix.Close(fd) }, nil // closing drops the lock
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) || time.Now().After(deadline) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		time.Sleep(lockPoll)
+	}
+}
