@@ -13,7 +13,7 @@ import (
 type Backoff struct {
 	Min, Max time.Duration
 	Factor   float64
-	Jitter   float64       // 0..1
+	Jitter   float64        // 0..1
 	Rand     func() float64 // [0,1); nil means math/rand/v2
 
 	n int

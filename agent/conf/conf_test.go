@@ -48,7 +48,7 @@ func TestJSONByteForByte(t *testing.T) {
 	for _, v := range []string{
 		`{"a":"# not a comment ; nor this"}`,
 		`{"a":"x=y=z","b":"=="}`,
-		`{"q":"\"quoted\" 'single' `+"`back`"+`"}`,
+		`{"q":"\"quoted\" 'single' ` + "`back`" + `"}`,
 		`{"u":"日本語 ünïcödé 🚀"}`,
 		`{"bs":"C:\\path\\","end":"\\"}`,
 		`{"k": "v"} # trailing text stays`,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -50,7 +51,12 @@ func Permanent(err error) error { return fmt.Errorf("%w (%w)", err, ErrPermanent
 var ErrSkipped = errors.New("skipped")
 
 // Skip returns an error that marks a step skipped with the reason given.
-func Skip(reason string) error { return fmt.Errorf("%w: %s", ErrSkipped, reason) }
+func Skip(reason string) error { return skipError(reason) }
+
+type skipError string
+
+func (e skipError) Error() string        { return "skipped: " + string(e) }
+func (e skipError) Is(target error) bool { return target == ErrSkipped }
 
 // Step is a one-shot boot step. Run returns what it changed (files,
 // addresses, …; nothing when all was as wanted) and a one-line note.
@@ -84,17 +90,19 @@ func (s *Supervisor) RunSteps(ctx context.Context, steps []Step) error {
 	var errs []error
 	for _, st := range steps {
 		res := state.Step{Name: st.Name, Started: s.clock().Now()}
-		changed, note, err := runStep(ctx, st)
+		changed, note, err := s.runStep(ctx, st)
 		res.Duration = s.clock().Now().Sub(res.Started)
 		res.Changed, res.Note = changed, note
 		switch {
 		case errors.Is(err, ErrSkipped):
 			res.Status = state.StepSkipped
-			if res.Note == "" {
-				res.Note = err.Error()
+			var reason skipError
+			if res.Note == "" && errors.As(err, &reason) {
+				res.Note = string(reason)
 			}
 		case err != nil:
-			res.Status, res.Error = state.StepFailed, err.Error()
+			// One line, for the summary, the log and the status page.
+			res.Status, res.Error = state.StepFailed, strings.ReplaceAll(err.Error(), "\n", "; ")
 			errs = append(errs, fmt.Errorf("%s: %w", st.Name, err))
 		default:
 			res.Status = state.StepOK
@@ -115,10 +123,11 @@ func (s *Supervisor) RunSteps(ctx context.Context, steps []Step) error {
 
 // runStep runs one step, turning a panic into an error so that one broken
 // step never stops the boot.
-func runStep(ctx context.Context, st Step) (changed []string, note string, err error) {
+func (s *Supervisor) runStep(ctx context.Context, st Step) (changed []string, note string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			s.Log.Error("boot step panicked", "step", st.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
 	return st.Run(ctx)
@@ -152,7 +161,7 @@ func (s *Supervisor) supervise(ctx context.Context, n Named) {
 		s.State.UpdateService(n.Name, func(sv *state.Service) {
 			sv.Status, sv.Since, sv.NextStart = state.ServiceRunning, start, time.Time{}
 		})
-		err := runService(ctx, n.Service)
+		err := s.runService(ctx, n)
 		now := s.clock().Now()
 		if ctx.Err() != nil {
 			s.State.UpdateService(n.Name, func(sv *state.Service) { sv.Status, sv.Since = state.ServiceStopped, now })
@@ -188,11 +197,13 @@ func (s *Supervisor) supervise(ctx context.Context, n Named) {
 	}
 }
 
-func runService(ctx context.Context, svc Service) (err error) {
+func (s *Supervisor) runService(ctx context.Context, n Named) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			s.Log.Error("service panicked", "service", n.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
+	svc := n.Service
 	return svc.Run(ctx)
 }

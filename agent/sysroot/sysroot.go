@@ -44,11 +44,11 @@ type Stage string
 
 // The stages of an atomic write, in order.
 const (
-	StageTempWritten  Stage = "temp-written"  // temp file written and synced, not yet renamed
-	StageRenamed      Stage = "renamed"       // rename done, directory not yet synced
-	StageDirSynced    Stage = "dir-synced"    // write complete
-	tempPrefixPattern       = ".%s.osm-"      // temp names: .<base>.osm-<random>
-	maxReadDefault          = 16 << 20        // ReadFile's limit when the caller gives none
+	StageTempWritten  Stage = "temp-written" // temp file written and synced, not yet renamed
+	StageRenamed      Stage = "renamed"      // rename done, directory not yet synced
+	StageDirSynced    Stage = "dir-synced"   // write complete
+	tempPrefixPattern       = ".%s.osm-"     // temp names: .<base>.osm-<random>
+	maxReadDefault          = 16 << 20       // ReadFile's limit when the caller gives none
 	lockPoll                = 20 * time.Millisecond
 )
 

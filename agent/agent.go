@@ -1,0 +1,194 @@
+// Package agent wires osmanager together: it builds every part once from
+// Options, runs the boot steps in order (floppy → luoyun.conf → root
+// password → SSH keys → host name → name servers → network → appliance
+// config script) and then the long-running services under one supervisor.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"osmanager/agent/floppy"
+	"osmanager/agent/netconf"
+	"osmanager/agent/osconfig"
+	"osmanager/agent/paths"
+	"osmanager/agent/state"
+	"osmanager/agent/supervisor"
+	"osmanager/agent/sysroot"
+)
+
+// Version is the agent's version; build/VERSION and the CHANGELOG follow it.
+const Version = "0.1.0"
+
+// Options configure an Agent. The zero value plus a Log is production.
+type Options struct {
+	Floppy        string        // device or image; default /dev/fd0
+	Root          string        // the LuoYun dir; default /LuoYun
+	Sysroot       string        // root for /etc, /root, …; default /
+	NoNetwork     bool          // leave interfaces alone
+	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
+	FloppyWait    time.Duration // how long to wait for the device after modprobe; default 3 s
+
+	Log *slog.Logger
+	Out io.Writer // one summary line per boot step; nil for none
+
+	// Paths overrides file locations; nil means paths.Default().
+	Paths *paths.Paths
+	// Kernel is set for the host name; nil means the running kernel when
+	// Sysroot is "/" and none otherwise.
+	Kernel osconfig.Kernel
+	// Netlink configures interfaces; nil means a handle on the current
+	// network namespace.
+	Netlink netconf.Netlink
+	// WriteHook is handed to both roots (crash tests).
+	WriteHook func(sysroot.Stage, string)
+}
+
+// Agent is one osmanager.
+type Agent struct {
+	opts  Options
+	log   *slog.Logger
+	paths paths.Paths
+	sys   *sysroot.Root // "/" of the system being configured
+	ly    *sysroot.Root // the LuoYun dir
+	state *state.Store
+	sup   *supervisor.Supervisor
+}
+
+// New checks the options and builds an Agent.
+func New(opts Options) (*Agent, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Root == "" {
+		opts.Root = "/LuoYun"
+	}
+	if opts.ScriptTimeout == 0 {
+		opts.ScriptTimeout = 5 * time.Minute
+	}
+	if opts.FloppyWait == 0 {
+		opts.FloppyWait = 3 * time.Second
+	}
+	p := paths.Default()
+	if opts.Paths != nil {
+		p = *opts.Paths
+	}
+	if opts.Floppy != "" {
+		p.Floppy = opts.Floppy
+	}
+	sys, err := sysroot.New(opts.Sysroot)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("LuoYun dir: %w", err)
+	}
+	ly, err := sysroot.New(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	sys.Hook, ly.Hook = opts.WriteHook, opts.WriteHook
+	if opts.Kernel == nil && sys.IsHost() {
+		opts.Kernel = osconfig.HostKernel{}
+	}
+	st := &state.Store{}
+	return &Agent{
+		opts: opts, log: opts.Log, paths: p, sys: sys, ly: ly, state: st,
+		sup: &supervisor.Supervisor{State: st, Log: opts.Log},
+	}, nil
+}
+
+// State returns the agent's shared state, for the status page and API.
+func (a *Agent) State() *state.Store { return a.state }
+
+// ErrBootFailed is returned (wrapped) by Boot when any step failed.
+var ErrBootFailed = errors.New("boot steps failed")
+
+// Boot runs the boot steps once, prints a summary line per step to
+// Options.Out, and returns an error wrapping ErrBootFailed if any failed.
+func (a *Agent) Boot(ctx context.Context) error {
+	b := &boot{Agent: a}
+	err := a.sup.RunSteps(ctx, b.steps())
+	if a.opts.Out != nil {
+		for _, s := range a.state.Steps() {
+			fmt.Fprintln(a.opts.Out, summary(s))
+		}
+	}
+	if err != nil {
+		n := 0
+		for _, s := range a.state.Steps() {
+			if s.Status == state.StepFailed {
+				n++
+			}
+		}
+		return fmt.Errorf("%w: %d of %d", ErrBootFailed, n, len(a.state.Steps()))
+	}
+	return nil
+}
+
+// Run boots, then runs the services until ctx ends. A failed boot step is
+// logged and reported, not fatal: the services still start.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Boot(ctx); err != nil {
+		a.log.Warn("continuing after failed boot steps", "err", err)
+	}
+	if err := a.sup.Serve(ctx, a.services()); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// services lists the long-running services; later parts add themselves here.
+func (a *Agent) services() []supervisor.Named { return nil }
+
+func (a *Agent) netlink() (netconf.Netlink, error) {
+	if a.opts.Netlink != nil {
+		return a.opts.Netlink, nil
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	return h, nil
+}
+
+func (a *Agent) floppyReader() *floppy.Reader {
+	return &floppy.Reader{Path: a.paths.Floppy, Wait: a.opts.FloppyWait, Log: a.log}
+}
+
+// summary formats a step for the boot's console output.
+func summary(s state.Step) string {
+	detail := s.Note
+	if s.Error != "" {
+		detail = s.Error
+		if s.Note != "" {
+			detail = s.Note + "; " + s.Error
+		}
+	} else if len(s.Changed) > 0 {
+		detail = fmt.Sprintf("changed %d: %v", len(s.Changed), s.Changed)
+		if s.Note != "" {
+			detail = s.Note + "; " + detail
+		}
+	} else if detail == "" {
+		detail = "unchanged"
+	}
+	return fmt.Sprintf("%-7s %-11s %9s  %s", s.Status, s.Name, fmtDuration(s.Duration), detail)
+}
+
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return d.Round(10 * time.Millisecond).String()
+}

@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"osmanager/agent/conf"
+	"osmanager/agent/netconf"
+	"osmanager/agent/osconfig"
+	"osmanager/agent/script"
+	"osmanager/agent/supervisor"
+	"osmanager/agent/sysroot"
+)
+
+// boot carries what one boot's steps hand each other.
+type boot struct {
+	*Agent
+	ini []byte       // luoyun.ini as read from the floppy; nil if unreadable
+	cfg *conf.Config // the config in force: the floppy's, or the last good one
+}
+
+func (b *boot) steps() []supervisor.Step {
+	return []supervisor.Step{
+		{Name: "floppy", Run: b.floppy},
+		{Name: "conf", Run: b.conf},
+		{Name: "password", Run: b.password},
+		{Name: "sshkeys", Run: b.sshkeys},
+		{Name: "hostname", Run: b.hostname},
+		{Name: "nameservers", Run: b.nameservers},
+		{Name: "network", Run: b.network},
+		{Name: "script", Run: b.script},
+	}
+}
+
+func (b *boot) os() *osconfig.Config {
+	return &osconfig.Config{Root: b.sys, Paths: b.paths, Log: b.log}
+}
+
+func (b *boot) floppy(ctx context.Context) ([]string, string, error) {
+	data, err := b.floppyReader().Read(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	b.ini = data
+	return nil, fmt.Sprintf("read %d bytes from %s", len(data), b.paths.Floppy), nil
+}
+
+// conf parses the floppy's luoyun.ini and keeps a copy as luoyun.conf.
+// When the floppy gave nothing usable, the last good luoyun.conf stays in
+// force and is what the later steps apply.
+func (b *boot) conf(ctx context.Context) ([]string, string, error) {
+	var refused error
+	if b.ini != nil {
+		cfg, err := conf.Parse(b.ini)
+		if err == nil {
+			b.cfg = cfg
+			changed, err := b.ly.WriteFile(b.paths.Conf, b.ini, sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755})
+			var out []string
+			if changed {
+				out = []string{b.opts.Root + b.paths.Conf}
+			}
+			return out, "", errors.Join(err, problems(cfg))
+		}
+		refused = fmt.Errorf("luoyun.ini refused: %w", err)
+	}
+	last, err := b.ly.ReadFile(b.paths.Conf, 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		if refused != nil {
+			return nil, "", fmt.Errorf("%w; no earlier luoyun.conf", refused)
+		}
+		return nil, "", errors.New("no luoyun.ini from the floppy and no earlier luoyun.conf")
+	}
+	if err == nil {
+		b.cfg, err = conf.Parse(last)
+	}
+	if err != nil {
+		return nil, "", errors.Join(refused, fmt.Errorf("last good luoyun.conf unusable: %w", err))
+	}
+	note := "floppy unreadable; using the last good luoyun.conf"
+	if refused != nil {
+		note = "using the last good luoyun.conf"
+	}
+	return nil, note, refused
+}
+
+// problems joins the items a good file refused, one line each.
+func problems(c *conf.Config) error {
+	if len(c.Problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d item(s) refused: %w", len(c.Problems), errors.Join(c.Problems...))
+}
+
+func (b *boot) noConfig() error { return supervisor.Skip("no instance config") }
+
+func (b *boot) password(ctx context.Context) ([]string, string, error) {
+	if b.cfg == nil {
+		return nil, "", b.noConfig()
+	}
+	if b.cfg.Payload.PasswdHash == nil {
+		return nil, "", supervisor.Skip("no passwd_hash")
+	}
+	ch, err := b.os().SetRootHash(*b.cfg.Payload.PasswdHash)
+	return ch, "", err
+}
+
+func (b *boot) sshkeys(ctx context.Context) ([]string, string, error) {
+	if b.cfg == nil {
+		return nil, "", b.noConfig()
+	}
+	if b.cfg.Payload.PublicKey == nil {
+		return nil, "", supervisor.Skip("no public_key")
+	}
+	ch, err := b.os().SetRootKeys(*b.cfg.Payload.PublicKey)
+	return ch, "", err
+}
+
+func (b *boot) hostname(ctx context.Context) ([]string, string, error) {
+	if b.cfg == nil {
+		return nil, "", b.noConfig()
+	}
+	d := b.cfg.Payload.Domain
+	if d == nil || d.Name == "" {
+		return nil, "", supervisor.Skip("no domain.name")
+	}
+	ch, err := b.os().SetHostname(d.Name, d.IP, b.opts.Kernel)
+	return ch, "", err
+}
+
+func (b *boot) nameservers(ctx context.Context) ([]string, string, error) {
+	if b.cfg == nil {
+		return nil, "", b.noConfig()
+	}
+	var lists []string
+	if p := b.cfg.Payload.Nameservers; p != nil {
+		lists = append(lists, *p)
+	}
+	for _, n := range b.cfg.Payload.Network {
+		lists = append(lists, n.Nameservers)
+	}
+	servers, bad := osconfig.SplitNameservers(lists...)
+	if len(servers) == 0 && bad == nil {
+		return nil, "", supervisor.Skip("no name servers")
+	}
+	ch, note, err := b.os().SetNameservers(servers)
+	return ch, note, errors.Join(bad, err)
+}
+
+func (b *boot) network(ctx context.Context) ([]string, string, error) {
+	if b.opts.NoNetwork {
+		return nil, "", supervisor.Skip("--no-network")
+	}
+	if b.cfg == nil {
+		return nil, "", b.noConfig()
+	}
+	var entries []netconf.Entry
+	for i, n := range b.cfg.Payload.Network {
+		if n.Err == nil { // malformed entries were reported by the conf step
+			entries = append(entries, netconf.Entry{Index: i, MAC: n.MAC, IP: n.IP, Netmask: n.Netmask, Gateway: n.Gateway})
+		}
+	}
+	if len(entries) == 0 {
+		return nil, "", supervisor.Skip("no network entries")
+	}
+	nl, err := b.netlink()
+	if err != nil {
+		return nil, "", err
+	}
+	c := &netconf.Configurator{NL: nl, Log: b.log}
+	ch, err := c.Apply(ctx, entries)
+	return ch, "", err
+}
+
+func (b *boot) script(ctx context.Context) ([]string, string, error) {
+	p, err := b.ly.Path(b.paths.ConfigScript)
+	if err != nil {
+		return nil, "", err
+	}
+	confPath, _ := b.ly.Path(b.paths.Conf)
+	s := &script.Script{
+		Path:    p,
+		Timeout: b.opts.ScriptTimeout,
+		Env:     []string{"LUOYUN_ROOT=" + b.opts.Root, "LUOYUN_CONF=" + confPath, "OSM_SYSROOT=" + b.sys.Dir()},
+		Log:     b.log.With("step", "script"),
+	}
+	res, err := s.Run(ctx)
+	if errors.Is(err, script.ErrNotExecutable) {
+		return nil, "", supervisor.Skip("no executable " + strings.TrimPrefix(b.paths.ConfigScript, "/"))
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	note := fmt.Sprintf("%s ran, %d output lines", b.paths.ConfigScript, res.Lines)
+	if res.ExitCode != 0 {
+		return nil, note, fmt.Errorf("%s: exit status %d", b.paths.ConfigScript, res.ExitCode)
+	}
+	return nil, note, nil
+}

@@ -1,0 +1,111 @@
+// Command osmanager is the in-guest agent of a LuoYun cloud: it configures
+// the instance from its floppy at boot and then runs the agent's services.
+//
+//	osmanager boot|run|demo|version [flags]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"osmanager/agent"
+)
+
+const usage = `usage: osmanager <command> [flags]
+
+commands:
+  boot     run the boot steps once and exit (status 0 only if all succeeded)
+  run      run the boot steps, then the services, until SIGTERM
+  demo     boot and serve a scratch instance in a temp dir (touches nothing else)
+  version  print the version
+
+run 'osmanager <command> -h' for a command's flags
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "osmanager:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("osmanager "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defLevel := "info"
+	if cmd == "demo" {
+		defLevel = "warn" // the summary lines tell the story; -log-level info shows each event
+	}
+	level := fs.String("log-level", defLevel, "log level: debug, info, warn or error")
+	var o agent.Options
+	var d agent.DemoOptions
+	switch cmd {
+	case "boot", "run":
+		fs.StringVar(&o.Floppy, "floppy", "/dev/fd0", "instance floppy: block device or image file")
+		fs.StringVar(&o.Root, "root", "/LuoYun", "the LuoYun dir (conf/, custom/, build/)")
+		fs.StringVar(&o.Sysroot, "sysroot", "/", "root of the system to configure (/etc, /root, …)")
+		fs.BoolVar(&o.NoNetwork, "no-network", false, "leave network interfaces alone")
+		fs.DurationVar(&o.ScriptTimeout, "script-timeout", 5*time.Minute, "time limit for custom/scripts/config")
+	case "demo":
+		fs.StringVar(&d.Dir, "dir", "", "build the demo here instead of a new temp dir (kept)")
+		fs.BoolVar(&d.Keep, "keep", false, "keep the temp dir at the end")
+		fs.DurationVar(&d.Duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "osmanager", agent.Version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected arguments %q", cmd, fs.Args())
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	switch cmd {
+	case "demo":
+		d.Log, d.Out, d.Keep = log, stdout, d.Keep || d.Dir != ""
+		return agent.Demo(ctx, d)
+	case "boot":
+		o.Log, o.Out = log, stdout
+		a, err := agent.New(o)
+		if err != nil {
+			return err
+		}
+		return a.Boot(ctx)
+	default:
+		o.Log, o.Out = log, stdout
+		a, err := agent.New(o)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}
+}
