@@ -35,6 +35,7 @@ type Options struct {
 	NoNetwork     bool          // leave interfaces alone
 	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
 	FloppyWait    time.Duration // how long to wait for the device after modprobe; default 3 s
+	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none
@@ -139,6 +140,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Boot(ctx); err != nil {
 		a.log.Warn("continuing after failed boot steps", "err", err)
 	}
+	a.ready()
+	defer a.unready()
 	if err := a.sup.Serve(ctx, a.services()); err != nil {
 		return err
 	}

@@ -151,12 +151,12 @@ func (f fakeLinks) LinkList() ([]netlink.Link, error) {
 	hw, _ := net.ParseMAC(f.mac)
 	return []netlink.Link{&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 2, Name: "eth0", HardwareAddr: hw, EncapType: "ether"}}}, nil
 }
-func (fakeLinks) LinkSetUp(netlink.Link) error                        { return nil }
-func (fakeLinks) AddrList(netlink.Link, int) ([]netlink.Addr, error)  { return nil, nil }
-func (fakeLinks) AddrAdd(netlink.Link, *netlink.Addr) error           { return nil }
-func (fakeLinks) AddrDel(netlink.Link, *netlink.Addr) error           { return nil }
+func (fakeLinks) LinkSetUp(netlink.Link) error                         { return nil }
+func (fakeLinks) AddrList(netlink.Link, int) ([]netlink.Addr, error)   { return nil, nil }
+func (fakeLinks) AddrAdd(netlink.Link, *netlink.Addr) error            { return nil }
+func (fakeLinks) AddrDel(netlink.Link, *netlink.Addr) error            { return nil }
 func (fakeLinks) RouteList(netlink.Link, int) ([]netlink.Route, error) { return nil, nil }
-func (fakeLinks) RouteReplace(*netlink.Route) error                   { return nil }
+func (fakeLinks) RouteReplace(*netlink.Route) error                    { return nil }
 
 func TestBadInput(t *testing.T) {
 	random := make([]byte, 1<<20)
@@ -261,7 +261,7 @@ func TestBadInput(t *testing.T) {
 func snapshotKey(t *testing.T, dir string) string {
 	a, _ := os.ReadFile(filepath.Join(dir, "LuoYun/conf/luoyun.conf"))
 	i := strings.Index(string(a), "ssh-ed25519 ")
-	return string(a[i:strings.Index(string(a[i:]), "\"")+i])
+	return string(a[i : strings.Index(string(a[i:]), "\"")+i])
 }
 
 func contains(list []string, s string) bool {

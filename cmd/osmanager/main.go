@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&o.Sysroot, "sysroot", "/", "root of the system to configure (/etc, /root, …)")
 		fs.BoolVar(&o.NoNetwork, "no-network", false, "leave network interfaces alone")
 		fs.DurationVar(&o.ScriptTimeout, "script-timeout", 5*time.Minute, "time limit for custom/scripts/config")
+		if cmd == "run" {
+			fs.StringVar(&o.ReadyFile, "ready-file", "", "create this file once the boot steps are done (for sysvinit)")
+		}
 	case "demo":
 		fs.StringVar(&d.Dir, "dir", "", "build the demo here instead of a new temp dir (kept)")
 		fs.BoolVar(&d.Keep, "keep", false, "keep the temp dir at the end")

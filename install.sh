@@ -1,0 +1,61 @@
+#!/bin/sh
+# install.sh — bake osmanager into an appliance image (or a running guest).
+#
+#   ./install.sh [--no-start]         build (if needed) and install as root
+#   DESTDIR=/mnt/image ./install.sh   install into a mounted image tree
+#
+# Installs /usr/local/sbin/osmanager, /usr/local/bin/osmctl, /LuoYun/{build,custom}
+# (never overwriting an appliance's own custom/ files or VERSION) and the init
+# script for systemd, sysvinit or upstart, whichever the target uses.
+set -eu
+cd "$(dirname "$0")"
+DESTDIR=${DESTDIR:-}
+START=yes
+[ "${1:-}" = "--no-start" ] && START=no
+[ -n "$DESTDIR" ] && START=no
+
+bin=build/out/$(go env GOARCH 2>/dev/null || uname -m)
+if [ ! -x "$bin/osmanager" ]; then
+	echo "building osmanager…"
+	mkdir -p "$bin"
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/osmanager" ./cmd/osmanager
+	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/osmctl" ./cmd/osmctl
+fi
+
+install -d "$DESTDIR/usr/local/sbin" "$DESTDIR/usr/local/bin" "$DESTDIR/LuoYun/conf" \
+	"$DESTDIR/LuoYun/build" "$DESTDIR/usr/local/share/doc/osmanager"
+install -m 0755 "$bin/osmanager" "$DESTDIR/usr/local/sbin/osmanager"
+install -m 0755 "$bin/osmctl" "$DESTDIR/usr/local/bin/osmctl"
+chmod 0700 "$DESTDIR/LuoYun/conf"
+install -m 0644 README.md build/CHANGELOG "$DESTDIR/usr/local/share/doc/osmanager/"
+[ -e "$DESTDIR/LuoYun/build/VERSION" ] || install -m 0644 build/VERSION "$DESTDIR/LuoYun/build/VERSION"
+# custom/: copy what the appliance does not have yet.
+(cd custom && find . -type d) | while read -r d; do install -d "$DESTDIR/LuoYun/custom/$d"; done
+(cd custom && find . -type f) | while read -r f; do
+	[ -e "$DESTDIR/LuoYun/custom/$f" ] || cp -p "custom/$f" "$DESTDIR/LuoYun/custom/$f"
+done
+
+if [ -d "$DESTDIR/run/systemd/system" ] || [ -d "$DESTDIR/lib/systemd/system" ] || [ -d "$DESTDIR/usr/lib/systemd/system" ]; then
+	init=systemd
+	install -d "$DESTDIR/etc/systemd/system/multi-user.target.wants"
+	install -m 0644 init/systemd/osmanager.service "$DESTDIR/etc/systemd/system/osmanager.service"
+	ln -sf ../osmanager.service "$DESTDIR/etc/systemd/system/multi-user.target.wants/osmanager.service"
+elif [ -d "$DESTDIR/etc/init" ] && [ ! -d "$DESTDIR/etc/init.d" ]; then
+	init=upstart
+	install -m 0644 init/upstart/osmanager.conf "$DESTDIR/etc/init/osmanager.conf"
+else
+	init=sysvinit
+	install -d "$DESTDIR/etc/init.d"
+	install -m 0755 init/sysvinit/osmanager "$DESTDIR/etc/init.d/osmanager"
+	for rl in 2 3 4 5; do install -d "$DESTDIR/etc/rc$rl.d"; ln -sf ../init.d/osmanager "$DESTDIR/etc/rc$rl.d/S01osmanager"; done
+	for rl in 0 1 6; do install -d "$DESTDIR/etc/rc$rl.d"; ln -sf ../init.d/osmanager "$DESTDIR/etc/rc$rl.d/K99osmanager"; done
+fi
+echo "installed osmanager $("$bin/osmanager" version | cut -d' ' -f2) ($init) into ${DESTDIR:-/}"
+
+if [ "$START" = yes ]; then
+	case $init in
+	systemd) systemctl daemon-reload && systemctl restart osmanager ;;
+	upstart) initctl start osmanager || true ;;
+	sysvinit) /etc/init.d/osmanager restart ;;
+	esac
+fi
