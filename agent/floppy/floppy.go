@@ -43,13 +43,21 @@
 //
 // go-diskfs trusts the boot sector: it divides by the cluster size, allocates
 // the FAT at whatever size the boot sector claims, follows cluster chains
-// without a loop check, and ignores short reads of file data. So before the
+// without a loop check (a loop makes it allocate until the process dies,
+// which no recover catches), and ignores short reads of file data. So before the
 // image reaches go-diskfs, ReadFile checks the BIOS parameter block for sane
 // values, requires the FAT and root directory to lie inside the image, and
 // checks that no cluster chain in the FAT loops. It takes the file's size
 // from its directory entry and refuses it over MaxSize before reading, reads
 // at most that many bytes, and checks each read. A panic inside go-diskfs is
 // recovered and reported as ErrCorrupt.
+//
+// go-diskfs also has fixed ideas that ReadFile holds images to: two FAT
+// copies (it places the root directory after two whatever the count says),
+// an extended boot signature (0x28 or 0x29), and for FAT32 a root directory
+// at cluster 2. An image may be shorter than its boot sector claims, as
+// long as everything read lies inside it: a drive may report a size other
+// than the image's.
 package floppy
 
 import (

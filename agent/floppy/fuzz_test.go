@@ -3,7 +3,6 @@ package floppy
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,11 +36,10 @@ func FuzzReadFile(f *testing.F) {
 	f.Add(small)
 
 	sentinels := []error{ErrNotFound, ErrTooLarge, ErrNoDevice, ErrNoMedium, ErrCorrupt}
+	dir := f.TempDir() // one per fuzz worker; cheaper than t.TempDir per input
 	f.Fuzz(func(t *testing.T, img []byte) {
-		p := filepath.Join(t.TempDir(), "floppy.img")
-		if err := os.WriteFile(p, img, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		p := writeTemp(t, dir, img)
+		defer os.Remove(p)
 		body, err := ReadFile(p)
 		if err == nil {
 			if len(body) > MaxSize {
@@ -62,4 +60,20 @@ func FuzzReadFile(f *testing.F) {
 		}
 		t.Errorf("error %q wraps none of the sentinels", err)
 	})
+}
+
+func writeTemp(t *testing.T, dir string, b []byte) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "floppy-*.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
