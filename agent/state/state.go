@@ -58,6 +58,8 @@ type Store struct {
 	mu       sync.Mutex
 	steps    []Step
 	services []Service
+	link     Link
+	app      App
 }
 
 // SetStep records a step's result, replacing an earlier one of that name.
@@ -100,4 +102,73 @@ func (s *Store) Services() []Service {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.services)
+}
+
+// LinkStatus is where the controller link stands.
+type LinkStatus string
+
+// Controller link states, in the order a connection goes through them.
+const (
+	LinkDisconnected   LinkStatus = "disconnected" // waiting out a backoff, or not started
+	LinkDiscovering    LinkStatus = "discovering"  // listening for a multicast JOIN
+	LinkConnecting     LinkStatus = "connecting"
+	LinkAuthenticating LinkStatus = "authenticating"
+	LinkRegistered     LinkStatus = "registered"
+)
+
+// Link is the state of the cloud-controller link.
+type Link struct {
+	Status     LinkStatus `json:"status"`
+	Since      time.Time  `json:"since"`
+	Controller string     `json:"controller,omitempty"` // ip:port in use or last used
+	LastError  string     `json:"last_error,omitempty"`
+	Reconnects int        `json:"reconnects"`
+	LastReport *Report    `json:"last_report,omitempty"`
+}
+
+// Report is an application status report sent to the controller.
+type Report struct {
+	Value int32     `json:"value"` // 2000 + exit code, 2128 unknown, …
+	At    time.Time `json:"at"`
+}
+
+// App is the application status from custom/scripts/status.
+type App struct {
+	Code     int32     `json:"code"`               // the value reported to the controller
+	Meaning  string    `json:"meaning"`            // "running", "not serving (exit 3)", "unknown", …
+	Checked  time.Time `json:"checked,omitzero"`   // when the script last ran
+	Duration string    `json:"duration,omitempty"` // how long it took
+}
+
+// UpdateLink applies f to the link state.
+func (s *Store) UpdateLink(f func(*Link)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.link)
+}
+
+// Link returns the link state.
+func (s *Store) Link() Link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.link
+	if l.LastReport != nil {
+		r := *l.LastReport
+		l.LastReport = &r
+	}
+	return l
+}
+
+// SetApp records the application status.
+func (s *Store) SetApp(a App) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.app = a
+}
+
+// App returns the application status.
+func (s *Store) App() App {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.app
 }

@@ -44,3 +44,20 @@ func TestServicesConcurrent(t *testing.T) {
 		t.Errorf("Services = %+v, want one with 800 restarts", got)
 	}
 }
+
+func TestLinkAndApp(t *testing.T) {
+	var s Store
+	s.UpdateLink(func(l *Link) {
+		l.Status, l.Reconnects = LinkRegistered, 2
+		l.LastReport = &Report{Value: 2000}
+	})
+	got := s.Link()
+	got.LastReport.Value = 1
+	if s.Link().LastReport.Value != 2000 || s.Link().Status != LinkRegistered {
+		t.Errorf("Link = %+v; a snapshot must not share the report", s.Link())
+	}
+	s.SetApp(App{Code: 2003, Meaning: "not serving (exit 3)"})
+	if s.App().Code != 2003 {
+		t.Errorf("App = %+v", s.App())
+	}
+}
