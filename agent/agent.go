@@ -15,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
 	"osmanager/agent/netconf"
 	"osmanager/agent/osconfig"
@@ -36,6 +37,20 @@ type Options struct {
 	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
 	FloppyWait    time.Duration // how long to wait for the device after modprobe; default 3 s
 	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
+
+	// Controller link (agent/clc).
+	StatusPeriod time.Duration // how often custom/scripts/status runs; default 30 s
+	Heartbeat    time.Duration // ECHO_REQUEST period; default 30 s
+	// Status web server (agent/web).
+	ListenWeb string // default ":8080"
+	// Web terminal (agent/webssh).
+	ListenWebSSH  string   // overrides the JSON's webssh.port; default ":<port>"
+	WebSSHMode    string   // "ssh", "login" or "auto" (default)
+	WebSSHCert    string   // TLS certificate file; with WebSSHKey
+	WebSSHKey     string   //
+	WebSSHTLS     bool     // serve TLS with a self-signed certificate kept under <root>/conf
+	WebSSHOrigins []string // extra allowed Origins (the cloud console)
+	WebSSHAsSelf  bool     // demo: run shells as the agent's own user, never switching users
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none
@@ -61,6 +76,7 @@ type Agent struct {
 	ly    *sysroot.Root // the LuoYun dir
 	state *state.Store
 	sup   *supervisor.Supervisor
+	cfg   *conf.Config // the instance config in force after Boot; nil if none
 }
 
 // New checks the options and builds an Agent.
@@ -117,6 +133,7 @@ var ErrBootFailed = errors.New("boot steps failed")
 func (a *Agent) Boot(ctx context.Context) error {
 	b := &boot{Agent: a}
 	err := a.sup.RunSteps(ctx, b.steps())
+	a.cfg = b.cfg
 	if a.opts.Out != nil {
 		for _, s := range a.state.Steps() {
 			fmt.Fprintln(a.opts.Out, summary(s))
@@ -149,8 +166,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
-// services lists the long-running services; later parts add themselves here.
-func (a *Agent) services() []supervisor.Named { return nil }
+// services lists the long-running services, built from the config in
+// force after Boot. Each service wires itself in its own wire_*.go file.
+func (a *Agent) services() []supervisor.Named {
+	var s []supervisor.Named
+	for _, f := range []func() []supervisor.Named{a.clcServices, a.webServices, a.websshServices} {
+		s = append(s, f()...)
+	}
+	return s
+}
 
 func (a *Agent) netlink() (netconf.Netlink, error) {
 	if a.opts.Netlink != nil {

@@ -60,6 +60,7 @@ type Store struct {
 	services []Service
 	link     Link
 	app      App
+	terminal Terminal
 }
 
 // SetStep records a step's result, replacing an earlier one of that name.
@@ -171,4 +172,25 @@ func (s *Store) App() App {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.app
+}
+
+// Terminal counts web-terminal sessions and logins.
+type Terminal struct {
+	Active        int `json:"active"`
+	Sessions      int `json:"sessions"`       // started since the agent started
+	LoginFailures int `json:"login_failures"` // since the agent started
+}
+
+// UpdateTerminal applies f to the terminal counters.
+func (s *Store) UpdateTerminal(f func(*Terminal)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.terminal)
+}
+
+// Terminal returns the terminal counters.
+func (s *Store) Terminal() Terminal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.terminal
 }

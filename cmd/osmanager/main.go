@@ -66,6 +66,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.DurationVar(&o.ScriptTimeout, "script-timeout", 5*time.Minute, "time limit for custom/scripts/config")
 		if cmd == "run" {
 			fs.StringVar(&o.ReadyFile, "ready-file", "", "create this file once the boot steps are done (for sysvinit)")
+			fs.DurationVar(&o.StatusPeriod, "status-period", 30*time.Second, "how often custom/scripts/status runs")
+			fs.DurationVar(&o.Heartbeat, "heartbeat", 30*time.Second, "controller heartbeat (ECHO_REQUEST) period")
+			fs.StringVar(&o.ListenWeb, "listen-web", ":8080", "status web server address")
+			fs.StringVar(&o.ListenWebSSH, "listen-webssh", "", "web terminal address (default: the config's webssh.port, 8001)")
+			fs.StringVar(&o.WebSSHMode, "webssh-mode", "auto", "web terminal login: ssh (via the local sshd), login (shadow + pty) or auto")
+			fs.StringVar(&o.WebSSHCert, "webssh-cert", "", "web terminal TLS certificate file (with -webssh-key)")
+			fs.StringVar(&o.WebSSHKey, "webssh-key", "", "web terminal TLS key file")
+			fs.BoolVar(&o.WebSSHTLS, "webssh-tls", false, "serve the web terminal over TLS with a self-signed certificate kept under <root>/conf")
+			fs.Func("webssh-origin", "an extra allowed Origin for the web terminal, e.g. https://console.example.com (repeatable)", func(v string) error {
+				o.WebSSHOrigins = append(o.WebSSHOrigins, v)
+				return nil
+			})
 		}
 	case "demo":
 		fs.StringVar(&d.Dir, "dir", "", "build the demo here instead of a new temp dir (kept)")
