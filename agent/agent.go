@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
@@ -180,7 +181,9 @@ func (a *Agent) netlink() (netconf.Netlink, error) {
 	if a.opts.Netlink != nil {
 		return a.opts.Netlink, nil
 	}
-	h, err := netlink.NewHandle()
+	// Route sockets only: with no family given, netlink also opens XFRM and
+	// netfilter sockets, which fail on kernels without xfrm_user loaded.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}

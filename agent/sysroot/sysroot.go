@@ -15,14 +15,14 @@ package sysroot
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -293,9 +293,10 @@ func same(dirfd int, base string, st *unix.Stat_t, data []byte, mode fs.FileMode
 func (r *Root) replace(dirfd int, name, base string, data []byte, mode fs.FileMode, o Owner) (err error) {
 	prefix := fmt.Sprintf(tempPrefixPattern, base)
 	removeStale(dirfd, prefix)
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := prefix + hex.EncodeToString(rnd[:])
+	// math/rand, not crypto/rand: at early boot getrandom(2) blocks until
+	// the entropy pool is ready (a second or more in a fresh VM), and a temp
+	// name needs no secrecy: O_EXCL makes a clash an error, not a hazard.
+	tmp := prefix + strconv.FormatUint(rand.Uint64(), 36)
 	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create temp: %w", err)
