@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,7 +14,10 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 
+	"osmanager/agent/clcd"
+	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
 )
 
@@ -53,8 +57,12 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(out, "demo in %s\n  floppy  %s (the compute node's 1 MiB layout)\n  sysroot %s\n  LuoYun  %s\n\n",
-		dir, img, filepath.Join(dir, "sysroot"), filepath.Join(dir, "LuoYun"))
+	ctl, err := demoController(img, out)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	fmt.Fprintf(out, "demo in %s\n  floppy      %s (the compute node's 1 MiB layout)\n  sysroot     %s\n  LuoYun      %s\n  controller  %s (local, osmanager controller)\n\n",
+		dir, img, filepath.Join(dir, "sysroot"), filepath.Join(dir, "LuoYun"), ctl.Addr())
 	opts := Options{
 		Floppy: img, Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
 		NoNetwork: true, Log: o.Log, Out: out, ScriptTimeout: 30 * time.Second,
@@ -69,13 +77,43 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		err = a.Boot(ctx)
 		fmt.Fprintf(out, "   %d files written in %s; boot %s\n\n", a.sys.Writes()+a.ly.Writes(), fmtDuration(time.Since(start)), okOr(err))
 		if i == 1 {
-			return demoServe(ctx, a, dir, o, out)
+			return demoServe(ctx, a, ctl, dir, o, out)
 		}
 	}
 	return nil
 }
 
-func demoServe(ctx context.Context, a *Agent, dir string, o DemoOptions, out io.Writer) error {
+// demoController starts a local controller on a loopback port for the
+// demo instance and points the demo floppy at it.
+func demoController(img string, out io.Writer) (*clcd.Server, error) {
+	ini, err := floppy.ReadFile(img)
+	if err != nil {
+		return nil, err
+	}
+	c, err := conf.Parse(ini)
+	if err != nil {
+		return nil, err
+	}
+	srv := &clcd.Server{Listen: "127.0.0.1:0", Instances: map[int32]string{int32(c.Tag): c.Key},
+		OnEvent: func(e clcd.Event) {
+			switch e.Name {
+			case clcd.EventRegistered, clcd.EventReport, clcd.EventRegisterRefused, clcd.EventAuthFailed:
+				fmt.Fprintf(out, "controller: tag %d %s %s %s\n", e.Tag, e.Name, e.IP, e.Detail)
+			}
+		}}
+	addr, err := srv.ListenAndAddr()
+	if err != nil {
+		return nil, err
+	}
+	// The port goes into the floppy; multicast discovery gets the same
+	// (free) port number, so the demo binds nothing well known.
+	port := fmt.Sprint(addr.Port())
+	ini = bytes.Replace(ini, []byte("CLC_PORT=1369\n"), []byte("CLC_PORT="+port+"\n"), 1)
+	ini = bytes.Replace(ini, []byte("CLC_MCAST_PORT=1369\n"), []byte("CLC_MCAST_PORT="+port+"\n"), 1)
+	return srv, os.WriteFile(img, floppy.NodeImage(ini), 0o600)
+}
+
+func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o DemoOptions, out io.Writer) error {
 	fmt.Fprintf(out, "look at: %s/sysroot/etc/{shadow,hostname,hosts,resolv.conf}, %s/sysroot/root/.ssh/authorized_keys, %s/LuoYun/conf/luoyun.conf\n",
 		dir, dir, dir)
 	if o.Keep {
@@ -89,12 +127,12 @@ func demoServe(ctx context.Context, a *Agent, dir string, o DemoOptions, out io.
 	} else {
 		fmt.Fprintln(out, "running the services; Ctrl-C stops the demo")
 	}
-	if err := a.sup.Serve(ctx, a.services()); err != nil {
-		return err
-	}
-	<-ctx.Done()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ctl.Run(gctx) })
+	g.Go(func() error { return a.sup.Serve(gctx, a.services()) })
+	err := g.Wait()
 	fmt.Fprintln(out, "demo stopped")
-	return nil
+	return err
 }
 
 func okOr(err error) string {
@@ -129,6 +167,7 @@ func MakeDemo(dir string) (string, error) {
 		{"sysroot/etc/resolv.conf", 0o644, "nameserver 127.0.0.53\n"},
 		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + Version + "\nAPPLICATION: demo-app 1.0\n"},
 		{"LuoYun/custom/scripts/config", 0o755, "#!/bin/sh\n# The appliance's own boot-time configuration runs here.\necho \"demo config script: conf at $LUOYUN_CONF\"\n"},
+		{"LuoYun/custom/scripts/status", 0o755, "#!/bin/sh\n# The application's health: exit 0 = serving.\nexit 0\n"},
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"osmanager/agent"
+	"osmanager/agent/clcd"
 )
 
 const usage = `usage: osmanager <command> [flags]
@@ -25,6 +26,7 @@ commands:
   boot     run the boot steps once and exit (status 0 only if all succeeded)
   run      run the boot steps, then the services, until SIGTERM
   demo     boot and serve a scratch instance in a temp dir (touches nothing else)
+  controller  a local cloud controller, to try an image without a cloud
   version  print the version
 
 run 'osmanager <command> -h' for a command's flags
@@ -48,6 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("no command")
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "controller" {
+		return clcd.Command(ctx, args, stdout, stderr) // parses its own flags
+	}
 	fs := flag.NewFlagSet("osmanager "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defLevel := "info"

@@ -1,0 +1,150 @@
+package clc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"osmanager/agent/clc/wire"
+	"osmanager/agent/script"
+	"osmanager/agent/state"
+)
+
+// appStatus is the latest application status, shared by the status loop
+// (writer) and the session (reader).
+type appStatus struct {
+	mu      sync.Mutex
+	code    int32
+	known   bool
+	changed chan struct{} // capacity 1: "look again"
+}
+
+func (a *appStatus) set(code int32) (changed bool) {
+	a.mu.Lock()
+	changed = !a.known || a.code != code
+	a.code, a.known = code, true
+	a.mu.Unlock()
+	if changed {
+		select {
+		case a.changed <- struct{}{}:
+		default:
+		}
+	}
+	return changed
+}
+
+func (a *appStatus) get() (int32, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.code, a.known
+}
+
+// statusLoop runs the status script every StatusPeriod until ctx ends,
+// whether or not the link is up, so the status page is always current and
+// a registration can report at once.
+func (r *runner) statusLoop(ctx context.Context) {
+	s := &script.Script{
+		Path:    r.StatusScript,
+		Env:     r.ScriptEnv,
+		Timeout: r.StatusTimeout,
+		MaxLog:  4 << 10,
+		// Every 30 s: its output is for debugging, not for the log.
+		Log: slog.New(debugOnly{r.log.Handler()}),
+	}
+	for {
+		var (
+			res script.Result
+			err error
+		)
+		// The next run's timer starts now, so the period runs from start to
+		// start, and whoever sees this run's result knows the timer is set.
+		t := r.clock.NewTimer(r.StatusPeriod)
+		start := r.clock.Now()
+		if r.StatusScript == "" {
+			err = script.ErrNotExecutable
+		} else {
+			res, err = s.Run(ctx)
+		}
+		if ctx.Err() != nil {
+			t.Stop()
+			return
+		}
+		code, meaning := appCode(res, err)
+		took := res.Duration
+		r.State.SetApp(state.App{Code: code, Meaning: meaning, Checked: start, Duration: took.Round(time.Microsecond).String()})
+		if r.status.set(code) {
+			r.log.Info("application status", "code", code, "meaning", meaning, "took", took.Round(time.Microsecond))
+		}
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// appCode maps a status-script run to the REPORT value: exit 0 → 2000
+// (serving), exit n in 1..127 → 2000+n (running, not serving), and no
+// script, a signal, a timeout or anything else → 2128 (unknown).
+func appCode(res script.Result, err error) (int32, string) {
+	switch {
+	case errors.Is(err, script.ErrNotExecutable):
+		return wire.AppUnknown, "unknown (no executable status script)"
+	case res.TimedOut:
+		return wire.AppUnknown, "unknown (status script timed out)"
+	case res.Signaled:
+		return wire.AppUnknown, "unknown (status script killed by a signal)"
+	case err != nil:
+		return wire.AppUnknown, "unknown (status script failed: " + err.Error() + ")"
+	case res.ExitCode == 0:
+		return wire.AppRunning, "running"
+	case res.ExitCode >= 1 && res.ExitCode <= 127:
+		return wire.AppRunning + int32(res.ExitCode), fmt.Sprintf("not serving (exit %d)", res.ExitCode)
+	}
+	return wire.AppUnknown, fmt.Sprintf("unknown (exit %d)", res.ExitCode)
+}
+
+// meaning describes a REPORT value for logs.
+func meaning(code int32) string {
+	switch {
+	case code == wire.AppRunning:
+		return "running"
+	case code > wire.AppRunning && code < wire.AppUnknown:
+		return fmt.Sprintf("not serving (exit %d)", code-wire.AppRunning)
+	case code == wire.AppStopped:
+		return "stopped"
+	case code == wire.AppFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// queryState is the agent state a registered link puts in a query reply.
+func queryState(code int32, known bool) int32 {
+	switch {
+	case !known || code == wire.AppUnknown:
+		return wire.StateAppUnknown
+	case code == wire.AppRunning:
+		return wire.StateAppRunning
+	}
+	return wire.StateAppStopped
+}
+
+// debugOnly logs every record at debug level.
+type debugOnly struct{ h slog.Handler }
+
+func (d debugOnly) Enabled(ctx context.Context, _ slog.Level) bool {
+	return d.h.Enabled(ctx, slog.LevelDebug)
+}
+
+func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return d.h.Handle(ctx, r)
+}
+
+func (d debugOnly) WithAttrs(as []slog.Attr) slog.Handler { return debugOnly{d.h.WithAttrs(as)} }
+func (d debugOnly) WithGroup(g string) slog.Handler       { return debugOnly{d.h.WithGroup(g)} }
