@@ -39,6 +39,7 @@ func testOptions(t *testing.T, dir string) (Options, *testlog.Buffer) {
 	return Options{
 		Floppy: filepath.Join(dir, "floppy.img"), Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
 		NoNetwork: true, Log: log, Out: &bytes.Buffer{}, Paths: &p,
+		ListenWeb: "127.0.0.1:0", ListenWebSSH: "127.0.0.1:0",
 	}, buf
 }
 

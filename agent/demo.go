@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,9 +64,16 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	}
 	fmt.Fprintf(out, "demo in %s\n  floppy      %s (the compute node's 1 MiB layout)\n  sysroot     %s\n  LuoYun      %s\n  controller  %s (local, osmanager controller)\n\n",
 		dir, img, filepath.Join(dir, "sysroot"), filepath.Join(dir, "LuoYun"), ctl.Addr())
+	termAddr, err := freeLoopback()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	opts := Options{
 		Floppy: img, Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
 		NoNetwork: true, Log: o.Log, Out: out, ScriptTimeout: 30 * time.Second,
+		// Loopback only, and shells run as whoever runs the demo: the scratch
+		// shadow's root password must never open a real root shell.
+		ListenWebSSH: termAddr, WebSSHAsSelf: true, WebSSHMode: "login",
 	}
 	for i, title := range []string{"first boot", "second boot, same floppy"} {
 		fmt.Fprintf(out, "== %s\n", title)
@@ -116,6 +124,7 @@ func demoController(img string, out io.Writer) (*clcd.Server, error) {
 func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o DemoOptions, out io.Writer) error {
 	fmt.Fprintf(out, "look at: %s/sysroot/etc/{shadow,hostname,hosts,resolv.conf}, %s/sysroot/root/.ssh/authorized_keys, %s/LuoYun/conf/luoyun.conf\n",
 		dir, dir, dir)
+	fmt.Fprintf(out, "web terminal: http://%s/  (user root, password demo; the shell runs as you, loopback only)\n", a.opts.ListenWebSSH)
 	if o.Keep {
 		fmt.Fprintf(out, "the demo dir stays; remove it with: rm -rf %s\n", dir)
 	}
@@ -197,4 +206,14 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// freeLoopback returns a loopback address with a port free right now.
+func freeLoopback() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

@@ -1,6 +1,64 @@
 package agent
 
-import "osmanager/agent/supervisor"
+import (
+	"context"
+	"errors"
+	"fmt"
 
-// websshServices builds the web terminal (agent/webssh) from a.cfg and the options.
-func (a *Agent) websshServices() []supervisor.Named { return nil }
+	"osmanager/agent/supervisor"
+	"osmanager/agent/webssh"
+)
+
+// websshServices builds the web terminal (agent/webssh) from a.cfg and the
+// options: none without an instance config or with webssh.status
+// "disable"; the address is --listen-webssh, else ":<webssh.port>"
+// (default 8001).
+func (a *Agent) websshServices() []supervisor.Named {
+	if a.cfg == nil {
+		return nil
+	}
+	w := a.cfg.Payload.WebSSH
+	if w != nil && w.Status == "disable" {
+		return nil
+	}
+	addr := a.opts.ListenWebSSH
+	if addr == "" {
+		port := webssh.DefaultPort
+		if w != nil && w.Port > 0 {
+			port = w.Port
+		}
+		addr = fmt.Sprintf(":%d", port)
+	}
+	host := ""
+	if d := a.cfg.Payload.Domain; d != nil {
+		host = d.Name
+	}
+	files := webssh.DefaultFiles()
+	files.Shadow = a.paths.Shadow
+	srv, err := webssh.New(webssh.Config{
+		Addr:       addr,
+		Mode:       webssh.Mode(a.opts.WebSSHMode),
+		AsSelf:     a.opts.WebSSHAsSelf,
+		Sys:        a.sys,
+		Conf:       a.ly,
+		Files:      files,
+		CertFile:   a.opts.WebSSHCert,
+		KeyFile:    a.opts.WebSSHKey,
+		SelfSigned: a.opts.WebSSHTLS,
+		Hostname:   host,
+		Origins:    a.opts.WebSSHOrigins,
+		State:      a.state,
+		Log:        a.log.With("service", "webssh"),
+	})
+	run := func(ctx context.Context) error {
+		if err != nil {
+			return supervisor.Permanent(err)
+		}
+		rerr := srv.Run(ctx)
+		if errors.Is(rerr, webssh.ErrConfig) {
+			return supervisor.Permanent(rerr)
+		}
+		return rerr
+	}
+	return []supervisor.Named{{Name: "webssh", Service: supervisor.ServiceFunc(run)}}
+}

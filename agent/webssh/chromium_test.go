@@ -1,0 +1,162 @@
+package webssh
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// newBrowser starts headless Chromium (Debian's chromium) with a fresh
+// profile; it skips the test when the browser is missing.
+func newBrowser(t testing.TB, timeout time.Duration) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skip("chromium not installed (apt-get install chromium)")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 800),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// bufferJS returns the xterm.js buffer's lines, trailing blanks trimmed.
+const bufferJS = `(() => {
+	const b = window.osmTerm.buffer.active, out = [];
+	for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
+	return out.join("\n");
+})()`
+
+// typeKeys types s as a keyboard does: a keyDown carrying the text, then
+// a keyUp, so the page's preventDefault on keydown suppresses the
+// keypress. (chromedp's KeyEvent sends the char as its own event, which
+// xterm.js cannot suppress and then sees twice.)
+func typeKeys(s string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, r := range s {
+			var down, up *input.DispatchKeyEventParams
+			text := ""
+			for _, k := range kb.Encode(r) {
+				switch k.Type {
+				case kb.KeyDown:
+					down = k
+				case kb.KeyChar:
+					text = k.Text
+				case kb.KeyUp:
+					up = k
+				}
+			}
+			down.Text, down.UnmodifiedText = text, text
+			for _, k := range []*input.DispatchKeyEventParams{down, up} {
+				if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, *k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// browserLogin opens the page and logs in through the form.
+func browserLogin(ctx context.Context, url, user, password string) error {
+	return chromedp.Do(ctx,
+		chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(`#login input[name=user]`),
+		chromedp.SendKeys(`#login input[name=user]`, user),
+		chromedp.SendKeys(`#login input[name=password]`, password),
+		chromedp.Click(`#login button[type=submit]`),
+		chromedp.WaitVisible(`#terminal .xterm`),
+		func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Poll[bool](`window.osmStats && window.osmStats().connected`, chromedp.WithPollingTimeout(20*time.Second))(ctx, t)
+			return chromedp.Void{}, err
+		},
+	)
+}
+
+func TestChromium(t *testing.T) {
+	ctx := newBrowser(t, 90*time.Second)
+	e := newEnv(t)
+	if err := browserLogin(ctx, e.url, "root", testPassword); err != nil {
+		t.Fatalf("log in through the page: %v", err)
+	}
+	// Wait for the shell's prompt, then type.
+	waitFor(t, "the prompt", 30*time.Second, func() bool {
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](bufferJS))
+		if err != nil {
+			t.Fatalf("read the buffer: %v", err)
+		}
+		return strings.HasPrefix(text, "# ") || strings.HasPrefix(text, "$ ")
+	})
+	if err := chromedp.Do(ctx, chromedp.Focus(`.xterm-helper-textarea`), typeKeys("echo hello\r")); err != nil {
+		t.Fatalf("type: %v", err)
+	}
+	var text string
+	defer func() {
+		if t.Failed() {
+			t.Logf("xterm.js buffer: %q", text)
+		}
+	}()
+	waitFor(t, "the command and hello in the xterm.js buffer", 30*time.Second, func() bool {
+		var err error
+		if text, err = chromedp.Run(ctx, chromedp.Evaluate[string](bufferJS)); err != nil {
+			t.Fatalf("read the buffer: %v", err)
+		}
+		return strings.Contains(text, "echo hello\n") && strings.Contains(text, "\nhello\n")
+	})
+	// Drop the websocket under the page: it reconnects and resumes the
+	// same shell, with output produced while it was away.
+	e.srv.mu.Lock()
+	for _, tm := range e.srv.terms {
+		tm.mu.Lock()
+		if tm.att != nil {
+			tm.att.conn.UnderlyingConn().Close()
+		}
+		tm.mu.Unlock()
+	}
+	e.srv.mu.Unlock()
+	if err := chromedp.Do(ctx, typeKeys("echo after''wards\r")); err != nil {
+		t.Fatalf("type: %v", err)
+	}
+	waitFor(t, "afterwards in the buffer after the reconnect", 30*time.Second, func() bool {
+		var err error
+		if text, err = chromedp.Run(ctx, chromedp.Evaluate[string](bufferJS)); err != nil {
+			t.Fatalf("read the buffer: %v", err)
+		}
+		return strings.Contains(text, "\nafterwards\n")
+	})
+	if got := e.st.Terminal().Sessions; got != 1 {
+		t.Errorf("%d sessions started, want 1 (the page should resume)", got)
+	}
+	// Logging out ends the session.
+	if err := chromedp.Do(ctx, chromedp.Click(`#logout button`), chromedp.WaitVisible(`#login input[name=user]`)); err != nil {
+		t.Fatalf("log out: %v", err)
+	}
+	waitFor(t, "the session to end", 10*time.Second, func() bool { return len(e.srv.Sessions()) == 0 })
+}

@@ -1,0 +1,179 @@
+package webssh
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"osmanager/agent/clock"
+	"osmanager/agent/state"
+	"osmanager/agent/sysroot"
+)
+
+// Mode says how a login is checked and where its shell comes from.
+type Mode string
+
+// Login modes.
+const (
+	// ModeSSH logs in to the instance's own sshd on loopback as an SSH
+	// client, with the user's password (and keyboard-interactive), and
+	// bridges a pty and shell from it.
+	ModeSSH Mode = "ssh"
+	// ModeLogin checks the password against /etc/shadow and starts the
+	// user's login shell on a pty as that user.
+	ModeLogin Mode = "login"
+	// ModeAuto picks per login: ssh when something listens on SSHAddr,
+	// login otherwise (sshd may start after the agent, or not at all).
+	ModeAuto Mode = "auto"
+)
+
+// ErrConfig is wrapped by errors no restart can cure: a bad mode, unreadable
+// certificate files, AsSelf on a real system root.
+var ErrConfig = errors.New("web terminal configuration")
+
+// Files names the files the terminal reads and writes.
+type Files struct {
+	// In the system root (Config.Sys).
+	Shadow string
+	Passwd string
+	Group  string
+	Locale string // /etc/default/locale: LANG for login-mode shells
+	// In the LuoYun root (Config.Conf).
+	Cert       string // the self-signed certificate (PEM), 0600
+	Key        string // its private key (PEM), 0600
+	KnownHosts string // the local sshd's pinned host key, 0600
+}
+
+// DefaultFiles returns the production file names.
+func DefaultFiles() Files {
+	return Files{
+		Shadow:     "/etc/shadow",
+		Passwd:     "/etc/passwd",
+		Group:      "/etc/group",
+		Locale:     "/etc/default/locale",
+		Cert:       "/conf/webssh-cert.pem",
+		Key:        "/conf/webssh-key.pem",
+		KnownHosts: "/conf/webssh-known-hosts",
+	}
+}
+
+// Defaults.
+const (
+	DefaultPort         = 8001
+	DefaultIdleTimeout  = 20 * time.Minute
+	DefaultMaxSession   = 12 * time.Hour
+	DefaultResumeWindow = 60 * time.Second
+	DefaultMaxSessions  = 8
+	DefaultWindow       = 512 << 10 // output kept until acknowledged; ≥ 256 KB of replay
+	DefaultInWindow     = 64 << 10  // input in flight per session
+	DefaultFailDelay    = time.Second
+	DefaultMaxFailures  = 5
+	DefaultFailWindow   = 5 * time.Minute
+	DefaultSSHAddr      = "127.0.0.1:22"
+)
+
+// Config configures a Server. Sys, Conf and Log are required; zero values
+// elsewhere take the defaults above.
+type Config struct {
+	Addr string // listen address; default ":8001"
+	Mode Mode   // default ModeAuto
+	// AsSelf (demo only) checks passwords like ModeLogin but runs every
+	// shell as the agent's own user, without switching. Anyone who knows
+	// a password in the (scratch) shadow file gets a shell as the agent's
+	// user: New refuses it for a root agent on the real system root.
+	AsSelf bool
+
+	Sys   *sysroot.Root // system root: shadow, passwd, group
+	Conf  *sysroot.Root // LuoYun root: certificate, key, pinned host key
+	Files Files         // default DefaultFiles()
+
+	// TLS: CertFile and KeyFile (host paths) serve that pair; SelfSigned
+	// makes and keeps a certificate under Files.Cert/Key. Neither: plain
+	// HTTP, and the page warns that passwords cross the network in clear.
+	CertFile, KeyFile string
+	SelfSigned        bool
+	Hostname          string // for the self-signed certificate and the page title
+
+	// Origins are allowed besides the page's own (the cloud console), as
+	// exact "scheme://host[:port]" strings.
+	Origins []string
+
+	SSHAddr string // the local sshd; default 127.0.0.1:22
+
+	IdleTimeout  time.Duration // no input for this long ends a session
+	MaxSession   time.Duration // a session (and a login) lasts at most this
+	ResumeWindow time.Duration // a dropped websocket may come back within this
+	MaxSessions  int           // shells at once, attached or not
+	Window       int           // output bytes kept until acknowledged, per session
+	InWindow     int           // input bytes in flight, per session
+	FailDelay    time.Duration // a failed login answers no sooner than this
+	MaxFailures  int           // failed logins per client address per FailWindow
+	FailWindow   time.Duration
+	// KillGrace is how long a hung-up shell has to exit before its
+	// process groups get SIGKILL; default 5 s.
+	KillGrace time.Duration
+
+	Clock clock.Clock  // default clock.Real
+	State *state.Store // terminal counters; may be nil
+	Log   *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Sys == nil || c.Conf == nil || c.Log == nil {
+		return fmt.Errorf("%w: Sys, Conf and Log are required", ErrConfig)
+	}
+	if c.Addr == "" {
+		c.Addr = fmt.Sprintf(":%d", DefaultPort)
+	}
+	switch c.Mode {
+	case "":
+		c.Mode = ModeAuto
+	case ModeSSH, ModeLogin, ModeAuto:
+	default:
+		return fmt.Errorf("%w: mode %q is not ssh, login or auto", ErrConfig, c.Mode)
+	}
+	if c.AsSelf && c.Mode == ModeSSH {
+		return fmt.Errorf("%w: as-self needs login mode", ErrConfig)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return fmt.Errorf("%w: a certificate needs both cert and key files", ErrConfig)
+	}
+	if c.Files == (Files{}) {
+		c.Files = DefaultFiles()
+	}
+	if c.SSHAddr == "" {
+		c.SSHAddr = DefaultSSHAddr
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.MaxSession, DefaultMaxSession)
+	def(&c.ResumeWindow, DefaultResumeWindow)
+	def(&c.FailWindow, DefaultFailWindow)
+	def(&c.KillGrace, 5*time.Second)
+	if c.FailDelay == 0 {
+		c.FailDelay = DefaultFailDelay
+	}
+	defInt(&c.MaxSessions, DefaultMaxSessions)
+	defInt(&c.Window, DefaultWindow)
+	defInt(&c.InWindow, DefaultInWindow)
+	defInt(&c.MaxFailures, DefaultMaxFailures)
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	for _, o := range c.Origins {
+		if !validOrigin(o) {
+			return fmt.Errorf("%w: origin %q is not scheme://host[:port]", ErrConfig, o)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,423 @@
+package webssh
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"osmanager/agent/state"
+)
+
+//go:embed assets
+var assetFS embed.FS
+
+// asset is an embedded file served under /assets/.
+type asset struct {
+	data  []byte
+	etag  string
+	ctype string
+}
+
+const (
+	csrfCookie  = "osm_csrf"
+	loginCookie = "osm_term"
+	maxForm     = 4 << 10
+)
+
+func (s *Server) buildPage() error {
+	page, err := template.ParseFS(assetFS, "assets/index.html")
+	if err != nil {
+		return fmt.Errorf("web terminal page: %w", err)
+	}
+	s.page = page
+	s.files = make(map[string]asset)
+	return fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || p == "assets/index.html" {
+			return err
+		}
+		ext := path.Ext(p)
+		if ext != ".js" && ext != ".css" && !strings.HasPrefix(path.Base(p), "LICENSE") {
+			return nil
+		}
+		data, err := assetFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		ct := mime.TypeByExtension(ext)
+		if ct == "" {
+			ct = "text/plain; charset=utf-8"
+		}
+		sum := sha256.Sum256(data)
+		s.files[path.Base(p)] = asset{data: data, etag: fmt.Sprintf(`"%x"`, sum[:12]), ctype: ct}
+		return nil
+	})
+}
+
+// cookieName hardens names under TLS: __Host- cookies are Secure, host-only
+// and path /, so no sibling host or plain-HTTP page can set them.
+func (s *Server) cookieName(base string, r *http.Request) string {
+	if r.TLS != nil {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.cookieName(base, r), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+func cookieValue(r *http.Request, name string) string {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// ownOrigin is the origin the page was served from.
+func ownOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + strings.ToLower(r.Host)
+}
+
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.User == nil && u.Fragment == "" && o == u.Scheme+"://"+u.Host
+}
+
+// originAllowed checks an Origin header exactly against the page's own
+// origin and the configured allowlist.
+func (s *Server) originAllowed(r *http.Request, origin string) bool {
+	if origin == "" {
+		return false
+	}
+	if origin == ownOrigin(r) {
+		return true
+	}
+	for _, o := range s.cfg.Origins {
+		if strings.EqualFold(origin, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPost guards the state-changing POSTs against cross-site requests:
+// the double-submitted CSRF token must match its cookie, and a browser's
+// Origin (or Sec-Fetch-Site) must be ours.
+func (s *Server) checkPost(w http.ResponseWriter, r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && !s.originAllowed(r, o) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return false
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return false
+	}
+	c := cookieValue(r, s.cookieName(csrfCookie, r))
+	f := r.PostForm.Get("csrf")
+	if c == "" || subtle.ConstantTimeCompare([]byte(c), []byte(f)) != 1 {
+		http.Error(w, "missing or wrong CSRF token: reload the page", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+func (s *Server) securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	anc := "'self'"
+	for _, o := range s.cfg.Origins {
+		anc += " " + o
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "+
+		"img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors "+anc)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+type pageData struct {
+	Title  string
+	CSRF   string
+	User   string
+	Secure bool
+}
+
+func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
+	s.securityHeaders(w)
+	csrf := cookieValue(r, s.cookieName(csrfCookie, r))
+	if len(csrf) != 32 {
+		var b [16]byte
+		rand.Read(b[:])
+		csrf = fmt.Sprintf("%x", b[:])
+		s.setCookie(w, r, csrfCookie, csrf, 0)
+	}
+	d := pageData{Title: s.cfg.Hostname, CSRF: csrf, Secure: r.TLS != nil}
+	if l := s.lookupLogin(cookieValue(r, s.cookieName(loginCookie, r))); l != nil {
+		d.User = l.user
+	}
+	if d.Title == "" {
+		d.Title = r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			d.Title = h
+		}
+	}
+	var buf bytes.Buffer
+	if err := s.page.Execute(&buf, d); err != nil {
+		http.Error(w, "page", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(buf.Bytes())
+}
+
+func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.files[r.PathValue("name")]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", a.etag)
+	if r.Header.Get("If-None-Match") == a.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", a.ctype)
+	w.Write(a.data)
+}
+
+// handleLogin checks a user name and password. Failures answer no sooner
+// than FailDelay after the request came in (whatever failed, so timing
+// tells nothing), and an address with MaxFailures recent failures is
+// refused without a check.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s.securityHeaders(w)
+	if !s.checkPost(w, r) {
+		return
+	}
+	user, password := r.PostForm.Get("user"), r.PostForm.Get("password")
+	addr, key := r.RemoteAddr, clientKey(r.RemoteAddr)
+	now := s.cfg.Clock.Now()
+	if !s.lim.begin(key, now) {
+		s.log.Warn("terminal login refused", "user", logUser(user), "addr", addr, "reason", "too many failed logins")
+		s.updateState(func(t *state.Terminal) { t.LoginFailures++ })
+		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.FailWindow.Seconds())))
+		http.Error(w, "too many failed logins: try again later", http.StatusTooManyRequests)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	acct, mode, err := s.authenticate(ctx, user, password)
+	cancel()
+	var bad errBadLogin
+	if err != nil {
+		s.lim.end(key, false)
+		status, msg := http.StatusUnauthorized, "login incorrect"
+		if !errors.As(err, &bad) {
+			status, msg = http.StatusServiceUnavailable, "login failed: the server could not check it; see the agent's log"
+		}
+		s.updateState(func(t *state.Terminal) { t.LoginFailures++ })
+		s.log.Warn("terminal login failed", "user", logUser(user), "addr", addr, "mode", mode, "reason", err.Error())
+		if d := s.cfg.FailDelay - time.Since(start); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+			}
+			t.Stop()
+		}
+		http.Error(w, msg, status)
+		return
+	}
+	s.lim.end(key, true)
+	token := s.newLogin(user, addr, mode, acct)
+	s.setCookie(w, r, loginCookie, token, 0)
+	s.log.Info("terminal login", "user", user, "addr", addr, "mode", mode)
+	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) authenticate(ctx context.Context, user, password string) (account, Mode, error) {
+	if a, ok := s.auth.(*autoAuth); ok {
+		return a.pick(ctx, user, password)
+	}
+	acct, err := s.auth.login(ctx, user, password)
+	return acct, s.cfg.Mode, err
+}
+
+// logUser keeps a user name printable and short in the audit log (people
+// type passwords into the user field; at least cap what lands there).
+func logUser(u string) string {
+	u = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, u)
+	if len(u) > 32 {
+		u = u[:32] + "…"
+	}
+	return u
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	s.securityHeaders(w)
+	if !s.checkPost(w, r) {
+		return
+	}
+	if l := s.removeLogin(cookieValue(r, s.cookieName(loginCookie, r))); l != nil {
+		s.log.Info("terminal logout", "user", l.user, "addr", r.RemoteAddr)
+	}
+	s.setCookie(w, r, loginCookie, "", -1)
+	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleWS upgrades an authenticated same-origin request and runs the
+// protocol: Hello, then Attached and the session's traffic.
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !s.originAllowed(r, r.Header.Get("Origin")) {
+		s.log.Warn("terminal websocket refused", "addr", r.RemoteAddr, "reason", "origin not allowed", "origin", logUser(r.Header.Get("Origin")))
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	l := s.lookupLogin(cookieValue(r, s.cookieName(loginCookie, r)))
+	if l == nil {
+		http.Error(w, "not logged in", http.StatusUnauthorized)
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "agent stopping", http.StatusServiceUnavailable)
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade answered the client
+	}
+	defer conn.Close()
+	conn.SetReadLimit(int64(s.cfg.InWindow) + 64)
+	conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	_, data, err := conn.ReadMessage()
+	if err != nil {
+		return
+	}
+	m, err := Parse(data)
+	hello, ok := m.(Hello)
+	if err != nil || !ok || hello.Version != ProtocolVersion {
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "expected hello"), time.Now().Add(time.Second))
+		return
+	}
+	var t *term
+	resumed := false
+	if !hello.ID.IsZero() {
+		t = s.findTerm(hello.ID, l)
+		resumed = t != nil
+	}
+	if t == nil {
+		if t, err = s.startTerm(l, max(hello.Cols, 1), max(hello.Rows, 1)); err != nil {
+			code := websocket.CloseInternalServerErr
+			if errors.Is(err, errLimit) {
+				code = websocket.CloseTryAgainLater
+			}
+			s.log.Warn("terminal session refused", "user", l.user, "addr", r.RemoteAddr, "reason", err.Error())
+			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			conn.WriteMessage(websocket.BinaryMessage, Exit{Code: -1, Reason: err.Error()}.Append(nil))
+			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, err.Error()), time.Now().Add(time.Second))
+			return
+		}
+	}
+	a := &attachment{conn: conn}
+	offset := uint64(0)
+	if resumed {
+		offset = hello.Offset
+	}
+	if err := t.attach(a, offset, resumed); err != nil {
+		t.detach(a)
+		return
+	}
+	if resumed && hello.Cols > 0 && hello.Rows > 0 {
+		t.sh.Resize(hello.Cols, hello.Rows)
+	}
+	conn.SetReadDeadline(time.Now().Add(readTimeout))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(readTimeout)) })
+	err = s.readLoop(t, a)
+	if errors.Is(err, errProtocol) || errors.Is(err, ErrMsg) {
+		s.log.Warn("terminal websocket closed", "user", l.user, "addr", r.RemoteAddr, "reason", err.Error())
+		a.close(websocket.CloseProtocolError, err.Error())
+	}
+	t.detach(a)
+}
+
+func (s *Server) readLoop(t *term, a *attachment) error {
+	for {
+		typ, data, err := a.conn.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if typ != websocket.BinaryMessage {
+			return fmt.Errorf("%w: text message", errProtocol)
+		}
+		m, err := Parse(data)
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case Input:
+			if err := t.input(m.Data); err != nil {
+				return fmt.Errorf("%w: input past the window", err)
+			}
+		case Resize:
+			if m.Cols > 0 && m.Rows > 0 {
+				t.sh.Resize(m.Cols, m.Rows)
+			}
+		case Ack:
+			if err := t.ack(a, m.Offset); err != nil {
+				return fmt.Errorf("%w: ack past the output sent", err)
+			}
+		default:
+			return fmt.Errorf("%w: unexpected %q", errProtocol, m.Type())
+		}
+	}
+}

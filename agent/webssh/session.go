@@ -1,0 +1,609 @@
+package webssh
+
+import (
+	"errors"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
+
+	"osmanager/agent/clock"
+)
+
+const (
+	maxFrame     = 64 << 10         // output bytes per websocket message
+	inAckEvery   = 16 << 10         // input acknowledged at least every this many bytes
+	pingEvery    = 30 * time.Second // keepalive while attached (session clock)
+	readTimeout  = 75 * time.Second // no pong for this long: the connection is dead
+	writeTimeout = 10 * time.Second
+	helloTimeout = 10 * time.Second
+)
+
+// errProtocol is a client breaking the websocket protocol.
+var errProtocol = errors.New("protocol violation")
+
+// term is one terminal session: a shell, its output buffer and at most
+// one attached websocket. Goroutines: read (shell → buffer), run (buffer →
+// websocket, timers, the end), and drain while queued input waits for the
+// shell; the attached websocket's handler feeds input, resizes and acks.
+type term struct {
+	srv     *Server
+	id      SessionID
+	login   *login
+	sh      shell
+	clk     clock.Clock
+	started time.Time
+
+	kick       chan struct{} // wakes run
+	room       chan struct{} // wakes read when acks free room
+	stop       chan struct{} // closed when the session starts to end
+	stopOnce   sync.Once
+	readerDone chan struct{}
+	drains     sync.WaitGroup
+
+	lastInput atomic.Int64 // clock time of the last input, unix nanoseconds
+
+	mu         sync.Mutex
+	buf        outbuf
+	acked      uint64   // output the client has processed
+	inflight   uint64   // start of the frame being written (MaxUint64: none); one writer at a time
+	views      [][]byte // the reader's frame slices
+	att        *attachment
+	detachedAt time.Time
+	eof        bool   // the reader is done: no more output
+	code       int    // the shell's exit status, once eof
+	hangup     string // why the agent ends the session; "" while it lives
+
+	inMu      sync.Mutex
+	inq       []byte
+	inRecv    uint64 // input received from clients
+	inWritten uint64 // input written to the shell
+	writing   bool   // a drain goroutine runs
+}
+
+// attachment is a websocket attached to a term.
+type attachment struct {
+	conn      *websocket.Conn
+	wmu       sync.Mutex // one writer at a time
+	sent      uint64     // output sent up to here (set before the write)
+	inAckSent uint64
+	pingAt    time.Time
+	closeOnce sync.Once
+}
+
+func (a *attachment) write(m Msg) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
+}
+
+func (a *attachment) writeOutput(from uint64, views [][]byte) error {
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w, err := a.conn.NextWriter(websocket.BinaryMessage)
+	if err != nil {
+		return err
+	}
+	var hdr [outputHeaderLen]byte
+	Output{Offset: from}.Append(hdr[:0])
+	w.Write(hdr[:])
+	for _, v := range views {
+		if _, err := w.Write(v); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+func (a *attachment) ping() error {
+	return a.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+}
+
+// close ends the websocket with a close frame (best effort), then closes it.
+func (a *attachment) close(code int, reason string) {
+	a.closeOnce.Do(func() {
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		a.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		a.conn.Close()
+	})
+}
+
+func newTerm(srv *Server, id SessionID, l *login, sh shell) *term {
+	now := srv.cfg.Clock.Now()
+	t := &term{
+		srv: srv, id: id, login: l, sh: sh, clk: srv.cfg.Clock, started: now,
+		kick: make(chan struct{}, 1), room: make(chan struct{}, 1), stop: make(chan struct{}),
+		readerDone: make(chan struct{}), inflight: math.MaxUint64,
+		buf: outbuf{pool: &srv.pool},
+	}
+	t.lastInput.Store(now.UnixNano())
+	t.detachedAt = now
+	return t
+}
+
+func (t *term) wake() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// end asks the session to end for reason.
+func (t *term) end(reason string) {
+	t.mu.Lock()
+	if t.hangup == "" {
+		t.hangup = reason
+	}
+	t.mu.Unlock()
+	t.stopOnce.Do(func() { close(t.stop) })
+	t.wake()
+}
+
+// read moves shell output into the buffer while there is room in the window.
+func (t *term) read() {
+	defer close(t.readerDone)
+	ps, poll := t.sh.(pollShell)
+	for {
+		room := t.waitRoom()
+		if room == 0 {
+			break
+		}
+		var err error
+		if poll {
+			err = t.readPoll(ps, room)
+		} else {
+			err = t.readPlain(room)
+		}
+		if err != nil {
+			break
+		}
+	}
+	code, _ := t.sh.Wait()
+	t.mu.Lock()
+	t.eof, t.code = true, code
+	t.mu.Unlock()
+	t.wake()
+}
+
+// readPoll reads what the pty has once it is readable, in a pooled buffer
+// taken only then: an idle session holds no read buffer.
+func (t *term) readPoll(ps pollShell, room int) error {
+	var rerr error
+	err := ps.readWhenReady(func(fd int) bool {
+		b := t.srv.pool.get()
+		defer t.srv.pool.put(b)
+		p := (*b)[:min(room, cap(*b))]
+		n := 0
+		for n < len(p) {
+			k, err := unix.Read(fd, p[n:])
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if errors.Is(err, unix.EAGAIN) {
+				break
+			}
+			if err != nil {
+				rerr = err
+				break
+			}
+			if k == 0 {
+				rerr = io.EOF
+				break
+			}
+			n += k
+		}
+		if n > 0 {
+			t.commit(p[:n])
+		}
+		return n > 0 || rerr != nil
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+func (t *term) readPlain(room int) error {
+	b := t.srv.pool.get()
+	defer t.srv.pool.put(b)
+	n, err := t.sh.Read((*b)[:min(room, cap(*b))])
+	if n > 0 {
+		t.commit((*b)[:n])
+	}
+	return err
+}
+
+// commit appends output to the buffer. When a websocket is attached and
+// no frame is being written, the reader sends the new output itself: one
+// goroutine hand-off less per pty read, for keystroke echo and for floods.
+func (t *term) commit(p []byte) {
+	t.mu.Lock()
+	t.buf.append(p)
+	a := t.att
+	if a != nil && t.holdLocked(a) {
+		t.mu.Unlock()
+		return // ack wakes run
+	}
+	if a == nil || t.inflight != math.MaxUint64 || t.hangup != "" || a.sent >= t.buf.end {
+		t.mu.Unlock()
+		t.wake()
+		return
+	}
+	from := a.sent
+	to := t.buf.cut(from, min(t.buf.end, from+maxFrame))
+	if to <= from {
+		t.mu.Unlock()
+		return
+	}
+	t.views = t.buf.views(t.views[:0], from, to)
+	a.sent, t.inflight = to, from
+	t.mu.Unlock()
+	err := a.writeOutput(from, t.views)
+	clear(t.views)
+	t.mu.Lock()
+	t.inflight = math.MaxUint64
+	t.trimLocked()
+	// Wake run if output waits, or if a resume replaced a while this
+	// frame went out (run left the new attachment to us meanwhile).
+	more := t.att != a || a.sent < t.buf.end
+	t.mu.Unlock()
+	if err != nil {
+		t.detach(a)
+	} else if more {
+		t.wake()
+	}
+}
+
+// holdLocked reports whether new output should wait to grow into a bigger
+// frame: the client still has a frame's worth sent and not processed, so
+// sending now gains it nothing, and a browser processes one 64 kB message
+// far faster than sixteen 4 kB ones. Its next Ack, or a full window,
+// releases the output.
+func (t *term) holdLocked(a *attachment) bool {
+	return !t.eof && a.sent-t.acked >= maxFrame && t.buf.end-a.sent < maxFrame/2 &&
+		t.buf.end-t.acked < uint64(t.srv.cfg.Window) // a full window grows no more
+}
+
+// waitRoom waits until the window has room and returns how much; 0 when
+// the session is ending.
+func (t *term) waitRoom() int {
+	w := uint64(t.srv.cfg.Window)
+	for {
+		t.mu.Lock()
+		used, ending := t.buf.end-t.acked, t.hangup != ""
+		t.mu.Unlock()
+		if ending {
+			return 0
+		}
+		if used < w {
+			return int(w - used)
+		}
+		select {
+		case <-t.room:
+		case <-t.stop:
+			return 0
+		}
+	}
+}
+
+// trimLocked releases acknowledged output, never what a write in flight uses.
+func (t *term) trimLocked() {
+	t.buf.trim(min(t.acked, t.inflight))
+}
+
+// ack records that the client processed output up to off.
+func (t *term) ack(a *attachment, off uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.att != a {
+		return nil
+	}
+	if off > a.sent {
+		return errProtocol
+	}
+	if off > t.acked {
+		t.acked = off
+		t.trimLocked()
+		select {
+		case t.room <- struct{}{}:
+		default:
+		}
+		if a.sent < t.buf.end {
+			t.wake()
+		}
+	}
+	return nil
+}
+
+// input queues p for the shell. A pty takes keystrokes at once, from this
+// goroutine; what it does not take waits for a drain goroutine, so the
+// websocket reader never blocks on the shell (acks must keep flowing).
+func (t *term) input(p []byte) error {
+	t.lastInput.Store(t.clk.Now().UnixNano())
+	t.inMu.Lock()
+	defer t.inMu.Unlock()
+	if len(t.inq)+len(p) > t.srv.cfg.InWindow {
+		return errProtocol
+	}
+	t.inRecv += uint64(len(p))
+	before := t.inWritten
+	if !t.writing && len(t.inq) == 0 {
+		if ps, ok := t.sh.(pollShell); ok {
+			n, err := ps.tryWrite(p)
+			if err != nil {
+				return nil // the shell is gone; the session ends by itself
+			}
+			t.inWritten += uint64(n)
+			p = p[n:]
+		}
+	}
+	if len(p) > 0 {
+		t.inq = append(t.inq, p...)
+		if !t.writing {
+			t.writing = true
+			t.drains.Add(1)
+			go t.drain()
+		}
+	}
+	if before/inAckEvery != t.inWritten/inAckEvery {
+		t.wake()
+	}
+	return nil
+}
+
+// drain writes queued input to the shell, blocking as the shell allows.
+func (t *term) drain() {
+	defer t.drains.Done()
+	for {
+		t.inMu.Lock()
+		q := t.inq
+		if len(q) == 0 {
+			t.inq, t.writing = nil, false
+			t.inMu.Unlock()
+			t.wake()
+			return
+		}
+		t.inq = nil
+		t.inMu.Unlock()
+		for len(q) > 0 {
+			n, err := t.sh.Write(q)
+			q = q[n:]
+			t.inMu.Lock()
+			t.inWritten += uint64(n)
+			t.inMu.Unlock()
+			t.wake()
+			if err != nil {
+				t.inMu.Lock()
+				t.inq, t.writing = nil, false
+				t.inMu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+// attach makes a the session's websocket, replacing any other, and tells
+// the client where its output resumes.
+func (t *term) attach(a *attachment, offset uint64, resumed bool) error {
+	a.wmu.Lock()
+	t.mu.Lock()
+	if t.hangup != "" {
+		t.mu.Unlock()
+		a.wmu.Unlock()
+		return errors.New("session ending")
+	}
+	m := Attached{ID: t.id, Window: uint32(t.srv.cfg.Window), InWindow: uint32(t.srv.cfg.InWindow)}
+	if resumed {
+		m.Flags |= FlagResumed
+	}
+	offset = min(offset, t.buf.end)
+	if offset < t.buf.start {
+		offset = t.buf.start
+		m.Flags |= FlagGap
+	}
+	if offset > t.acked {
+		t.acked = offset
+		t.trimLocked()
+		select {
+		case t.room <- struct{}{}:
+		default:
+		}
+	}
+	m.Offset = offset
+	a.sent = offset
+	a.pingAt = t.clk.Now().Add(pingEvery)
+	old := t.att
+	t.att = a
+	t.mu.Unlock()
+	t.inMu.Lock()
+	m.InOffset = t.inRecv
+	t.inMu.Unlock()
+	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	err := a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
+	a.wmu.Unlock()
+	if old != nil {
+		old.close(websocket.ClosePolicyViolation, "taken over by another connection")
+	}
+	t.wake()
+	return err
+}
+
+// detach forgets a if it is still attached; the resume window starts.
+func (t *term) detach(a *attachment) {
+	t.mu.Lock()
+	if t.att == a {
+		t.att = nil
+		t.detachedAt = t.clk.Now()
+	}
+	t.mu.Unlock()
+	a.conn.Close()
+	t.wake()
+}
+
+// expiry returns why the session must end now, if it must.
+func (t *term) expiry(now time.Time) string {
+	cfg := &t.srv.cfg
+	switch {
+	case !now.Before(t.started.Add(cfg.MaxSession)):
+		return "maximum session length reached"
+	case !now.Before(time.Unix(0, t.lastInput.Load()).Add(cfg.IdleTimeout)):
+		return "idle timeout"
+	case t.att == nil && !now.Before(t.detachedAt.Add(cfg.ResumeWindow)):
+		if t.eof {
+			return "shell exited while disconnected"
+		}
+		return "not resumed in time"
+	}
+	return ""
+}
+
+// deadline returns when run must next look at the clock.
+func (t *term) deadline() time.Time {
+	cfg := &t.srv.cfg
+	d := t.started.Add(cfg.MaxSession)
+	if idle := time.Unix(0, t.lastInput.Load()).Add(cfg.IdleTimeout); idle.Before(d) {
+		d = idle
+	}
+	if t.att == nil {
+		if r := t.detachedAt.Add(cfg.ResumeWindow); r.Before(d) {
+			d = r
+		}
+	} else if t.att.pingAt.Before(d) {
+		d = t.att.pingAt
+	}
+	return d
+}
+
+// run sends output to the attached websocket, keeps the timers and ends
+// the session.
+func (t *term) run() {
+	var (
+		timer   clock.Timer
+		timerAt time.Time
+		views   [][]byte
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		now := t.clk.Now()
+		t.mu.Lock()
+		if t.hangup == "" {
+			t.hangup = t.expiry(now)
+		}
+		if t.hangup != "" {
+			t.mu.Unlock()
+			t.finish()
+			return
+		}
+		a := t.att
+		if a != nil && a.sent < t.buf.end && t.inflight == math.MaxUint64 && !t.holdLocked(a) {
+			from, to := a.sent, min(t.buf.end, a.sent+maxFrame)
+			if !t.eof {
+				to = t.buf.cut(from, to)
+			}
+			if to > from {
+				views = t.buf.views(views[:0], from, to)
+				a.sent, t.inflight = to, from
+				t.mu.Unlock()
+				err := a.writeOutput(from, views)
+				clear(views)
+				t.mu.Lock()
+				t.inflight = math.MaxUint64
+				t.trimLocked()
+				t.mu.Unlock()
+				if err != nil {
+					t.detach(a)
+				}
+				continue
+			}
+		}
+		if a != nil {
+			t.inMu.Lock()
+			written, drained := t.inWritten, len(t.inq) == 0
+			t.inMu.Unlock()
+			if written-a.inAckSent >= inAckEvery || drained && written != a.inAckSent && written-a.inAckSent >= inAckEvery/4 {
+				a.inAckSent = written
+				t.mu.Unlock()
+				if err := a.write(InputAck{Offset: written}); err != nil {
+					t.detach(a)
+				}
+				continue
+			}
+			if t.eof && a.sent == t.buf.end {
+				t.hangup = "exited"
+				t.mu.Unlock()
+				t.finish()
+				return
+			}
+			if !now.Before(a.pingAt) {
+				a.pingAt = now.Add(pingEvery)
+				t.mu.Unlock()
+				if err := a.ping(); err != nil {
+					t.detach(a)
+				}
+				continue
+			}
+		}
+		next := t.deadline()
+		t.mu.Unlock()
+		if timer == nil || next.Before(timerAt) {
+			if timer != nil {
+				timer.Stop()
+			}
+			timer, timerAt = t.clk.NewTimer(next.Sub(now)), next
+		}
+		select {
+		case <-t.kick:
+		case <-timer.C():
+			timer = nil
+		}
+	}
+}
+
+// finish tells the attached client why the session ends, hangs up the
+// shell (SIGKILL after the grace period), waits for the session's
+// goroutines and removes it.
+func (t *term) finish() {
+	t.stopOnce.Do(func() { close(t.stop) })
+	t.mu.Lock()
+	reason, a, eof, code := t.hangup, t.att, t.eof, t.code
+	t.att = nil
+	t.mu.Unlock()
+	if a != nil {
+		m := Exit{Code: -1, Reason: reason}
+		if eof && reason == "exited" {
+			m = Exit{Code: int32(code), Reason: "shell exited"}
+		}
+		a.write(m)
+		a.close(websocket.CloseNormalClosure, m.Reason)
+	}
+	if !eof {
+		t.sh.Hangup()
+		grace := t.clk.NewTimer(t.srv.cfg.KillGrace)
+		select {
+		case <-t.readerDone:
+		case <-grace.C():
+			t.sh.Kill()
+			<-t.readerDone
+		}
+		grace.Stop()
+	}
+	<-t.readerDone
+	t.drains.Wait()
+	t.mu.Lock()
+	t.buf.trim(t.buf.end)
+	code = t.code
+	t.mu.Unlock()
+	t.srv.removeTerm(t, reason, code)
+}
