@@ -29,11 +29,14 @@ install -m 0755 "$bin/osmctl" "$DESTDIR/usr/local/bin/osmctl"
 chmod 0700 "$DESTDIR/LuoYun/conf"
 install -m 0644 README.md build/CHANGELOG "$DESTDIR/usr/local/share/doc/osmanager/"
 [ -e "$DESTDIR/LuoYun/build/VERSION" ] || install -m 0644 build/VERSION "$DESTDIR/LuoYun/build/VERSION"
-# custom/: copy what the appliance does not have yet.
-(cd custom && find . -type d) | while read -r d; do install -d "$DESTDIR/LuoYun/custom/$d"; done
-(cd custom && find . -type f) | while read -r f; do
+# custom/: copy what the appliance does not have yet. The www/ pages are
+# templates to copy and change: installed as live pages they would hide the
+# built-in page (which follows the agent's updates), so they go to the docs.
+(cd custom && find . -type d ! -path './www*') | while read -r d; do install -d "$DESTDIR/LuoYun/custom/$d"; done
+(cd custom && find . -type f ! -path './www/*') | while read -r f; do
 	[ -e "$DESTDIR/LuoYun/custom/$f" ] || cp -p "custom/$f" "$DESTDIR/LuoYun/custom/$f"
 done
+cp -r custom/www "$DESTDIR/usr/local/share/doc/osmanager/www-templates"
 
 if [ -d "$DESTDIR/run/systemd/system" ] || [ -d "$DESTDIR/lib/systemd/system" ] || [ -d "$DESTDIR/usr/lib/systemd/system" ]; then
 	init=systemd

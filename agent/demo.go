@@ -68,12 +68,17 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	webAddr, err := freeLoopback()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	opts := Options{
 		Floppy: img, Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
 		NoNetwork: true, Log: o.Log, Out: out, ScriptTimeout: 30 * time.Second,
 		// Loopback only, and shells run as whoever runs the demo: the scratch
 		// shadow's root password must never open a real root shell.
 		ListenWebSSH: termAddr, WebSSHAsSelf: true, WebSSHMode: "login",
+		ListenWeb: webAddr,
 	}
 	for i, title := range []string{"first boot", "second boot, same floppy"} {
 		fmt.Fprintf(out, "== %s\n", title)
@@ -124,6 +129,8 @@ func demoController(img string, out io.Writer) (*clcd.Server, error) {
 func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o DemoOptions, out io.Writer) error {
 	fmt.Fprintf(out, "look at: %s/sysroot/etc/{shadow,hostname,hosts,resolv.conf}, %s/sysroot/root/.ssh/authorized_keys, %s/LuoYun/conf/luoyun.conf\n",
 		dir, dir, dir)
+	w := "http://" + a.opts.ListenWeb
+	fmt.Fprintf(out, "status page:  %s/\nowner page:   %s/?cookie=demo-cookie\nstatus API:   %s/api/v1/status\nmetrics:      %s/metrics\n", w, w, w, w)
 	fmt.Fprintf(out, "web terminal: http://%s/  (user root, password demo; the shell runs as you, loopback only)\n", a.opts.ListenWebSSH)
 	if o.Keep {
 		fmt.Fprintf(out, "the demo dir stays; remove it with: rm -rf %s\n", dir)
@@ -174,7 +181,7 @@ func MakeDemo(dir string) (string, error) {
 		{"sysroot/etc/hostname", 0o644, "localhost\n"},
 		{"sysroot/etc/hosts", 0o644, "127.0.0.1\tlocalhost\n"},
 		{"sysroot/etc/resolv.conf", 0o644, "nameserver 127.0.0.53\n"},
-		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + Version + "\nAPPLICATION: demo-app 1.0\n"},
+		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + Version + "\ndemo-app: 1.0\n"},
 		{"LuoYun/custom/scripts/config", 0o755, "#!/bin/sh\n# The appliance's own boot-time configuration runs here.\necho \"demo config script: conf at $LUOYUN_CONF\"\n"},
 		{"LuoYun/custom/scripts/status", 0o755, "#!/bin/sh\n# The application's health: exit 0 = serving.\nexit 0\n"},
 	}

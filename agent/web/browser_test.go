@@ -1,0 +1,159 @@
+package web
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"osmanager/agent/state"
+)
+
+// chromiumPath is Debian's chromium; CI installs it (apt-get install chromium).
+const chromiumPath = "/usr/bin/chromium"
+
+// TestDefaultPageInChromium loads the built-in page in headless Chromium:
+// it renders under its own CSP, shows the instance's values, and a state
+// change appears after the page's own refresh, without a reload.
+func TestDefaultPageInChromium(t *testing.T) {
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		t.Skip("no chromium (apt-get install chromium):", err)
+	}
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	e := newEnv(t, func(c *Config) { c.Refresh = 100 * time.Millisecond })
+	fillState(e.state)
+	if err := os.RemoveAll(e.www); err != nil { // no appliance pages: the built-in one
+		t.Fatal(err)
+	}
+	addr, _ := e.run()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	actx, acancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+	)...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer bcancel()
+
+	// Anything the page complains about (a CSP refusal, a script error)
+	// fails the test. A goroutine collects the console while the test runs.
+	cctx, ccancel := context.WithCancel(bctx)
+	messages := chromedp.Console(cctx)
+	var logged []chromedp.ConsoleMessage
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			logged = append(logged, m)
+		}
+	}()
+	// complaints ends the collection and fails the test for every error
+	// or warning the page logged.
+	complaints := func() {
+		ccancel()
+		<-collected
+		for _, m := range logged {
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning || m.IsException() {
+				t.Errorf("browser console: %s", m)
+			}
+		}
+	}
+
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	count := func(sel string) int {
+		t.Helper()
+		n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("`+sel+`").length`))
+		if err != nil {
+			t.Fatalf("count %s: %v", sel, err)
+		}
+		return n
+	}
+
+	url := "http://" + addr + "/"
+	lctx, lcancel := context.WithTimeout(bctx, 30*time.Second)
+	defer lcancel()
+	if err := chromedp.Do(lctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(`#link-state[data-state="registered"]`), // filled in by the first fetch
+	); err != nil {
+		complaints()
+		t.Fatalf("load the page: %v", err)
+	}
+	term, err := chromedp.Run(bctx, chromedp.AttributeValue("#terminal-link", "href"))
+	if err != nil {
+		t.Fatalf("terminal link: %v", err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"host name", text("#hostname"), "app1.example.com"},
+		{"application", text("#application"), "wordpress"},
+		{"version2", text("#version2"), "3.5.1"},
+		{"application status", text("#app-status"), "running"},
+		{"controller", text("#link-addr"), "10.0.0.1:1369"},
+		{"boot", text("#boot-pill"), "boot: 1 of 4 failed"},
+		{"addresses", text("#addresses"), "10.0.0.12/24 (eth0)\nfe80::5054:ff:fe12:3456/64 (eth0)"},
+		{"terminal link", term.Value, "http://127.0.0.1:8001/"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if cpu := text("#cpu-text"); !strings.HasPrefix(cpu, "20.0% of 2 CPUs") {
+		t.Errorf("CPU: %q", cpu)
+	}
+	if steps, services := count("#steps tr"), count("#services tr"); steps != 4 || services != 2 {
+		t.Errorf("rows: %d steps, %d services; want 4 and 2", steps, services)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.osmTestMarker = 42`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The state changes; the page's next poll shows it.
+	e.state.UpdateLink(func(l *state.Link) {
+		l.Status, l.LastError, l.Reconnects = state.LinkDisconnected, "dial tcp 10.0.0.1:1369: connection refused", 4
+	})
+	e.state.SetApp(state.App{Code: 2003, Meaning: "not serving (exit 3)", Checked: testStart})
+	wctx, wcancel := context.WithTimeout(bctx, 30*time.Second)
+	defer wcancel()
+	if err := chromedp.Do(wctx,
+		chromedp.WaitVisible(`#link-state[data-state="disconnected"]`),
+	); err != nil {
+		t.Fatalf("the page did not follow the link state: %v", err)
+	}
+	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`document.getElementById("app-status").textContent === "not serving (exit 3)"`)); err != nil {
+		t.Fatalf("the page did not follow the application status: %v", err)
+	}
+	if got := text("#link-error"); got != "dial tcp 10.0.0.1:1369: connection refused" {
+		t.Errorf("link error: %q", got)
+	}
+	if got := text("#link-reconnects"); got != "4" {
+		t.Errorf("reconnects: %q", got)
+	}
+	if marker, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.osmTestMarker || 0`)); err != nil || marker != 42 {
+		t.Errorf("marker %d, %v: the page reloaded; it should update in place", marker, err)
+	}
+	complaints()
+}

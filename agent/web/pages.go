@@ -1,0 +1,517 @@
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A request is served from one of two page trees under Config.WWW.
+type selection uint8
+
+const (
+	noCookie selection = iota
+	withCookie
+)
+
+func (s selection) dir() string {
+	if s == withCookie {
+		return "withcookie"
+	}
+	return "nocookie"
+}
+
+// Limits of the page cache.
+const (
+	pageTTL      = time.Second // a cached page's file is looked at again after this
+	maxPageCache = 512         // entries; the cache is emptied when full
+	maxSubstSize = 8 << 20     // bigger text files are sent as they are
+)
+
+// selectTree picks the page tree: withcookie/ when the query carries the
+// instance cookie, read as the old agent read it (Python 2's parse_qs: pairs
+// split on '&' and ';', '+' and %XX decoded, the first non-empty "cookie"
+// value counts). An empty configured cookie never matches.
+func (s *Server) selectTree(rawQuery string) selection {
+	if !s.hasCookie || rawQuery == "" {
+		return noCookie
+	}
+	got, ok := queryCookie(rawQuery)
+	if !ok {
+		return noCookie
+	}
+	sum := sha256.Sum256([]byte(got)) // equal lengths: the compare leaks nothing
+	if subtle.ConstantTimeCompare(sum[:], s.cookieSum[:]) == 1 {
+		return withCookie
+	}
+	return noCookie
+}
+
+func queryCookie(q string) (string, bool) {
+	for q != "" {
+		var pair string
+		if i := strings.IndexAny(q, "&;"); i >= 0 {
+			pair, q = q[:i], q[i+1:]
+		} else {
+			pair, q = q, ""
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || v == "" {
+			continue
+		}
+		if unquotePlus(k) == "cookie" {
+			return unquotePlus(v), true
+		}
+	}
+	return "", false
+}
+
+// unquotePlus is Python 2's urllib.unquote(s.replace('+', ' ')): lenient,
+// a '%' not followed by two hex digits stays as it is.
+func unquotePlus(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// checkPath refuses request paths that try to leave the page tree or that
+// no page has: it returns the HTTP status to refuse with, or 0. Paths are
+// checked after percent-decoding, so %2e%2e is "..".
+func checkPath(p string) int {
+	if p == "" || p[0] != '/' {
+		return http.StatusBadRequest
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return http.StatusBadRequest
+		}
+	}
+	if strings.Contains(p, "//") {
+		return http.StatusBadRequest
+	}
+	for rest := p[1:]; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		if seg == "." || seg == ".." {
+			return http.StatusBadRequest
+		}
+	}
+	return 0
+}
+
+// hidden reports whether p names a dot file or dot directory (.git,
+// .htpasswd), which are never served; /.well-known/ is.
+func hidden(p string) bool {
+	for rest := p[1:]; rest != ""; {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
+			return true
+		}
+	}
+	return false
+}
+
+// contentType gives a file's type by its extension, as the old server did
+// (no charset: a page declares its own, GBK pages included), falling back
+// to the system's table and then to application/octet-stream.
+func contentType(name string) string {
+	ext := strings.ToLower(path.Ext(name))
+	switch ext {
+	case ".html", ".htm", ".shtml":
+		return "text/html"
+	case ".txt", ".text", ".log", ".conf":
+		return "text/plain"
+	case ".css":
+		return "text/css"
+	case ".js", ".mjs":
+		return "text/javascript"
+	case ".csv":
+		return "text/csv"
+	case ".xml", ".xsl":
+		return "text/xml"
+	case ".json", ".map":
+		return "application/json"
+	case ".svg":
+		return "image/svg+xml"
+	case ".png":
+		return "image/png"
+	case ".jpg", ".jpeg":
+		return "image/jpeg"
+	case ".gif":
+		return "image/gif"
+	case ".ico":
+		return "image/x-icon"
+	case ".webp":
+		return "image/webp"
+	case ".woff":
+		return "font/woff"
+	case ".woff2":
+		return "font/woff2"
+	case ".ttf":
+		return "font/ttf"
+	case ".pdf":
+		return "application/pdf"
+	case ".wasm":
+		return "application/wasm"
+	case "":
+		return "application/octet-stream"
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// substituted reports whether pages of this type get their $variables
+// filled in: text of every kind, as the old agent (which substituted every
+// file) did for all the files it could sensibly handle.
+func substituted(ctype string) bool { return strings.HasPrefix(ctype, "text/") }
+
+// fileID tells whether a cached file is still the one on disk.
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+func idOf(fi fs.FileInfo) fileID {
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+	}
+	return id
+}
+
+func (id fileID) etag() string {
+	return fmt.Sprintf(`"%x-%x-%x"`, id.ino, id.size, id.mtime)
+}
+
+// pageKey names a cached page: the tree and the request path.
+type pageKey struct {
+	sel  selection
+	path string
+}
+
+// pageEntry is a page whose $variables are filled in per request: an
+// appliance's text file or the built-in page.
+type pageEntry struct {
+	builtin bool
+	id      fileID
+	ctype   []string // Content-Type header value
+	html    bool
+	segs    []segment
+	checked atomic.Int64 // Unix ns when the file was last looked at
+	out     atomic.Pointer[renderedPage]
+}
+
+type renderedPage struct {
+	gen    uint64
+	body   []byte
+	etag   []string // header values, shared by every response
+	length []string
+}
+
+// pageCache holds pageEntries; safe for concurrent use.
+type pageCache struct {
+	mu sync.RWMutex
+	m  map[pageKey]*pageEntry
+}
+
+func (c *pageCache) get(k pageKey) *pageEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[k]
+}
+
+func (c *pageCache) put(k pageKey, e *pageEntry) {
+	if e == nil && c.get(k) == nil {
+		return // nothing to forget: no write lock for every static file
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e == nil {
+		delete(c.m, k)
+		return
+	}
+	if c.m == nil || len(c.m) >= maxPageCache {
+		c.m = map[pageKey]*pageEntry{}
+	}
+	c.m[k] = e
+}
+
+// resolution is what a request path names in a page tree.
+type resolution struct {
+	kind resKind
+	name string // file name inside the tree
+	f    *os.File
+	fi   fs.FileInfo
+}
+
+type resKind uint8
+
+const (
+	resNotFound resKind = iota
+	resBuiltin          // the tree has no index page: the built-in page
+	resFile
+	resDir // a directory named without its trailing slash
+)
+
+// resolve finds what p names in the selected tree. The tree is opened as an
+// os.Root, so neither ".." nor a symlink can lead out of it (a symlink
+// inside it is followed). A directory serves its index.html or index.htm,
+// never a listing. The caller closes res.f.
+func (s *Server) resolve(sel selection, p string) (resolution, error) {
+	name := p[1:]
+	isIndex := name == "" || name == "index.html"
+	root, err := os.OpenRoot(filepath.Join(s.cfg.WWW, sel.dir()))
+	if err != nil {
+		if isIndex && errors.Is(err, fs.ErrNotExist) {
+			return resolution{kind: resBuiltin}, nil
+		}
+		return resolution{}, err
+	}
+	defer root.Close()
+	if name == "" || strings.HasSuffix(name, "/") {
+		for _, idx := range []string{"index.html", "index.htm"} {
+			f, fi, err := openRegular(root, name+idx)
+			if err == nil {
+				return resolution{kind: resFile, name: name + idx, f: f, fi: fi}, nil
+			}
+		}
+		if name == "" {
+			return resolution{kind: resBuiltin}, nil
+		}
+		return resolution{kind: resNotFound}, nil
+	}
+	fi, err := root.Stat(name)
+	switch {
+	case err != nil && isIndex && errors.Is(err, fs.ErrNotExist):
+		return resolution{kind: resBuiltin}, nil
+	case err != nil:
+		return resolution{}, err
+	case fi.IsDir():
+		return resolution{kind: resDir}, nil
+	}
+	f, fi, err := openRegular(root, name)
+	if err != nil {
+		return resolution{}, err
+	}
+	return resolution{kind: resFile, name: name, f: f, fi: fi}, nil
+}
+
+// openRegular opens a regular file; O_NONBLOCK keeps a FIFO from blocking
+// the open, and anything but a regular file is refused.
+func openRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("open %s: not a regular file (%s)", name, fi.Mode().Type())
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// servePage serves an appliance page or the built-in page.
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header()["Allow"] = s.hdr.allowGetHead
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p := r.URL.Path
+	if hidden(p) {
+		http.NotFound(w, r)
+		return
+	}
+	sel := s.selectTree(r.URL.RawQuery)
+	key := pageKey{sel, p}
+	now := s.clock.Now()
+	e := s.pages.get(key)
+	if e != nil {
+		last := e.checked.Load()
+		if age := now.UnixNano() - last; age >= 0 && age < int64(pageTTL) || !e.checked.CompareAndSwap(last, now.UnixNano()) {
+			// Fresh, or another request is looking at the file right now.
+			s.writePage(w, r, e, sel, now)
+			return
+		}
+	}
+	res, err := s.resolve(sel, p)
+	if err != nil {
+		s.log.Debug("page not served", "path", p, "tree", sel.dir(), "err", err)
+		s.pages.put(key, nil)
+		http.NotFound(w, r)
+		return
+	}
+	if res.f != nil {
+		defer res.f.Close()
+	}
+	switch res.kind {
+	case resNotFound:
+		s.pages.put(key, nil)
+		http.NotFound(w, r)
+		return
+	case resDir:
+		s.pages.put(key, nil)
+		loc := r.URL.EscapedPath() + "/"
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header()["Location"] = []string{loc}
+		w.WriteHeader(http.StatusMovedPermanently)
+		return
+	case resBuiltin:
+		if e == nil || !e.builtin {
+			e = s.newBuiltinEntry(now)
+			s.pages.put(key, e)
+		}
+		e.checked.Store(now.UnixNano())
+		s.writePage(w, r, e, sel, now)
+		return
+	}
+	ctype := contentType(res.name)
+	if !substituted(ctype) || res.fi.Size() > maxSubstSize {
+		s.pages.put(key, nil)
+		s.writeStatic(w, r, res, ctype, sel)
+		return
+	}
+	id := idOf(res.fi)
+	if e == nil || e.builtin || e.id != id {
+		body, err := io.ReadAll(io.LimitReader(res.f, maxSubstSize+1))
+		if err != nil {
+			s.log.Warn("read page", "path", p, "tree", sel.dir(), "err", err)
+			http.Error(w, "500 cannot read the page", http.StatusInternalServerError)
+			return
+		}
+		e = &pageEntry{id: id, ctype: []string{ctype}, html: ctype == "text/html", segs: compile(body)}
+		s.pages.put(key, e)
+	}
+	e.checked.Store(now.UnixNano())
+	s.writePage(w, r, e, sel, now)
+}
+
+func (s *Server) newBuiltinEntry(now time.Time) *pageEntry {
+	e := &pageEntry{builtin: true, ctype: s.hdr.htmlUTF8, html: true, segs: s.builtin}
+	e.checked.Store(now.UnixNano())
+	return e
+}
+
+// writePage sends a substituted page. Its ETag is a hash of the bytes sent,
+// so a browser revalidates cheaply; no-cache because $curtime moves.
+func (s *Server) writePage(w http.ResponseWriter, r *http.Request, e *pageEntry, sel selection, now time.Time) {
+	v := s.vars.get(now)
+	out := e.out.Load()
+	if out == nil || out.gen != v.gen {
+		vals := &v.vals
+		if e.html {
+			vals = &v.html
+		}
+		body := render(e.segs, vals)
+		sum := sha256.Sum256(body)
+		out = &renderedPage{gen: v.gen, body: body, etag: []string{`"` + hex.EncodeToString(sum[:12]) + `"`},
+			length: []string{strconv.Itoa(len(body))}}
+		e.out.Store(out)
+	}
+	h := w.Header()
+	h["Content-Type"] = e.ctype
+	h["Etag"] = out.etag
+	if sel == withCookie {
+		h["Cache-Control"] = s.hdr.privateNoCache
+	} else {
+		h["Cache-Control"] = s.hdr.noCache
+	}
+	if e.builtin {
+		h["Content-Security-Policy"] = s.builtinCSP
+	}
+	if _, ranged := r.Header["Range"]; ranged {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(out.body))
+		return
+	}
+	// The common case, without ServeContent's copying: a conditional GET
+	// answered from the ETag, or the page in one write.
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatches(inm, out.etag[0]) {
+		delete(h, "Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h["Content-Length"] = out.length
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(out.body)
+	}
+}
+
+// etagMatches reports whether an If-None-Match header lists etag (weak
+// comparison, as RFC 9110 asks for If-None-Match).
+func etagMatches(header []string, etag string) bool {
+	for _, line := range header {
+		for _, t := range strings.Split(line, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeStatic sends a file untouched, with validators for conditional and
+// range requests.
+func (s *Server) writeStatic(w http.ResponseWriter, r *http.Request, res resolution, ctype string, sel selection) {
+	h := w.Header()
+	h["Content-Type"] = []string{ctype}
+	h["Etag"] = []string{idOf(res.fi).etag()}
+	if sel == withCookie {
+		h["Cache-Control"] = s.hdr.privateStatic
+	} else {
+		h["Cache-Control"] = s.hdr.publicStatic
+	}
+	http.ServeContent(w, r, res.name, res.fi.ModTime(), res.f)
+}

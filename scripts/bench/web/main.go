@@ -1,0 +1,389 @@
+// Command web benchmarks the status web server (agent/web) in one run
+// beside its peers, all serving the same pages from the same directory:
+//
+//   - agent/web, substituting the page variables as the agent does;
+//   - python3 -m http.server, the old agent's lineage (it sends the files
+//     raw: the old agent did the substitution in Python on top of it);
+//   - a bare Go net/http handler writing the page's bytes from memory, the
+//     floor for any server built on net/http on this machine.
+//
+// wrk drives each with the same connections for the same time, for two
+// pages: the shipped page template and a small old-style appliance page. It
+// reports requests/s, latency percentiles, the agent/python ratio and the
+// agent's resident memory under the load.
+//
+//	go run ./scripts/bench/web [-d 10s] [-c 64] [-t 2] [-n 3] [-pin]
+//
+// By default the servers and wrk (-t threads) share every CPU, as on the
+// machine the target figures are for. With -pin the servers run on CPU 0 and
+// wrk (one thread) on CPU 1, so that the load generator cannot steal the
+// server's CPU and show up as server latency (the server then has one CPU).
+// Other work on the machine skews both; the load average and CPU pressure
+// are printed before and after. Needs wrk and python3, and taskset for -pin
+// (Debian: apt-get install wrk python3 util-linux). The servers run as child
+// processes (this program re-executed) so that their memory is their own.
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"osmanager/agent/state"
+	"osmanager/agent/web"
+)
+
+// classicPage is shaped like the appliance pages the old agent served: a
+// small page with the variables and some jQuery, about 1 KiB.
+const classicPage = `<html>
+<head><meta http-equiv="Content-Type" content="text/html; charset=utf-8">
+<title>$hostname</title>
+<script type="text/javascript" src="/js/jquery.min.js"></script>
+<script type="text/javascript">
+$(document).ready(function() { $.ajax({url: "/status.txt", success: function(d) { $("#st").text(d); }}); });
+</script></head>
+<body>
+<h1>Welcome to ${hostname}</h1>
+<p>Application: $application $version2 (LuoYun OS manager $version1)</p>
+<p>Page made at $curtime. Price: $$5.</p>
+<p id="st"></p>
+`
+
+func main() {
+	serve := flag.String("serve", "", "internal: serve this LuoYun dir with agent/web and print the address")
+	floor := flag.String("floor", "", "internal: serve this dir's files from memory with bare net/http and print the address")
+	dur := flag.Duration("d", 10*time.Second, "wrk duration per run")
+	conns := flag.Int("c", 64, "wrk connections")
+	threads := flag.Int("t", 2, "wrk threads when not pinned")
+	runs := flag.Int("n", 1, "runs per measurement; the median run (by requests/s) is reported")
+	pin := flag.Bool("pin", false, "servers on CPU 0, wrk -t1 on CPU 1")
+	flag.Parse()
+	var err error
+	switch {
+	case *serve != "":
+		err = serveAgent(*serve)
+	case *floor != "":
+		err = serveFloor(*floor)
+	default:
+		err = run(*dur, *conns, *threads, max(*runs, 1), *pin)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench web:", err)
+		os.Exit(1)
+	}
+}
+
+// serveAgent is a child: agent/web over dir on a loopback port until SIGTERM.
+func serveAgent(dir string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	st := &state.Store{}
+	for _, n := range []string{"floppy", "conf", "password", "sshkeys", "hostname", "nameservers", "network", "script"} {
+		st.SetStep(state.Step{Name: n, Status: state.StepOK, Started: time.Now(), Duration: time.Millisecond})
+	}
+	srv, err := web.New(web.Config{
+		Addr: "127.0.0.1:0", WWW: filepath.Join(dir, "custom/www"), VersionFile: filepath.Join(dir, "build/VERSION"),
+		Cookie: "bench-cookie", Hostname: "bench.osmanager.test", State: st, AgentVersion: "bench",
+		Log:      slog.New(slog.DiscardHandler),
+		OnListen: func(a net.Addr) { fmt.Println(a.String()) },
+	})
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// serveFloor is a child: every file of dir from memory, with nothing but
+// net/http around it.
+func serveFloor(dir string) error {
+	pages := map[string][]byte{}
+	for _, name := range []string{"index.html", "classic.html"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		pages["/"+name] = b
+	}
+	pages["/"] = pages["/index.html"]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write(pages[r.URL.Path])
+	}))
+}
+
+type result struct {
+	rps                 float64
+	p50, p90, p99       string
+	errors              string
+	rssPeakKB, rssEndKB int
+}
+
+type server struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+	rss  bool // sample its memory
+}
+
+func run(dur time.Duration, conns, threads, runs int, pin bool) error {
+	tools := []string{"wrk", "python3"}
+	if pin {
+		tools = append(tools, "taskset")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (apt-get install wrk python3 util-linux): %w", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "osm-bench-web-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	shipped, err := os.ReadFile("custom/www/nocookie/index.html")
+	if err != nil {
+		return fmt.Errorf("run from the repository root: %w", err)
+	}
+	classic := classicPage + strings.Repeat(" ", max(0, 1000-len(classicPage))) + "\n</body></html>\n"
+	files := map[string]string{
+		"build/VERSION":                    "osmanager 0.1.0\nwordpress: 3.5.1\n",
+		"custom/www/nocookie/index.html":   string(shipped),
+		"custom/www/nocookie/classic.html": classic,
+		"custom/www/withcookie/index.html": string(shipped),
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	pages := filepath.Join(dir, "custom/www/nocookie")
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	onCPU0 := func(name string, args ...string) *exec.Cmd {
+		if pin {
+			return exec.Command("taskset", append([]string{"-c", "0", name}, args...)...)
+		}
+		return exec.Command(name, args...)
+	}
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			s.cmd.Wait()
+		}
+	}()
+	for _, s := range []*server{
+		{name: "agent/web", cmd: onCPU0(self, "-serve", dir), rss: true},
+		{name: "python http.server", cmd: onCPU0("python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", pages, "0")},
+		{name: "net/http floor", cmd: onCPU0(self, "-floor", pages)},
+	} {
+		addr, err := start(s.cmd, s.name == "python http.server")
+		if err != nil {
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+		s.addr = addr
+		servers = append(servers, s)
+		if err := waitHTTP("http://" + addr + "/"); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+
+	pyVer, _ := exec.Command("python3", "--version").Output()
+	mode := fmt.Sprintf("wrk -t%d -c%d, servers and wrk sharing all CPUs", threads, conns)
+	if pin {
+		threads = 1
+		mode = fmt.Sprintf("servers on CPU 0, wrk -t1 -c%d on CPU 1", conns)
+	}
+	fmt.Printf("%s; %s per run, median of %d; %d CPUs; %s\n", mode, dur, runs, runtime.NumCPU(), strings.TrimSpace(string(pyVer)))
+	fmt.Printf("machine before: %s\n", machineLoad())
+	for _, page := range []struct{ path, what string }{
+		{"/", fmt.Sprintf("index.html: the shipped page template (%.1f KiB, substituted)", float64(len(shipped))/1024)},
+		{"/classic.html", fmt.Sprintf("classic.html: an old-style appliance page (%.1f KiB, substituted)", float64(len(classic))/1024)},
+	} {
+		fmt.Printf("\n== %s\n", page.what)
+		// Each run goes round all servers, so that a busy spell of the
+		// machine hits them alike.
+		res := make([][]result, len(servers))
+		for range runs {
+			for i, s := range servers {
+				pid := 0
+				if s.rss {
+					pid = s.cmd.Process.Pid
+				}
+				r, err := bench("http://"+s.addr+page.path, dur, conns, threads, pin, pid)
+				if err != nil {
+					return fmt.Errorf("wrk %s: %w", s.name, err)
+				}
+				res[i] = append(res[i], r)
+			}
+		}
+		fmt.Printf("  %-20s %11s %9s %9s %9s  %s\n", "server", "requests/s", "p50", "p90", "p99", "errors")
+		med := make([]result, len(servers))
+		for i, s := range servers {
+			med[i] = median(res[i])
+			m := med[i]
+			fmt.Printf("  %-20s %11.0f %9s %9s %9s  %s\n", s.name, m.rps, m.p50, m.p90, m.p99, m.errors)
+		}
+		a, p, f := med[0], med[1], med[2]
+		fmt.Printf("  agent/python %.1f× (target ≥ 10×); agent/floor %.0f%%; agent p99 %s (target < 5 ms); agent RSS %.1f MiB at the end of the run, %.1f MiB peak\n",
+			a.rps/max(p.rps, 1), 100*a.rps/max(f.rps, 1), a.p99, float64(a.rssEndKB)/1024, float64(a.rssPeakKB)/1024)
+	}
+	fmt.Printf("\nmachine after: %s\n", machineLoad())
+	return nil
+}
+
+// start runs a server and returns its address: the first line of its
+// output, or for Python's http.server the port in its banner.
+func start(cmd *exec.Cmd, python bool) (string, error) {
+	cmd.Stderr = os.Stderr
+	if python {
+		cmd.Stderr = io.Discard // a line per request, and tracebacks when wrk hangs up
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if python {
+		cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(out)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	go io.Copy(io.Discard, br) // keep the pipe drained; ends when the child exits
+	line = strings.TrimSpace(line)
+	if python { // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+		m := regexp.MustCompile(`port (\d+)`).FindStringSubmatch(line)
+		if m == nil {
+			return "", fmt.Errorf("no port in %q", line)
+		}
+		return "127.0.0.1:" + m[1], nil
+	}
+	return line, nil
+}
+
+var (
+	reRPS    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	rePct    = regexp.MustCompile(`(?m)^\s+(50|90|99)%\s+(\S+)`)
+	reErrors = regexp.MustCompile(`Socket errors:.*|Non-2xx or 3xx responses: \d+`)
+	reVmRSS  = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
+	reVmHWM  = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
+)
+
+// bench runs wrk once; with pid it also reads that process's memory at the
+// end of the run.
+func bench(url string, dur time.Duration, conns, threads int, pin bool, pid int) (result, error) {
+	var r result
+	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + dur.String(), "--latency", "--timeout", "5s", url}
+	cmd := exec.Command("wrk", args...)
+	if pin {
+		cmd = exec.Command("taskset", append([]string{"-c", "1", "wrk"}, args...)...)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		return r, fmt.Errorf("%v: %s", err, out)
+	}
+	s := string(out)
+	m := reRPS.FindStringSubmatch(s)
+	if m == nil {
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", s)
+	}
+	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	for _, m := range rePct.FindAllStringSubmatch(s, -1) {
+		switch m[1] {
+		case "50":
+			r.p50 = m[2]
+		case "90":
+			r.p90 = m[2]
+		case "99":
+			r.p99 = m[2]
+		}
+	}
+	r.errors = strings.Join(reErrors.FindAllString(s, -1), "; ")
+	if r.errors == "" {
+		r.errors = "none"
+	}
+	if pid > 0 {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			if m := reVmRSS.FindSubmatch(b); m != nil {
+				r.rssEndKB, _ = strconv.Atoi(string(m[1]))
+			}
+			if m := reVmHWM.FindSubmatch(b); m != nil {
+				r.rssPeakKB, _ = strconv.Atoi(string(m[1]))
+			}
+		}
+	}
+	return r, nil
+}
+
+// median returns the run with the median requests/s.
+func median(rs []result) result {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+	return rs[len(rs)/2]
+}
+
+// machineLoad tells how busy the machine is: other work skews the figures.
+func machineLoad() string {
+	load, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(load))
+	s := "load average " + strings.Join(f[:min(3, len(f))], " ")
+	if p, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
+		line, _, _ := strings.Cut(string(p), "\n")
+		s += "; CPU pressure " + line
+	}
+	return s
+}
+
+// waitHTTP polls url until it answers 200, for up to 10 s.
+func waitHTTP(url string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			err = errors.New(resp.Status)
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
