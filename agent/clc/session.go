@@ -309,7 +309,7 @@ func (s *session) sendReport(force bool) error {
 	s.report.set(s.clock, s.ReportEvery)
 	now := s.clock.Now()
 	s.setLink(func(l *state.Link) { l.LastReport = &state.Report{Value: v, At: now} })
-	s.log.Debug("report sent", "value", v, "meaning", meaning(v))
+	s.log.Debug("report sent", "value", v, "meaning", wire.AppMeaning(v))
 	return nil
 }
 

@@ -108,21 +108,6 @@ func appCode(res script.Result, err error) (int32, string) {
 	return wire.AppUnknown, fmt.Sprintf("unknown (exit %d)", res.ExitCode)
 }
 
-// meaning describes a REPORT value for logs.
-func meaning(code int32) string {
-	switch {
-	case code == wire.AppRunning:
-		return "running"
-	case code > wire.AppRunning && code < wire.AppUnknown:
-		return fmt.Sprintf("not serving (exit %d)", code-wire.AppRunning)
-	case code == wire.AppStopped:
-		return "stopped"
-	case code == wire.AppFailed:
-		return "failed"
-	}
-	return "unknown"
-}
-
 // queryState is the agent state a registered link puts in a query reply.
 func queryState(code int32, known bool) int32 {
 	switch {

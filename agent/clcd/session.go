@@ -331,7 +331,7 @@ func (c *session) report(m wire.Report) error {
 	s.reports[tag] = m.Status
 	s.mu.Unlock()
 	e := c.ev(EventReport)
-	e.Value, e.Detail = m.Status, reportMeaning(m.Status)
+	e.Value, e.Detail = m.Status, "application "+wire.AppMeaning(m.Status)
 	s.event(e)
 	return nil
 }
@@ -354,20 +354,4 @@ func (c *session) queryReply(m wire.QueryReply) error {
 		ch <- m
 	}
 	return nil
-}
-
-func reportMeaning(v int32) string {
-	switch {
-	case v == wire.AppRunning:
-		return "application running (serving)"
-	case v > wire.AppRunning && v < wire.AppUnknown:
-		return fmt.Sprintf("running, application not serving (exit %d)", v-wire.AppRunning)
-	case v == wire.AppUnknown:
-		return "application status unknown"
-	case v == wire.AppStopped:
-		return "application stopped"
-	case v == wire.AppFailed:
-		return "application failed"
-	}
-	return "unknown value"
 }

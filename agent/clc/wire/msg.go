@@ -22,6 +22,24 @@ const (
 	AppFailed  int32 = 2130
 )
 
+// AppMeaning says in words what an OSM_REPORT value means, for logs, the
+// status page and the local controller's events.
+func AppMeaning(v int32) string {
+	switch {
+	case v == AppRunning:
+		return "running (serving)"
+	case v > AppRunning && v < AppUnknown:
+		return fmt.Sprintf("running, not serving (exit %d)", v-AppRunning)
+	case v == AppUnknown:
+		return "unknown"
+	case v == AppStopped:
+		return "stopped"
+	case v == AppFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("not a status value (%d)", v)
+}
+
 // Agent states, the <status> of OSM_REGISTER_REQUEST and OSM_QUERY_REPLY.
 const (
 	StateUnknown         int32 = 0

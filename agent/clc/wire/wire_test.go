@@ -292,3 +292,14 @@ func TestTypeString(t *testing.T) {
 		t.Errorf("String = %q", got)
 	}
 }
+
+func TestAppMeaning(t *testing.T) {
+	for v, want := range map[int32]string{
+		AppRunning: "running (serving)", AppRunning + 3: "running, not serving (exit 3)", AppRunning + 127: "running, not serving (exit 127)",
+		AppUnknown: "unknown", AppStopped: "stopped", AppFailed: "failed", 7: "not a status value (7)",
+	} {
+		if got := AppMeaning(v); got != want {
+			t.Errorf("AppMeaning(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
