@@ -31,8 +31,8 @@ const Version = "0.1.0"
 
 // Options configure an Agent. The zero value plus a Log is production.
 type Options struct {
-	Floppy        string        // device or image; default /dev/fd0
-	Root          string        // the LuoYun dir; default /LuoYun
+	Floppy        string        // device or image; default paths.DefaultFloppy
+	Root          string        // the LuoYun dir; default paths.DefaultRoot
 	Sysroot       string        // root for /etc, /root, …; default /
 	NoNetwork     bool          // leave interfaces alone
 	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
@@ -43,7 +43,7 @@ type Options struct {
 	StatusPeriod time.Duration // how often custom/scripts/status runs; default 30 s
 	Heartbeat    time.Duration // ECHO_REQUEST period; default 30 s
 	// Status web server (agent/web).
-	ListenWeb string // default ":8080"
+	ListenWeb string // default web.DefaultAddr
 	// Web terminal (agent/webssh).
 	ListenWebSSH  string   // overrides the JSON's webssh.port; default ":<port>"
 	WebSSHMode    string   // "ssh", "login" or "auto" (default)
@@ -86,7 +86,7 @@ func New(opts Options) (*Agent, error) {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Root == "" {
-		opts.Root = "/LuoYun"
+		opts.Root = paths.DefaultRoot
 	}
 	if opts.ScriptTimeout == 0 {
 		opts.ScriptTimeout = 5 * time.Minute

@@ -33,15 +33,13 @@ func (a *Agent) websshServices() []supervisor.Named {
 	if d := a.cfg.Payload.Domain; d != nil {
 		host = d.Name
 	}
-	files := webssh.DefaultFiles()
-	files.Shadow = a.paths.Shadow
 	srv, err := webssh.New(webssh.Config{
 		Addr:       addr,
 		Mode:       webssh.Mode(a.opts.WebSSHMode),
 		AsSelf:     a.opts.WebSSHAsSelf,
 		Sys:        a.sys,
 		Conf:       a.ly,
-		Files:      files,
+		Files:      webssh.FilesFrom(a.paths),
 		CertFile:   a.opts.WebSSHCert,
 		KeyFile:    a.opts.WebSSHKey,
 		SelfSigned: a.opts.WebSSHTLS,

@@ -5,6 +5,12 @@
 // "/" in production); LuoYun names are inside the LuoYun root (/LuoYun).
 package paths
 
+// Production locations that are also flag defaults.
+const (
+	DefaultFloppy = "/dev/fd0" // the floppy the compute node attaches
+	DefaultRoot   = "/LuoYun"  // the LuoYun dir
+)
+
 // Paths lists the agent's files. Start from Default and change what differs.
 type Paths struct {
 	Floppy string // the instance floppy: a block device or an image file
@@ -12,6 +18,9 @@ type Paths struct {
 	// In the system root.
 	Shadow     string
 	ShadowLock string // lckpwdf(3)'s lock file
+	Passwd     string
+	Group      string
+	Locale     string // LANG for login shells of the web terminal
 	RootHome   string // root's home; .ssh lives here
 	RootUID    int    // owner of root's .ssh (0; tests use their own uid)
 	RootGID    int
@@ -25,14 +34,20 @@ type Paths struct {
 	StatusScript string
 	WWW          string
 	Version      string
+	WebSSHCert   string // the web terminal's self-signed certificate (PEM), 0600
+	WebSSHKey    string // its private key (PEM), 0600
+	KnownHosts   string // the local sshd's host key, pinned on first use, 0600
 }
 
 // Default returns the production paths.
 func Default() Paths {
 	return Paths{
-		Floppy:     "/dev/fd0",
+		Floppy:     DefaultFloppy,
 		Shadow:     "/etc/shadow",
 		ShadowLock: "/etc/.pwd.lock",
+		Passwd:     "/etc/passwd",
+		Group:      "/etc/group",
+		Locale:     "/etc/default/locale",
 		RootHome:   "/root",
 		Hostname:   "/etc/hostname",
 		Hosts:      "/etc/hosts",
@@ -43,6 +58,9 @@ func Default() Paths {
 		StatusScript: "/custom/scripts/status",
 		WWW:          "/custom/www",
 		Version:      "/build/VERSION",
+		WebSSHCert:   "/conf/webssh-cert.pem",
+		WebSSHKey:    "/conf/webssh-key.pem",
+		KnownHosts:   "/conf/webssh-known-hosts",
 	}
 }
 

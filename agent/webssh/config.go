@@ -9,6 +9,8 @@ import (
 	"osmanager/agent/clock"
 	"osmanager/agent/state"
 	"osmanager/agent/sysroot"
+
+	"osmanager/agent/paths"
 )
 
 // Mode says how a login is checked and where its shell comes from.
@@ -45,18 +47,16 @@ type Files struct {
 	KnownHosts string // the local sshd's pinned host key, 0600
 }
 
-// DefaultFiles returns the production file names.
-func DefaultFiles() Files {
+// FilesFrom takes the terminal's files from the agent's path table.
+func FilesFrom(p paths.Paths) Files {
 	return Files{
-		Shadow:     "/etc/shadow",
-		Passwd:     "/etc/passwd",
-		Group:      "/etc/group",
-		Locale:     "/etc/default/locale",
-		Cert:       "/conf/webssh-cert.pem",
-		Key:        "/conf/webssh-key.pem",
-		KnownHosts: "/conf/webssh-known-hosts",
+		Shadow: p.Shadow, Passwd: p.Passwd, Group: p.Group, Locale: p.Locale,
+		Cert: p.WebSSHCert, Key: p.WebSSHKey, KnownHosts: p.KnownHosts,
 	}
 }
+
+// DefaultFiles returns the production file names.
+func DefaultFiles() Files { return FilesFrom(paths.Default()) }
 
 // Defaults.
 const (

@@ -18,6 +18,9 @@ import (
 
 	"osmanager/agent"
 	"osmanager/agent/clcd"
+	"osmanager/agent/paths"
+	"osmanager/agent/web"
+	"osmanager/agent/webssh"
 )
 
 const usage = `usage: osmanager <command> [flags]
@@ -64,8 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var d agent.DemoOptions
 	switch cmd {
 	case "boot", "run":
-		fs.StringVar(&o.Floppy, "floppy", "/dev/fd0", "instance floppy: block device or image file")
-		fs.StringVar(&o.Root, "root", "/LuoYun", "the LuoYun dir (conf/, custom/, build/)")
+		fs.StringVar(&o.Floppy, "floppy", paths.DefaultFloppy, "instance floppy: block device or image file")
+		fs.StringVar(&o.Root, "root", paths.DefaultRoot, "the LuoYun dir (conf/, custom/, build/)")
 		fs.StringVar(&o.Sysroot, "sysroot", "/", "root of the system to configure (/etc, /root, …)")
 		fs.BoolVar(&o.NoNetwork, "no-network", false, "leave network interfaces alone")
 		fs.DurationVar(&o.ScriptTimeout, "script-timeout", 5*time.Minute, "time limit for custom/scripts/config")
@@ -73,8 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs.StringVar(&o.ReadyFile, "ready-file", "", "create this file once the boot steps are done (for sysvinit)")
 			fs.DurationVar(&o.StatusPeriod, "status-period", 30*time.Second, "how often custom/scripts/status runs")
 			fs.DurationVar(&o.Heartbeat, "heartbeat", 30*time.Second, "controller heartbeat (ECHO_REQUEST) period")
-			fs.StringVar(&o.ListenWeb, "listen-web", ":8080", "status web server address")
-			fs.StringVar(&o.ListenWebSSH, "listen-webssh", "", "web terminal address (default: the config's webssh.port, 8001)")
+			fs.StringVar(&o.ListenWeb, "listen-web", web.DefaultAddr, "status web server address")
+			fs.StringVar(&o.ListenWebSSH, "listen-webssh", "", fmt.Sprintf("web terminal address (default: the config's webssh.port, else %d)", webssh.DefaultPort))
 			fs.StringVar(&o.WebSSHMode, "webssh-mode", "auto", "web terminal login: ssh (via the local sshd), login (shadow + pty) or auto")
 			fs.StringVar(&o.WebSSHCert, "webssh-cert", "", "web terminal TLS certificate file (with -webssh-key)")
 			fs.StringVar(&o.WebSSHKey, "webssh-key", "", "web terminal TLS key file")
