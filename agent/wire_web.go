@@ -2,12 +2,9 @@ package agent
 
 import (
 	"context"
-	"net"
-	"strconv"
 
 	"osmanager/agent/supervisor"
 	"osmanager/agent/web"
-	"osmanager/agent/webssh"
 )
 
 // webServices builds the status web server (agent/web) from a.cfg and the options.
@@ -51,30 +48,12 @@ func (a *Agent) newWeb() (*web.Server, error) {
 	return web.New(cfg)
 }
 
-// webTerminal says where the page's web-terminal link points, as
-// websshServices decides it: off without an instance config or when it says
-// "disable"; the port of --listen-webssh, else webssh.port, else 8001.
+// webTerminal is the status page's link to the web terminal, where
+// websshAddr puts it.
 func (a *Agent) webTerminal() web.Terminal {
-	if a.cfg == nil {
+	_, port, on := a.websshAddr()
+	if !on {
 		return web.Terminal{}
 	}
-	t := web.Terminal{Enabled: true, Port: webssh.DefaultPort, TLS: a.opts.WebSSHTLS || a.opts.WebSSHCert != ""}
-	if a.cfg.Payload.WebSSH != nil {
-		ws := a.cfg.Payload.WebSSH
-		t.Enabled = ws.Status != "disable"
-		if ws.Port > 0 {
-			t.Port = ws.Port
-		}
-	}
-	if a.opts.ListenWebSSH != "" {
-		if _, port, err := net.SplitHostPort(a.opts.ListenWebSSH); err == nil {
-			if n, err := strconv.Atoi(port); err == nil && n > 0 {
-				t.Port = n
-			}
-		}
-	}
-	if !t.Enabled {
-		return web.Terminal{}
-	}
-	return t
+	return web.Terminal{Enabled: true, Port: port, TLS: a.opts.WebSSHTLS || a.opts.WebSSHCert != ""}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 
 	"osmanager/agent/supervisor"
 	"osmanager/agent/webssh"
@@ -14,20 +16,9 @@ import (
 // "disable"; the address is --listen-webssh, else ":<webssh.port>"
 // (default 8001).
 func (a *Agent) websshServices() []supervisor.Named {
-	if a.cfg == nil {
+	addr, _, on := a.websshAddr()
+	if !on {
 		return nil
-	}
-	w := a.cfg.Payload.WebSSH
-	if w != nil && w.Status == "disable" {
-		return nil
-	}
-	addr := a.opts.ListenWebSSH
-	if addr == "" {
-		port := webssh.DefaultPort
-		if w != nil && w.Port > 0 {
-			port = w.Port
-		}
-		addr = fmt.Sprintf(":%d", port)
 	}
 	host := ""
 	if d := a.cfg.Payload.Domain; d != nil {
@@ -59,4 +50,30 @@ func (a *Agent) websshServices() []supervisor.Named {
 		return rerr
 	}
 	return []supervisor.Named{{Name: "webssh", Service: supervisor.ServiceFunc(run)}}
+}
+
+// websshAddr decides where the web terminal listens, for the terminal and
+// for the status page's link to it: not at all without an instance config
+// or with webssh.status "disable"; else --listen-webssh, else
+// ":<webssh.port>" (default 8001). port is the number in addr.
+func (a *Agent) websshAddr() (addr string, port int, on bool) {
+	if a.cfg == nil {
+		return "", 0, false
+	}
+	w := a.cfg.Payload.WebSSH
+	if w != nil && w.Status == "disable" {
+		return "", 0, false
+	}
+	port = webssh.DefaultPort
+	if w != nil && w.Port > 0 {
+		port = w.Port
+	}
+	addr = fmt.Sprintf(":%d", port)
+	if a.opts.ListenWebSSH != "" {
+		addr = a.opts.ListenWebSSH
+		if _, p, err := net.SplitHostPort(addr); err == nil {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	return addr, port, true
 }
