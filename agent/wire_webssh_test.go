@@ -26,7 +26,7 @@ func TestWebsshAddrAndPageLink(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o, _ := testOptions(t, t.TempDir())
+			o, _ := testOptions(t, demoDir(t))
 			a, err := New(o)
 			if err != nil {
 				t.Fatal(err)
