@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -11,17 +10,15 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"osmanager/agent/state"
+	"osmanager/internal/browser"
 )
-
-// chromiumPath is Debian's chromium; CI installs it (apt-get install chromium).
-const chromiumPath = "/usr/bin/chromium"
 
 // TestDefaultPageInChromium loads the built-in page in headless Chromium:
 // it renders under its own CSP, shows the instance's values, and a state
 // change appears after the page's own refresh, without a reload.
 func TestDefaultPageInChromium(t *testing.T) {
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Skip("no chromium (apt-get install chromium):", err)
+	if err := browser.Available(); err != nil {
+		t.Skip(err)
 	}
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -35,19 +32,8 @@ func TestDefaultPageInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	)...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer bcancel()
+	bctx, stop := browser.New(ctx, t.TempDir(), 1200, 900, chromedp.WithLogf(t.Logf))
+	defer stop()
 
 	// Anything the page complains about (a CSP refusal, a script error)
 	// fails the test. A goroutine collects the console while the test runs.

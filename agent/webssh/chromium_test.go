@@ -2,47 +2,27 @@ package webssh
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/input"
+	"osmanager/internal/browser"
+
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts headless Chromium (Debian's chromium) with a fresh
-// profile; it skips the test when the browser is missing.
+// newBrowser starts headless Chromium with a fresh profile; it skips the
+// test when the browser is missing.
 func newBrowser(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("chromium not installed (apt-get install chromium)")
+	if err := browser.Available(); err != nil {
+		t.Skip(err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 800),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, stop := browser.New(context.Background(), t.TempDir(), 1200, 800)
 	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() {
 		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
+		stop()
 	})
 	return ctx
 }
@@ -53,36 +33,6 @@ const bufferJS = `(() => {
 	for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true));
 	return out.join("\n");
 })()`
-
-// typeKeys types s as a keyboard does: a keyDown carrying the text, then
-// a keyUp, so the page's preventDefault on keydown suppresses the
-// keypress. (chromedp's KeyEvent sends the char as its own event, which
-// xterm.js cannot suppress and then sees twice.)
-func typeKeys(s string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		for _, r := range s {
-			var down, up *input.DispatchKeyEventParams
-			text := ""
-			for _, k := range kb.Encode(r) {
-				switch k.Type {
-				case kb.KeyDown:
-					down = k
-				case kb.KeyChar:
-					text = k.Text
-				case kb.KeyUp:
-					up = k
-				}
-			}
-			down.Text, down.UnmodifiedText = text, text
-			for _, k := range []*input.DispatchKeyEventParams{down, up} {
-				if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, *k); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-}
 
 // browserLogin opens the page and logs in through the form.
 func browserLogin(ctx context.Context, url, user, password string) error {
@@ -114,7 +64,7 @@ func TestChromium(t *testing.T) {
 		}
 		return strings.HasPrefix(text, "# ") || strings.HasPrefix(text, "$ ")
 	})
-	if err := chromedp.Do(ctx, chromedp.Focus(`.xterm-helper-textarea`), typeKeys("echo hello\r")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Focus(`.xterm-helper-textarea`), browser.TypeKeys("echo hello\r")); err != nil {
 		t.Fatalf("type: %v", err)
 	}
 	var text string
@@ -141,7 +91,7 @@ func TestChromium(t *testing.T) {
 		tm.mu.Unlock()
 	}
 	e.srv.mu.Unlock()
-	if err := chromedp.Do(ctx, typeKeys("echo after''wards\r")); err != nil {
+	if err := chromedp.Do(ctx, browser.TypeKeys("echo after''wards\r")); err != nil {
 		t.Fatalf("type: %v", err)
 	}
 	waitFor(t, "afterwards in the buffer after the reconnect", 30*time.Second, func() bool {

@@ -8,41 +8,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/input"
+	"osmanager/internal/browser"
+
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 )
 
 // renderInBrowser logs in through the page in headless Chromium, cats the
 // file and waits until xterm.js has parsed every byte and shows the
 // marker; it returns MB/s.
-func renderInBrowser(chrome, base, file string, size int) (float64, error) {
-	if _, err := os.Stat(chrome); err != nil {
-		return 0, fmt.Errorf("%s missing (apt-get install chromium)", chrome)
+func renderInBrowser(base, file string, size int) (float64, error) {
+	if err := browser.Available(); err != nil {
+		return 0, err
 	}
 	dir, err := os.MkdirTemp("", "osm-bench-chromium-")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chrome),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(dir),
-		chromedp.WindowSize(1280, 800),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx, stop := browser.New(context.Background(), dir, 1280, 800)
+	defer stop()
 	ctx, cancelT := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancelT()
 	err = chromedp.Do(ctx,
@@ -87,7 +71,7 @@ func renderInBrowser(chrome, base, file string, size int) (float64, error) {
 		fmt.Printf("browser: xterm.js alone parses 20 MB in %.0f ms (%v)\n", ms, err)
 	}
 	start := time.Now()
-	if err := chromedp.Do(ctx, chromedp.Focus(`.xterm-helper-textarea`), typeKeys("cat "+file+"; echo "+typedEnd+"\r")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Focus(`.xterm-helper-textarea`), browser.TypeKeys("cat "+file+"; echo "+typedEnd+"\r")); err != nil {
 		return 0, err
 	}
 	for {
@@ -116,31 +100,4 @@ func renderInBrowser(chrome, base, file string, size int) (float64, error) {
 		}
 	}
 	return float64(size) / 1e6 / d.Seconds(), nil
-}
-
-// typeKeys types s as a keyboard does (keyDown carrying the text, keyUp).
-func typeKeys(s string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		for _, r := range s {
-			var down, up *input.DispatchKeyEventParams
-			text := ""
-			for _, k := range kb.Encode(r) {
-				switch k.Type {
-				case kb.KeyDown:
-					down = k
-				case kb.KeyChar:
-					text = k.Text
-				case kb.KeyUp:
-					up = k
-				}
-			}
-			down.Text, down.UnmodifiedText = text, text
-			for _, k := range []*input.DispatchKeyEventParams{down, up} {
-				if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, *k); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 }

@@ -69,7 +69,6 @@ var (
 	idle      = flag.Int("idle", 100, "idle sessions for the memory figure")
 	noBrowser = flag.Bool("no-browser", false, "skip the Chromium rendering run")
 	noSIAB    = flag.Bool("no-siab", false, "skip shellinabox")
-	chromium  = flag.String("chromium", "/usr/bin/chromium", "headless Chromium for the rendering run")
 	siabBin   = flag.String("shellinaboxd", "/usr/bin/shellinaboxd", "shellinabox daemon")
 
 	browserDebug = flag.Bool("browser-debug", false, "print the renderer in use and xterm.js's own parse time for 20 MB")
@@ -272,7 +271,7 @@ func run() error {
 	var browser float64
 	var browserErr error
 	if !*noBrowser {
-		browser, browserErr = renderInBrowser(*chromium, agent.base, file, size)
+		browser, browserErr = renderInBrowser(agent.base, file, size)
 	}
 
 	fmt.Printf("\n%-44s %14s %14s %10s\n", "measurement", "agent", "shellinabox", "target")
