@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"osmanager/agent/clc/wire"
 	"osmanager/agent/clcd"
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
@@ -201,18 +202,9 @@ func MakeDemo(dir string) (string, error) {
 		`JSON={"cookie": "demo-cookie", "webssh": {"status": "enable", "port": 8001}, "nameservers": "8.8.8.8 8.8.4.4", `+
 		`"domain": {"name": "demo.osmanager.test", "ip": "127.0.0.1"}, "passwd_hash": "%s", "public_key": "%s", `+
 		`"network": [{"mac": "52:54:00:12:34:56", "ip": "10.0.0.12", "netmask": "255.255.255.0", "gateway": "10.0.0.1"}]}`+"\n",
-		newUUID(), demoHash, authKey)
+		wire.NewKey(), demoHash, authKey)
 	img := filepath.Join(dir, "floppy.img")
 	return img, os.WriteFile(img, floppy.NodeImage([]byte(ini)), 0o600)
-}
-
-// newUUID returns a random (version 4) UUID string, the form KEY takes.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // freeLoopback returns a loopback address with a port free right now.

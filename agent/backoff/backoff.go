@@ -41,8 +41,5 @@ func (b *Backoff) Next() time.Duration {
 	return time.Duration(d * (1 - b.Jitter*r()))
 }
 
-// Failures returns how many delays were handed out since the last Reset.
-func (b *Backoff) Failures() int { return b.n }
-
 // Reset starts again from Min, after a success.
 func (b *Backoff) Reset() { b.n = 0 }

@@ -96,14 +96,24 @@ type varSource struct {
 	mu  sync.Mutex // serialises refreshes
 }
 
+// fresh reports whether p may still be served at now: read less than
+// varsTTL ago, and $curtime still the same minute.
+func (p *pageVars) fresh(now time.Time) bool {
+	if p == nil {
+		return false
+	}
+	age := now.Sub(p.checked)
+	return age >= 0 && age < varsTTL && now.Unix()/60 == p.minute
+}
+
 func (s *varSource) get(now time.Time) *pageVars {
-	if p := s.cur.Load(); p != nil && now.Sub(p.checked) < varsTTL && now.Sub(p.checked) >= 0 && now.Unix()/60 == p.minute {
+	if p := s.cur.Load(); p.fresh(now) {
 		return p
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cur.Load()
-	if old != nil && now.Sub(old.checked) < varsTTL && now.Sub(old.checked) >= 0 && now.Unix()/60 == old.minute {
+	if old.fresh(now) {
 		return old
 	}
 	p := &pageVars{checked: now, minute: now.Unix() / 60}

@@ -56,6 +56,13 @@ func NewChallenge() Challenge {
 	return c
 }
 
+// NewKey returns a fresh instance KEY as the cloud makes them: a random
+// UUID string (what a challenge holds before its NUL padding).
+func NewKey() string {
+	c := NewChallenge()
+	return string(c[:36])
+}
+
 // CheckKey reports whether key can serve as an RC4 key: 1 to 256 bytes.
 func CheckKey(key string) error {
 	if len(key) < 1 || len(key) > 256 {

@@ -303,3 +303,13 @@ func TestAppMeaning(t *testing.T) {
 		}
 	}
 }
+
+func TestNewKey(t *testing.T) {
+	a, b := NewKey(), NewKey()
+	if len(a) != 36 || a[8] != '-' || a[13] != '-' || a[14] != '4' || a[18] != '-' || a[23] != '-' || a == b {
+		t.Errorf("NewKey = %q, %q; want two different version-4 UUID strings", a, b)
+	}
+	if strings.ContainsRune(a, 0) || CheckKey(a) != nil {
+		t.Errorf("NewKey %q is not a usable KEY", a)
+	}
+}

@@ -19,7 +19,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,6 +38,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"osmanager/agent"
+	"osmanager/agent/clc/wire"
 	"osmanager/agent/clcd"
 	"osmanager/agent/floppy"
 )
@@ -70,7 +70,7 @@ func run(n int, window, full time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	b := &bench{tmp: tmp, bin: filepath.Join(tmp, "osmanager"), key: uuid(), regs: make(chan time.Time, 16)}
+	b := &bench{tmp: tmp, bin: filepath.Join(tmp, "osmanager"), key: wire.NewKey(), regs: make(chan time.Time, 16)}
 	if out, err := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.bin, "./cmd/osmanager").CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
@@ -520,12 +520,4 @@ func freeUDPPort() (int, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
-func uuid() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
