@@ -218,15 +218,17 @@ func scan(data []byte) (lines []line, section int, err error) {
 		raw = bytes.TrimSuffix(raw, []byte("\r"))
 		text := bytes.TrimSpace(raw)
 		k, v, hasEq := bytes.Cut(text, []byte("="))
-		where := fmt.Sprintf("line %d", n)
-		if name, ok := ourKey(k); hasEq && ok {
-			where += ", " + name
+		bad := func(what string) error {
+			if name, ours := ourKey(k); hasEq && ours {
+				return fmt.Errorf("line %d, %s: %s", n, name, what)
+			}
+			return fmt.Errorf("line %d: %s", n, what)
 		}
 		switch {
 		case !utf8.Valid(raw):
-			return nil, 0, fmt.Errorf("%s: not UTF-8 text", where)
+			return nil, 0, bad("not UTF-8 text")
 		case bytes.IndexByte(raw, 0) >= 0:
-			return nil, 0, fmt.Errorf("%s: NUL byte", where)
+			return nil, 0, bad("NUL byte")
 		case len(text) == 0, text[0] == '#', text[0] == ';':
 			continue // blank or comment
 		case text[0] == '[':
@@ -235,7 +237,7 @@ func scan(data []byte) (lines []line, section int, err error) {
 			}
 			continue
 		case !hasEq:
-			return nil, 0, fmt.Errorf("line %d: not KEY=VALUE (no '=')", n)
+			return nil, 0, fmt.Errorf("line %d: not KEY=VALUE (no '=')", n) // by number only: it may be the secret
 		}
 		key := string(bytes.TrimSpace(k))
 		if key == "" {
