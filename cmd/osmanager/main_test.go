@@ -92,7 +92,7 @@ func TestBootInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	ini := `TAG=3
-KEY=k
+KEY=0f0e0d0c-1111-2222-3333-444455556666
 JSON={"network": [{"mac": "52:54:00:AA:BB:02", "ip": "10.77.0.2", "netmask": "255.255.255.0", "gateway": "10.77.0.1"}, {"ip": "10.78.0.2", "netmask": "16"}]}
 `
 	os.WriteFile(filepath.Join(dir, "floppy.img"), floppy.NodeImage([]byte(ini)), 0o600)
