@@ -1,8 +1,10 @@
 package webssh
 
 import (
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -107,21 +109,21 @@ func (t table) get(key string, now time.Time, window time.Duration, create bool)
 	return f
 }
 
-// prune forgets expired entries and, if the table is still full, the
-// oldest one.
+// prune forgets expired entries and, if the table is still full, its
+// oldest eighth, so a full table costs one scan per maxTracked/8 new keys.
 func (t table) prune(now time.Time, window time.Duration) {
-	var oldest string
 	for k, f := range t {
 		if f.pending == 0 && now.Sub(f.first) >= window {
 			delete(t, k)
-			continue
-		}
-		if oldest == "" || f.first.Before(t[oldest].first) {
-			oldest = k
 		}
 	}
-	if len(t) >= maxTracked && oldest != "" {
-		delete(t, oldest)
+	if len(t) < maxTracked {
+		return
+	}
+	keys := slices.Collect(maps.Keys(t))
+	slices.SortFunc(keys, func(a, b string) int { return t[a].first.Compare(t[b].first) })
+	for _, k := range keys[:maxTracked/8] {
+		delete(t, k)
 	}
 }
 
