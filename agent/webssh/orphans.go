@@ -55,7 +55,9 @@ func bootID() string {
 }
 
 func (f shellsFile) append(b []byte) []byte {
-	b = fmt.Appendf(b, "boot %s\n", f.boot)
+	if f.boot != "" {
+		b = fmt.Appendf(b, "boot %s\n", f.boot)
+	}
 	for _, r := range f.shells {
 		b = fmt.Appendf(b, "shell %d %d\n", r.pid, r.start)
 	}
