@@ -166,6 +166,15 @@ func (c *Config) setDefaults() error {
 	if c.SSHAddr == "" {
 		c.SSHAddr = DefaultSSHAddr
 	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max shells", c.MaxSessions}, {"shells per account", c.UserSessions}, {"max logins", c.MaxLogins},
+		{"logins per account", c.UserLogins}, {"login budget", c.LoginBudget}} {
+		if v.n < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrConfig, v.name, v.n)
+		}
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
