@@ -158,12 +158,14 @@ func TestAllowedOrigins(t *testing.T) {
 		{"one address", &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8001}, false,
 			[]string{"http://10.1.2.3:8001"},
 			[]string{"http://localhost:8001", "http://[2001:db8::5]:8001"}},
+		{"listen address named", &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8001}, false,
+			[]string{"http://term.example.net:8001"}, nil},
 		{"default port", &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 443}, true,
 			[]string{"https://10.1.2.3:443", "https://10.1.2.3"},
 			[]string{"http://10.1.2.3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{cfg: Config{Hostname: "VM1.example.com."}, listen: tc.listen, ifaceAddrs: func() ([]net.Addr, error) {
+			s := &Server{cfg: Config{Hostname: "VM1.example.com.", Addr: "term.example.net:8001"}, listen: tc.listen, ifaceAddrs: func() ([]net.Addr, error) {
 				return []net.Addr{&net.IPNet{IP: net.IPv4(10, 1, 2, 3)}, &net.IPNet{IP: net.ParseIP("2001:db8::5")}, &net.IPNet{IP: net.IPv4(127, 0, 0, 1)}}, nil
 			}}
 			got := s.allowedOrigins(tc.secure)

@@ -14,7 +14,7 @@ import (
 // machine (looked up now: DHCP may change them), its host names
 // (the kernel's and the configured one) and localhost; a specific one
 // means that address (and localhost for a loopback one), with the host
-// names. Behind NAT or a proxy (another host or port) the address the
+// names; a listen address given as a name adds that name. Behind NAT or a proxy (another host or port) the address the
 // browser uses must be added with --webssh-origin.
 func (s *Server) allowedOrigins(secure bool) []string {
 	s.mu.Lock()
@@ -60,6 +60,11 @@ func (s *Server) allowedOrigins(secure bool) []string {
 	}
 	if h, ok := dnsName(s.cfg.Hostname); ok {
 		hosts = append(hosts, h)
+	}
+	if h, _, err := net.SplitHostPort(s.cfg.Addr); err == nil {
+		if h, ok := dnsName(h); ok {
+			hosts = append(hosts, h) // --listen-webssh named the host
+		}
 	}
 	scheme, defPort := "http", uint16(80)
 	if secure {
