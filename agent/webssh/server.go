@@ -410,11 +410,12 @@ func (s *Server) startTerm(l *login, cols, rows uint16) (*term, error) {
 // removeTerm forgets an ended session and writes its audit line.
 func (s *Server) removeTerm(t *term, reason string, code int) {
 	s.noteShell(t.sh, false)
+	d := t.clk.Now().Sub(t.started)
+	// The audit line comes first: a session no longer listed is logged.
+	s.log.Info("terminal session end", "user", t.login.user, "addr", t.login.addr,
+		"duration", d.Round(time.Millisecond).String(), "reason", reason, "exit", code, "session", t.id.String())
 	s.mu.Lock()
 	delete(s.terms, t.id)
 	s.mu.Unlock()
-	d := t.clk.Now().Sub(t.started)
-	s.log.Info("terminal session end", "user", t.login.user, "addr", t.login.addr,
-		"duration", d.Round(time.Millisecond).String(), "reason", reason, "exit", code, "session", t.id.String())
 	s.updateState(func(st *state.Terminal) { st.Active-- })
 }
