@@ -1,7 +1,7 @@
 package webssh
 
 import (
-	"bufio"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -273,13 +273,24 @@ func TestCertHostnames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := srv.tlsConfig(); err != nil {
-			t.Fatalf("TLS setup with a non-ASCII host name: %v", err)
+		srv.cfg.Addr = "127.0.0.1:0"
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		waitFor(t, "the TLS terminal to listen", 10*time.Second, func() bool {
+			select {
+			case err := <-done:
+				t.Fatalf("Run with a non-ASCII host name: %v", err)
+			default:
+			}
+			return strings.Count(e.log.String(), "web terminal listening") == 2
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
 		}
 		if !strings.Contains(e.log.String(), "host name left out") {
 			t.Error("no log line about the host name left out")
 		}
 	})
 }
-
-var _ = bufio.NewReader

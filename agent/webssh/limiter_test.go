@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -197,5 +196,3 @@ func (e *testEnv) clientFrom(local string) *client {
 	c.csrf = m[1]
 	return c
 }
-
-var _ = url.Values{}
