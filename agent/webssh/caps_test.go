@@ -1,6 +1,8 @@
 package webssh
 
 import (
+	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -80,4 +82,38 @@ func TestShellCaps(t *testing.T) {
 	refused(alice, "too many terminal sessions (limit 3)")
 	r1.typeIn("echo st''ill here\n")
 	r1.expect("still here", 10*time.Second)
+}
+
+// TestConfigLimits: limits default sensibly and refuse negative values.
+func TestConfigLimits(t *testing.T) {
+	base := func() Config {
+		return Config{Sys: mustRoot(t, t.TempDir()), Conf: mustRoot(t, t.TempDir()), Log: slog.New(slog.DiscardHandler)}
+	}
+	c := base()
+	if err := c.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	got := [...]int{c.MaxSessions, c.UserSessions, c.MaxLogins, c.UserLogins, c.LoginBudget, c.MaxFailures, c.AddrFailures}
+	if want := [...]int{8, 4, 256, 8, 60, 5, 10}; got != want {
+		t.Errorf("defaults %v, want %v", got, want)
+	}
+	c = base()
+	c.MaxSessions, c.MaxLogins = 2, 3
+	c.setDefaults()
+	if c.UserSessions != 2 || c.UserLogins != 3 {
+		t.Errorf("per-account caps %d, %d above the global ones 2, 3", c.UserSessions, c.UserLogins)
+	}
+	for _, set := range []func(*Config){
+		func(c *Config) { c.MaxSessions = -1 },
+		func(c *Config) { c.UserSessions = -1 },
+		func(c *Config) { c.MaxLogins = -1 },
+		func(c *Config) { c.UserLogins = -1 },
+		func(c *Config) { c.LoginBudget = -1 },
+	} {
+		c := base()
+		set(&c)
+		if err := c.setDefaults(); !errors.Is(err, ErrConfig) {
+			t.Errorf("negative limit: %v, want ErrConfig", err)
+		}
+	}
 }
