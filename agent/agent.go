@@ -52,6 +52,12 @@ type Options struct {
 	WebSSHTLS     bool     // serve TLS with a self-signed certificate kept under <root>/conf
 	WebSSHOrigins []string // extra allowed Origins (the cloud console)
 	WebSSHAsSelf  bool     // demo: run shells as the agent's own user, never switching users
+	// Web terminal limits; 0 takes webssh's default.
+	WebSSHMaxShells   int // shells at once, all accounts
+	WebSSHUserShells  int // shells at once per account
+	WebSSHMaxLogins   int // logins at once; more are refused
+	WebSSHUserLogins  int // logins per account; more replace its oldest
+	WebSSHLoginBudget int // password checks per minute, all clients
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none

@@ -38,6 +38,12 @@ func (a *Agent) websshServices() []supervisor.Named {
 		Origins:    a.opts.WebSSHOrigins,
 		State:      a.state,
 		Log:        a.log.With("service", "webssh"),
+
+		MaxSessions:  a.opts.WebSSHMaxShells,
+		UserSessions: a.opts.WebSSHUserShells,
+		MaxLogins:    a.opts.WebSSHMaxLogins,
+		UserLogins:   a.opts.WebSSHUserLogins,
+		LoginBudget:  a.opts.WebSSHLoginBudget,
 	})
 	run := func(ctx context.Context) error {
 		if err != nil {

@@ -37,6 +37,7 @@ type Paths struct {
 	WebSSHCert   string // the web terminal's self-signed certificate (PEM), 0600
 	WebSSHKey    string // its private key (PEM), 0600
 	KnownHosts   string // the local sshd's host key, pinned on first use, 0600
+	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
 }
 
 // Default returns the production paths.
@@ -61,6 +62,7 @@ func Default() Paths {
 		WebSSHCert:   "/conf/webssh-cert.pem",
 		WebSSHKey:    "/conf/webssh-key.pem",
 		KnownHosts:   "/conf/webssh-known-hosts",
+		WebSSHShells: "/conf/webssh-shells",
 	}
 }
 

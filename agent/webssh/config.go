@@ -45,13 +45,14 @@ type Files struct {
 	Cert       string // the self-signed certificate (PEM), 0600
 	Key        string // its private key (PEM), 0600
 	KnownHosts string // the local sshd's pinned host key, 0600
+	Shells     string // the live login-mode shells, to end after a crash
 }
 
 // FilesFrom takes the terminal's files from the agent's path table.
 func FilesFrom(p paths.Paths) Files {
 	return Files{
 		Shadow: p.Shadow, Passwd: p.Passwd, Group: p.Group, Locale: p.Locale,
-		Cert: p.WebSSHCert, Key: p.WebSSHKey, KnownHosts: p.KnownHosts,
+		Cert: p.WebSSHCert, Key: p.WebSSHKey, KnownHosts: p.KnownHosts, Shells: p.WebSSHShells,
 	}
 }
 
@@ -64,11 +65,16 @@ const (
 	DefaultIdleTimeout  = 20 * time.Minute
 	DefaultMaxSession   = 12 * time.Hour
 	DefaultResumeWindow = 60 * time.Second
-	DefaultMaxSessions  = 8
+	DefaultMaxSessions  = 8 // shells at once, all accounts
+	DefaultUserSessions = 4 // shells at once per account
+	DefaultMaxLogins    = 256
+	DefaultUserLogins   = 8
+	DefaultLoginBudget  = 60        // password checks per minute, all clients
 	DefaultWindow       = 512 << 10 // output kept until acknowledged; ≥ 256 KB of replay
 	DefaultInWindow     = 64 << 10  // input in flight per session
 	DefaultFailDelay    = time.Second
-	DefaultMaxFailures  = 5
+	DefaultMaxFailures  = 5  // per account and client address
+	DefaultAddrFailures = 10 // per client address, all accounts
 	DefaultFailWindow   = 5 * time.Minute
 	DefaultSSHAddr      = "127.0.0.1:22"
 )
@@ -104,12 +110,18 @@ type Config struct {
 	IdleTimeout  time.Duration // no input for this long ends a session
 	MaxSession   time.Duration // a session (and a login) lasts at most this
 	ResumeWindow time.Duration // a dropped websocket may come back within this
-	MaxSessions  int           // shells at once, attached or not
+	MaxSessions  int           // shells at once, attached or not, all accounts
+	UserSessions int           // shells at once per account
+	MaxLogins    int           // logins remembered at once; more are refused
+	UserLogins   int           // logins per account; more evict its oldest
 	Window       int           // output bytes kept until acknowledged, per session
 	InWindow     int           // input bytes in flight, per session
 	FailDelay    time.Duration // a failed login answers no sooner than this
-	MaxFailures  int           // failed logins per client address per FailWindow
+	MaxFailures  int           // failed logins per account and client address per FailWindow
+	AddrFailures int           // failed logins per client address (all accounts) per FailWindow
 	FailWindow   time.Duration
+	LoginBudget  int // password checks per minute from all clients together
+	HTTP         HTTPLimits
 	// KillGrace is how long a hung-up shell has to exit before its
 	// process groups get SIGKILL; default 5 s.
 	KillGrace time.Duration
@@ -117,6 +129,15 @@ type Config struct {
 	Clock clock.Clock  // default clock.Real
 	State *state.Store // terminal counters; may be nil
 	Log   *slog.Logger
+}
+
+// HTTPLimits are the HTTP server's timeouts, as the status server's. A
+// websocket, once upgraded, keeps only its own protocol deadlines.
+type HTTPLimits struct {
+	ReadHeader time.Duration // the request header; default 5 s
+	Read       time.Duration // the whole request, body included; default 10 s
+	Write      time.Duration // the response; default 30 s
+	Idle       time.Duration // between keep-alive requests; default 60 s
 }
 
 func (c *Config) setDefaults() error {
@@ -145,6 +166,15 @@ func (c *Config) setDefaults() error {
 	if c.SSHAddr == "" {
 		c.SSHAddr = DefaultSSHAddr
 	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max shells", c.MaxSessions}, {"shells per account", c.UserSessions}, {"max logins", c.MaxLogins},
+		{"logins per account", c.UserLogins}, {"login budget", c.LoginBudget}} {
+		if v.n < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrConfig, v.name, v.n)
+		}
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -163,10 +193,21 @@ func (c *Config) setDefaults() error {
 	if c.FailDelay == 0 {
 		c.FailDelay = DefaultFailDelay
 	}
+	def(&c.HTTP.ReadHeader, 5*time.Second)
+	def(&c.HTTP.Read, 10*time.Second)
+	def(&c.HTTP.Write, 30*time.Second)
+	def(&c.HTTP.Idle, 60*time.Second)
 	defInt(&c.MaxSessions, DefaultMaxSessions)
+	defInt(&c.UserSessions, min(DefaultUserSessions, c.MaxSessions))
+	defInt(&c.MaxLogins, DefaultMaxLogins)
+	defInt(&c.UserLogins, min(DefaultUserLogins, c.MaxLogins))
+	defInt(&c.LoginBudget, DefaultLoginBudget)
 	defInt(&c.Window, DefaultWindow)
 	defInt(&c.InWindow, DefaultInWindow)
 	defInt(&c.MaxFailures, DefaultMaxFailures)
+	if c.AddrFailures <= 0 {
+		c.AddrFailures = max(DefaultAddrFailures, c.MaxFailures)
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}

@@ -5,10 +5,18 @@
 // # HTTP
 //
 //	GET  /           the page (login form, then xterm.js)
-//	POST /login      form user, password, csrf: 204 and a session cookie, 401, 429
+//	POST /login      form user, password, csrf: 204 and a session cookie, 401, 429, 503
 //	GET  /ws         the websocket: needs the session cookie and an allowed Origin
 //	POST /logout     form csrf: ends the login and its shells
 //	GET  /assets/N   the page's scripts and styles (embedded), and their licences
+//
+// The POSTs need an allowed Origin too (none is refused). The allowed
+// origins follow from the listening socket and the machine's addresses
+// and names, never from the request's Host (DNS rebinding); see
+// allowedOrigins. Logins are throttled per address and account, per
+// address, and by a global budget of checks a minute (limiter); logins
+// and shells are capped per account and in all (Server.newLogin,
+// Server.startTerm).
 //
 // # Websocket messages
 //

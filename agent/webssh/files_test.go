@@ -11,9 +11,9 @@ import (
 func TestFilesFromPaths(t *testing.T) {
 	p := paths.Default()
 	p.Shadow, p.Passwd, p.Group, p.Locale = "/x/shadow", "/x/passwd", "/x/group", "/x/locale"
-	p.WebSSHCert, p.WebSSHKey, p.KnownHosts = "/c/cert", "/c/key", "/c/known"
+	p.WebSSHCert, p.WebSSHKey, p.KnownHosts, p.WebSSHShells = "/c/cert", "/c/key", "/c/known", "/c/shells"
 	want := Files{Shadow: "/x/shadow", Passwd: "/x/passwd", Group: "/x/group", Locale: "/x/locale",
-		Cert: "/c/cert", Key: "/c/key", KnownHosts: "/c/known"}
+		Cert: "/c/cert", Key: "/c/key", KnownHosts: "/c/known", Shells: "/c/shells"}
 	if got := FilesFrom(p); got != want {
 		t.Errorf("FilesFrom = %+v, want %+v", got, want)
 	}

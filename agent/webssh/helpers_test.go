@@ -59,7 +59,13 @@ type envOpt func(*Config)
 // user (AsSelf).
 func newEnv(t *testing.T, opts ...envOpt) *testEnv {
 	t.Helper()
-	root := t.TempDir()
+	return newEnvAt(t, t.TempDir(), opts...)
+}
+
+// newEnvAt is newEnv with its files under root (kept from an earlier env
+// on the same root, the LuoYun dir included).
+func newEnvAt(t *testing.T, root string, opts ...envOpt) *testEnv {
+	t.Helper()
 	write := func(name, body string, mode os.FileMode) {
 		p := filepath.Join(root, "sys", name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -90,9 +96,9 @@ func newEnv(t *testing.T, opts ...envOpt) *testEnv {
 	}
 	write("etc/shadow", shadow.String(), 0o640)
 	write("etc/passwd", passwd.String(), 0o644)
-	write("etc/group", "root:x:0:\nusers:x:100:alice\nnogroup:x:65534:\n", 0o644)
+	write("etc/group", "root:x:0:\ntty:x:5:\nusers:x:100:alice\nnogroup:x:65534:\n", 0o644)
 	write("etc/default/locale", "LANG=C.UTF-8\n", 0o644)
-	if err := os.MkdirAll(filepath.Join(root, "ly/conf"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, "ly/conf"), 0o700); err != nil && !os.IsExist(err) {
 		t.Fatal(err)
 	}
 	sys, err := sysroot.New(filepath.Join(root, "sys"))
@@ -185,7 +191,12 @@ func (c *client) post(path string, form url.Values, hdr map[string]string) (int,
 	}
 	req, _ := http.NewRequest("POST", c.e.url+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", c.e.url) // as a browser does; hdr "Origin": "" drops it
 	for k, v := range hdr {
+		if v == "" {
+			req.Header.Del(k)
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := c.hc.Do(req)

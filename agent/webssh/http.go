@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,44 +94,39 @@ func cookieValue(r *http.Request, name string) string {
 	return c.Value
 }
 
-// ownOrigin is the origin the page was served from.
-func ownOrigin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + strings.ToLower(r.Host)
-}
-
 func validOrigin(o string) bool {
 	u, err := url.Parse(o)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
 		u.Path == "" && u.RawQuery == "" && u.User == nil && u.Fragment == "" && o == u.Scheme+"://"+u.Host
 }
 
-// originAllowed checks an Origin header exactly against the page's own
-// origin and the configured allowlist.
+// originAllowed checks an Origin header exactly against the origins the
+// terminal is reached at (allowedOrigins) and the configured allowlist.
+// The request's Host header plays no part: a DNS-rebinding page has its
+// own name in both Host and Origin.
 func (s *Server) originAllowed(r *http.Request, origin string) bool {
-	if origin == "" {
+	if origin == "" || origin == "null" {
 		return false
-	}
-	if origin == ownOrigin(r) {
-		return true
 	}
 	for _, o := range s.cfg.Origins {
 		if strings.EqualFold(origin, o) {
 			return true
 		}
 	}
-	return false
+	return slices.ContainsFunc(s.allowedOrigins(r.TLS != nil), func(o string) bool { return strings.EqualFold(origin, o) })
 }
 
 // checkPost guards the state-changing POSTs against cross-site requests:
-// the double-submitted CSRF token must match its cookie, and a browser's
-// Origin (or Sec-Fetch-Site) must be ours.
+// the double-submitted CSRF token must match its cookie, and the Origin
+// header must be present and ours (every browser sends it on a POST; a
+// request without one is no page of ours).
 func (s *Server) checkPost(w http.ResponseWriter, r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" && !s.originAllowed(r, o) {
-		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+	if o := r.Header.Get("Origin"); !s.originAllowed(r, o) {
+		if o == "" {
+			http.Error(w, "request without an Origin refused", http.StatusForbidden)
+		} else {
+			http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		}
 		return false
 	}
 	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
@@ -219,8 +215,9 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
 
 // handleLogin checks a user name and password. Failures answer no sooner
 // than FailDelay after the request came in (whatever failed, so timing
-// tells nothing), and an address with MaxFailures recent failures is
-// refused without a check.
+// tells nothing); the limiter refuses, without a check, an account and
+// address or an address with too many recent failures, and every check
+// beyond the global budget.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s.securityHeaders(w)
@@ -230,21 +227,41 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	user, password := r.PostForm.Get("user"), r.PostForm.Get("password")
 	addr, key := r.RemoteAddr, clientKey(r.RemoteAddr)
 	now := s.cfg.Clock.Now()
-	if !s.lim.begin(key, now) {
-		s.log.Warn("terminal login refused", "user", logUser(user), "addr", addr, "reason", "too many failed logins")
+	if v, retry, logIt := s.lim.begin(key, user, now); v != allowed {
+		msg, reason := "too many failed logins: try again later", "too many failed logins"
+		switch v {
+		case refusedPair:
+			reason = "too many failed logins for this account from this address"
+		case refusedAddr:
+			reason = "too many failed logins from this address"
+		case refusedBudget:
+			msg, reason = "too many logins on this terminal right now: try again in a minute", "login budget spent"
+		}
+		if v != refusedBudget || logIt {
+			attrs := []any{"user", logUser(user), "addr", addr, "reason", reason}
+			if v == refusedBudget {
+				attrs = append(attrs, "budget", s.cfg.LoginBudget, "period", budgetPeriod.String())
+			}
+			s.log.Warn("terminal login refused", attrs...)
+		}
 		s.updateState(func(t *state.Terminal) { t.LoginFailures++ })
-		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.FailWindow.Seconds())))
-		http.Error(w, "too many failed logins: try again later", http.StatusTooManyRequests)
+		w.Header().Set("Retry-After", fmt.Sprint(max(1, int(retry.Round(time.Second).Seconds()))))
+		http.Error(w, msg, http.StatusTooManyRequests)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	acct, mode, err := s.authenticate(ctx, user, password)
 	cancel()
 	var bad errBadLogin
+	var prompt errPrompt
 	if err != nil {
-		s.lim.end(key, false)
+		s.lim.end(key, user, false)
 		status, msg := http.StatusUnauthorized, "login incorrect"
-		if !errors.As(err, &bad) {
+		switch {
+		case errors.As(err, &prompt):
+			msg = prompt.userMessage()
+		case errors.As(err, &bad):
+		default:
 			status, msg = http.StatusServiceUnavailable, "login failed: the server could not check it; see the agent's log"
 		}
 		s.updateState(func(t *state.Terminal) { t.LoginFailures++ })
@@ -260,8 +277,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, status)
 		return
 	}
-	s.lim.end(key, true)
-	token := s.newLogin(user, addr, mode, acct)
+	s.lim.end(key, user, true)
+	token, err := s.newLogin(user, addr, mode, acct)
+	if err != nil {
+		acct.close()
+		s.log.Warn("terminal login refused", "user", user, "addr", addr, "mode", mode, "reason", err.Error())
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, err.Error()+": log out elsewhere, or try again later", http.StatusServiceUnavailable)
+		return
+	}
 	s.setCookie(w, r, loginCookie, token, 0)
 	s.log.Info("terminal login", "user", user, "addr", addr, "mode", mode)
 	if r.Header.Get("Sec-Fetch-Mode") == "navigate" {
@@ -337,15 +361,18 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade answered the client
 	}
 	defer conn.Close()
+	// The HTTP server's read and write timeouts stay on the connection
+	// after the upgrade; the websocket keeps its own deadlines instead.
+	conn.NetConn().SetDeadline(time.Time{})
 	conn.SetReadLimit(int64(s.cfg.InWindow) + 64)
 	conn.SetReadDeadline(time.Now().Add(helloTimeout))
-	_, data, err := conn.ReadMessage()
+	typ, data, err := conn.ReadMessage()
 	if err != nil {
 		return
 	}
 	m, err := Parse(data)
 	hello, ok := m.(Hello)
-	if err != nil || !ok || hello.Version != ProtocolVersion {
+	if typ != websocket.BinaryMessage || err != nil || !ok || hello.Version != ProtocolVersion {
 		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseProtocolError, "expected hello"), time.Now().Add(time.Second))
 		return
 	}

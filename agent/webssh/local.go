@@ -150,6 +150,20 @@ func lookupUser(sys *sysroot.Root, f Files, name string) (*user, error) {
 	return u, nil
 }
 
+// groupID returns the gid of group name from the group file.
+func groupID(sys *sysroot.Root, f Files, name string) (uint32, bool) {
+	gr, err := sys.ReadFile(f.Group, 0)
+	if err != nil {
+		return 0, false
+	}
+	g := findLine(gr, name)
+	if len(g) < 3 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(g[2], 10, 32)
+	return uint32(id), err == nil
+}
+
 // shadowHash returns name's hash from shadow, refusing locked, passwordless
 // and expired accounts.
 func shadowHash(sys *sysroot.Root, f Files, name string, now time.Time) (string, error) {
@@ -214,7 +228,14 @@ func (a *localAuth) login(ctx context.Context, name, password string) (account, 
 	if !a.asSelf && os.Geteuid() != 0 {
 		return nil, fmt.Errorf("%w: login mode must run as root to start shells as other users", ErrConfig)
 	}
-	return &localAccount{u: u, env: a.env(u), asSelf: a.asSelf}, nil
+	l := &localAccount{u: u, env: a.env(u), asSelf: a.asSelf}
+	if !a.asSelf {
+		l.tty = &ttyOwner{uid: int(u.UID), gid: int(u.GID)}
+		if gid, ok := groupID(a.sys, a.files, "tty"); ok {
+			l.tty.gid = int(gid)
+		}
+	}
+	return l, nil
 }
 
 // env is the login environment, as login(1) would make it.
@@ -241,6 +262,7 @@ type localAccount struct {
 	u      *user
 	env    []string
 	asSelf bool
+	tty    *ttyOwner // nil with asSelf
 }
 
 func (l *localAccount) name() string { return l.u.Name }
@@ -255,12 +277,12 @@ func (l *localAccount) start(cols, rows uint16) (shell, error) {
 	if !l.asSelf {
 		attr.Credential = &syscall.Credential{Uid: l.u.UID, Gid: l.u.GID, Groups: l.u.Groups}
 	}
-	sh, err := startPty(cmd, attr, cols, rows)
+	sh, err := startPty(cmd, attr, l.tty, cols, rows)
 	if err != nil && cmd.Dir != "/" {
 		// A home the user cannot enter: start in / as login(1) does.
 		cmd = exec.Command(l.u.Shell)
 		cmd.Args, cmd.Env, cmd.Dir = []string{"-" + path.Base(l.u.Shell)}, l.env, "/"
-		sh, err = startPty(cmd, attr, cols, rows)
+		sh, err = startPty(cmd, attr, l.tty, cols, rows)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s for %s: %w", l.u.Shell, l.u.Name, err)

@@ -97,6 +97,7 @@ func TestLoginCookieAttributes(t *testing.T) {
 	req, _ := http.NewRequest("POST", e.url+"/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Cookie", csrfCookie+"="+c.csrf)
+	req.Header.Set("Origin", e.url)
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)

@@ -193,6 +193,7 @@ func TestTLSSelfSigned(t *testing.T) {
 	csrf := csrfRE.FindStringSubmatch(page.String())[1]
 	req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(url.Values{"user": {"root"}, "password": {testPassword}, "csrf": {csrf}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
 	resp, err = hc.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -21,9 +21,6 @@ import (
 	"osmanager/agent/state"
 )
 
-// maxLogins bounds the logins remembered at once; the oldest goes first.
-const maxLogins = 256
-
 // Server is the web terminal service.
 type Server struct {
 	cfg   Config
@@ -40,9 +37,16 @@ type Server struct {
 	mu       sync.Mutex
 	logins   map[[32]byte]*login
 	terms    map[SessionID]*term
-	starting int // sessions reserved but not yet registered
+	starting map[string]int // sessions reserved but not yet registered, per account
+	startAll int            // and in all
+	listen   net.Addr       // where Serve listens: the allowed origins follow from it
 	closing  bool
 	wg       sync.WaitGroup // websocket handlers and sessions
+
+	ifaceAddrs func() ([]net.Addr, error) // the machine's addresses, for allowed origins
+
+	shellMu sync.Mutex     // orders writes of Files.Shells
+	shells  map[int]uint64 // live login-mode shells: pid → start time
 }
 
 // login is a successful POST /login, named by the hash of its cookie.
@@ -77,11 +81,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("%w: as-self on the real system root as root would give every account a root shell", ErrConfig)
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Log,
-		logins: make(map[[32]byte]*login),
-		terms:  make(map[SessionID]*term),
-		lim:    limiter{max: cfg.MaxFailures, window: cfg.FailWindow},
+		cfg:        cfg,
+		log:        cfg.Log,
+		logins:     make(map[[32]byte]*login),
+		terms:      make(map[SessionID]*term),
+		starting:   make(map[string]int),
+		shells:     make(map[int]uint64),
+		ifaceAddrs: net.InterfaceAddrs,
+		lim:        limiter{pairMax: cfg.MaxFailures, addrMax: cfg.AddrFailures, window: cfg.FailWindow, budget: cfg.LoginBudget},
 	}
 	local := &localAuth{sys: cfg.Sys, files: cfg.Files, asSelf: cfg.AsSelf, now: cfg.Clock.Now, hashes: make(chan struct{}, 2)}
 	remote := &sshAuth{addr: cfg.SSHAddr, conf: cfg.Conf, file: cfg.Files.KnownHosts, log: cfg.Log}
@@ -138,11 +145,16 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, secure bool) error {
 	s.mu.Lock()
 	s.closing = false
+	s.listen = ln.Addr()
 	s.mu.Unlock()
+	s.endOrphans()
+	lim := s.cfg.HTTP
 	hs := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           http.MaxBytesHandler(s.mux, maxForm),
+		ReadHeaderTimeout: lim.ReadHeader,
+		ReadTimeout:       lim.Read,
+		WriteTimeout:      lim.Write,
+		IdleTimeout:       lim.Idle,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -216,35 +228,58 @@ func (s *Server) updateState(f func(*state.Terminal)) {
 
 func cookieKey(v string) [32]byte { return sha256.Sum256([]byte(v)) }
 
-// newLogin remembers a successful login and returns its cookie value.
-func (s *Server) newLogin(user, addr string, mode Mode, acct account) string {
+// errTooManyLogins refuses a login when the login table is full: a full
+// table never evicts another account's login.
+var errTooManyLogins = errors.New("too many logins on this terminal")
+
+// newLogin remembers a successful login and returns its cookie value. An
+// account at its UserLogins cap loses its own oldest login (and that
+// login's shells); a full table refuses the new one instead.
+func (s *Server) newLogin(user, addr string, mode Mode, acct account) (string, error) {
 	var b [32]byte
 	rand.Read(b[:])
 	token := fmt.Sprintf("%x", b[:])
 	l := &login{key: cookieKey(token), user: user, addr: addr, mode: mode, acct: acct, created: s.cfg.Clock.Now()}
-	var drop []*login
+	var drop, evict []*login
 	s.mu.Lock()
 	now := s.cfg.Clock.Now()
+	var own []*login
 	for k, o := range s.logins {
-		if s.expiredLocked(o, now) {
+		switch {
+		case s.expiredLocked(o, now):
 			delete(s.logins, k)
 			drop = append(drop, o)
+		case o.user == user:
+			own = append(own, o)
 		}
 	}
-	if len(s.logins) >= maxLogins {
-		var oldest *login
-		for _, o := range s.logins {
-			if oldest == nil || o.created.Before(oldest.created) {
-				oldest = o
+	for len(own) >= s.cfg.UserLogins {
+		oldest := 0
+		for i, o := range own {
+			if o.created.Before(own[oldest].created) {
+				oldest = i
 			}
 		}
-		delete(s.logins, oldest.key)
-		drop = append(drop, oldest)
+		delete(s.logins, own[oldest].key)
+		evict = append(evict, own[oldest])
+		own = slices.Delete(own, oldest, oldest+1)
 	}
-	s.logins[l.key] = l
+	var err error
+	if len(s.logins) >= s.cfg.MaxLogins {
+		err = fmt.Errorf("%w (limit %d)", errTooManyLogins, s.cfg.MaxLogins)
+	} else {
+		s.logins[l.key] = l
+	}
 	s.mu.Unlock()
 	s.dropLogins(drop, "login expired")
-	return token
+	for _, o := range evict {
+		s.log.Info("terminal logout", "user", o.user, "addr", o.addr, "reason", "the account's oldest login, replaced by a new one")
+	}
+	s.dropLogins(evict, "replaced by a newer login of the same account")
+	if err != nil {
+		return "", err
+	}
+	return token, nil
 }
 
 // expiredLocked reports whether l is past the maximum session length.
@@ -316,23 +351,43 @@ func (s *Server) findTerm(id SessionID, l *login) *term {
 // errLimit is the session limit.
 var errLimit = errors.New("too many terminal sessions")
 
-// startTerm starts a shell for l and registers its session.
+// startTerm starts a shell for l and registers its session, within the
+// account's cap and the global one: a full cap refuses, it ends no shell.
 func (s *Server) startTerm(l *login, cols, rows uint16) (*term, error) {
+	user := l.user
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return nil, errors.New("agent stopping")
 	}
-	if len(s.terms)+s.starting >= s.cfg.MaxSessions {
+	all, own := s.startAll, s.starting[user]
+	for _, t := range s.terms {
+		all++
+		if t.login.user == user {
+			own++
+		}
+	}
+	switch {
+	case own >= s.cfg.UserSessions:
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w for %s (limit %d per account)", errLimit, user, s.cfg.UserSessions)
+	case all >= s.cfg.MaxSessions:
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w (limit %d)", errLimit, s.cfg.MaxSessions)
 	}
-	s.starting++
+	s.startAll++
+	s.starting[user]++
 	s.mu.Unlock()
 	sh, err := l.acct.start(cols, rows)
+	if err == nil {
+		s.noteShell(sh, true)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.starting--
+	s.startAll--
+	if s.starting[user]--; s.starting[user] == 0 {
+		delete(s.starting, user)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -354,11 +409,13 @@ func (s *Server) startTerm(l *login, cols, rows uint16) (*term, error) {
 
 // removeTerm forgets an ended session and writes its audit line.
 func (s *Server) removeTerm(t *term, reason string, code int) {
+	s.noteShell(t.sh, false)
+	d := t.clk.Now().Sub(t.started)
+	// The audit line comes first: a session no longer listed is logged.
+	s.log.Info("terminal session end", "user", t.login.user, "addr", t.login.addr,
+		"duration", d.Round(time.Millisecond).String(), "reason", reason, "exit", code, "session", t.id.String())
 	s.mu.Lock()
 	delete(s.terms, t.id)
 	s.mu.Unlock()
-	d := t.clk.Now().Sub(t.started)
-	s.log.Info("terminal session end", "user", t.login.user, "addr", t.login.addr,
-		"duration", d.Round(time.Millisecond).String(), "reason", reason, "exit", code, "session", t.id.String())
 	s.updateState(func(st *state.Terminal) { st.Active-- })
 }

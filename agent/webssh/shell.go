@@ -68,14 +68,28 @@ type ptyShell struct {
 	err  error
 }
 
+// ttyOwner is who a shell's terminal belongs to, as login(1) sets it:
+// the user, the tty group, mode 0620 (screen, tmux and write need it).
+type ttyOwner struct{ uid, gid int }
+
 // startPty starts cmd as a session leader with a new pty as its
-// controlling terminal.
-func startPty(cmd *exec.Cmd, attr *syscall.SysProcAttr, cols, rows uint16) (*ptyShell, error) {
+// controlling terminal, owned by own (nil: left as the agent's).
+func startPty(cmd *exec.Cmd, attr *syscall.SysProcAttr, own *ttyOwner, cols, rows uint16) (*ptyShell, error) {
 	m, tty, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("open pty: %w", err)
 	}
 	defer tty.Close()
+	if own != nil {
+		if err := tty.Chown(own.uid, own.gid); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("pty owner: %w", err)
+		}
+		if err := tty.Chmod(0o620); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("pty mode: %w", err)
+		}
+	}
 	// pty.Open's ioctls leave the master in blocking mode; a dup set
 	// non-blocking goes on the runtime poller, so reads can wait without
 	// a thread or a buffer, and hang-ups can interrupt them.
@@ -174,31 +188,64 @@ const procDir = "/proc"
 
 // sessionMembers lists the processes whose session id is sid.
 func sessionMembers(sid int) []int {
+	var out []int
+	eachProc(func(pid int, st procStat) {
+		if pid != sid && st.sid == sid {
+			out = append(out, pid)
+		}
+	})
+	return out
+}
+
+// procStat is what the agent reads of /proc/PID/stat.
+type procStat struct {
+	sid   int
+	start uint64 // start time, clock ticks since boot: with the pid, names a process for good
+}
+
+// readProcStat reads pid's session and start time.
+func readProcStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(procDir + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseProcStat(b)
+}
+
+// parseProcStat parses "pid (comm) state ppid pgrp session … starttime …";
+// comm may hold anything, ')' included.
+func parseProcStat(b []byte) (procStat, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, errors.New("proc stat: no command")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return procStat{}, errors.New("proc stat: short")
+	}
+	sid, err1 := strconv.Atoi(f[3])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return procStat{}, errors.New("proc stat: bad session or start time")
+	}
+	return procStat{sid: sid, start: start}, nil
+}
+
+// eachProc calls f for every process in /proc it can read.
+func eachProc(f func(pid int, st procStat)) {
 	ents, err := os.ReadDir(procDir)
 	if err != nil {
-		return nil
+		return
 	}
-	var out []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == sid {
-			continue
-		}
-		b, err := os.ReadFile(procDir + "/" + e.Name() + "/stat")
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid pgrp session …; comm may hold anything.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 3 && f[3] == strconv.Itoa(sid) {
-			out = append(out, pid)
+		if st, err := readProcStat(pid); err == nil {
+			f(pid, st)
 		}
 	}
-	return out
 }
 
 // Hangup signals SIGHUP and closes the master, which hangs up the

@@ -9,9 +9,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -53,21 +57,25 @@ func (a *sshAuth) handshake(ctx context.Context, conn net.Conn, user, password s
 		conn.Close()
 		return nil, err
 	}
+	ki := &kbdAnswers{password: password}
+	offered := false
 	cfg := &ssh.ClientConfig{
 		User: user,
-		Auth: []ssh.AuthMethod{
-			ssh.Password(password),
-			ssh.KeyboardInteractive(func(_, _ string, questions []string, echos []bool) ([]string, error) {
-				// Answer the hidden prompts (PAM's "Password:") with the
-				// password; a visible question we cannot answer.
-				ans := make([]string, len(questions))
-				for i := range questions {
-					if !echos[i] {
-						ans[i] = password
-					}
+		Auth: []ssh.AuthMethod{ssh.Password(password), ssh.KeyboardInteractive(ki.answer)},
+		// Called after each attempt, the first time with what sshd offers
+		// after "none": without password or keyboard-interactive there is
+		// nothing to try (auto mode then logs in locally).
+		AuthCallback: func(c *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
+			if ki.err != nil {
+				return nil, ki.err // a prompt we must not answer: stop here
+			}
+			if !offered {
+				offered = true
+				if !slices.Contains(c.AllowedMethods, "password") && !slices.Contains(c.AllowedMethods, "keyboard-interactive") {
+					return nil, fmt.Errorf("%w (it offers %s)", errNoPasswordAuth, strings.Join(c.AllowedMethods, ", "))
 				}
-				return ans, nil
-			}),
+			}
+			return nil, nil
 		},
 		HostKeyCallback: a.checkHostKey(pinned),
 		Timeout:         10 * time.Second,
@@ -81,7 +89,8 @@ func (a *sshAuth) handshake(ctx context.Context, conn net.Conn, user, password s
 	c, chans, reqs, err := ssh.NewClientConn(conn, a.addr, cfg)
 	if err != nil {
 		conn.Close()
-		if errors.Is(err, ErrHostKey) {
+		var prompt errPrompt
+		if errors.Is(err, ErrHostKey) || errors.Is(err, errNoPasswordAuth) || errors.As(err, &prompt) {
 			return nil, err
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
@@ -91,6 +100,68 @@ func (a *sshAuth) handshake(ctx context.Context, conn net.Conn, user, password s
 	}
 	conn.SetDeadline(time.Time{})
 	return &sshAccount{user: user, client: ssh.NewClient(c, chans, reqs)}, nil
+}
+
+// errNoPasswordAuth means sshd offers neither password nor
+// keyboard-interactive authentication (only keys, as many cloud images).
+var errNoPasswordAuth = errors.New("sshd offers no password login")
+
+// errPrompt is a keyboard-interactive prompt other than the password's
+// (a one-time code, a question): the terminal refuses the login and tells
+// the user which prompt it cannot answer.
+type errPrompt struct{ prompt string }
+
+func (e errPrompt) Error() string {
+	return fmt.Sprintf("sshd asked %q, which is not a password prompt", e.prompt)
+}
+
+func (e errPrompt) userMessage() string {
+	return fmt.Sprintf("the instance's sshd asks %q, which this terminal does not answer: use an ssh client", e.prompt)
+}
+
+// passwordPrompt matches the prompts the password answers; newPassword
+// the ones of a password change, which it must not answer.
+var (
+	passwordPrompt = regexp.MustCompile(`(?i)password`)
+	newPassword    = regexp.MustCompile(`(?i)\b(new|retype|re-?enter|again|confirm)\b`)
+)
+
+// kbdAnswers answers keyboard-interactive rounds: only hidden prompts that
+// ask for the password get it; any other prompt ends the login (err).
+type kbdAnswers struct {
+	password string
+	err      error
+}
+
+func (k *kbdAnswers) answer(_, _ string, questions []string, echos []bool) ([]string, error) {
+	ans := make([]string, len(questions))
+	for i, q := range questions {
+		if echos[i] || !passwordPrompt.MatchString(q) || newPassword.MatchString(q) {
+			k.err = errPrompt{prompt: printable(q, 80)}
+			return nil, k.err
+		}
+		ans[i] = k.password
+	}
+	return ans, nil
+}
+
+// printable keeps text from sshd one line of printable characters, at most
+// max bytes.
+func printable(s string, max int) string {
+	s = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError || unicode.Is(unicode.Cc, r) {
+			return ' '
+		}
+		return r
+	}, s))
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
 }
 
 // hostKeyAlgos keeps the handshake on the pinned key's type.
@@ -179,6 +250,11 @@ func (a *autoAuth) pick(ctx context.Context, user, password string) (account, Mo
 		return acct, ModeLogin, err
 	}
 	acct, err := a.ssh.handshake(ctx, conn, user, password)
+	if errors.Is(err, errNoPasswordAuth) {
+		// sshd answers but takes no passwords: check the password here.
+		acct, err := a.local.login(ctx, user, password)
+		return acct, ModeLogin, err
+	}
 	return acct, ModeSSH, err
 }
 

@@ -33,6 +33,19 @@ const sshdPath = "/usr/sbin/sshd"
 // keyboard-interactive (through PAM) instead of plain password auth.
 func startSSHD(t *testing.T, kbd bool) *testSSHD {
 	t.Helper()
+	auth := "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n"
+	if kbd {
+		auth = "PasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n"
+	}
+	return startSSHDAuth(t, auth)
+}
+
+// sshdKeysOnly is the sshd_config of many cloud images: keys only.
+const sshdKeysOnly = "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+
+// startSSHDAuth starts sshd with auth as its authentication settings.
+func startSSHDAuth(t *testing.T, auth string) *testSSHD {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("sshd and a test user need root")
 	}
@@ -81,10 +94,6 @@ func startSSHD(t *testing.T, kbd bool) *testSSHD {
 	d.addr = ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(d.addr)
-	auth := "PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\n"
-	if kbd {
-		auth = "PasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n"
-	}
 	conf := filepath.Join(dir, "sshd_config")
 	body := fmt.Sprintf("Port %s\nListenAddress 127.0.0.1\nHostKey %s\nPidFile none\n%sPermitRootLogin no\n"+
 		"StrictModes no\nAuthorizedKeysFile none\nPrintMotd no\nPrintLastLog no\nAllowUsers %s\n", port, keyFile, auth, d.user)
@@ -197,5 +206,20 @@ func TestAutoModeWithoutSSHD(t *testing.T) {
 	e.mustLogin("root")
 	if !strings.Contains(e.log.String(), "mode=login") {
 		t.Error("auto mode without sshd did not use login mode")
+	}
+}
+
+// TestSSHDKeysOnly: a real sshd that takes only keys; auto mode logs in
+// locally (and ssh mode refuses with a reason).
+func TestSSHDKeysOnly(t *testing.T) {
+	d := startSSHDAuth(t, sshdKeysOnly)
+	e := newEnv(t, func(c *Config) { c.Mode = ModeAuto; c.SSHAddr = d.addr; c.AsSelf = false })
+	e.mustLogin("root")
+	if !strings.Contains(e.log.String(), "mode=login") {
+		t.Error("auto mode did not fall back to login mode")
+	}
+	e2 := newEnv(t, func(c *Config) { c.Mode = ModeSSH; c.SSHAddr = d.addr; c.AsSelf = false })
+	if code := e2.client().login(d.user, d.password); code != http.StatusServiceUnavailable {
+		t.Errorf("ssh mode: status %d, want 503", code)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/netip"
 	"time"
 
 	"osmanager/agent/sysroot"
@@ -60,6 +61,13 @@ func (s *Server) selfSigned() (tls.Certificate, error) {
 	} else if !errors.Is(err1, fs.ErrNotExist) && err1 != nil || !errors.Is(err2, fs.ErrNotExist) && err2 != nil {
 		return tls.Certificate{}, fmt.Errorf("read certificate: %w", errors.Join(err1, err2))
 	}
+	if h := s.cfg.Hostname; h != "" {
+		if _, ok := dnsName(h); !ok {
+			if _, err := netip.ParseAddr(h); err != nil {
+				s.log.Warn("host name left out of the self-signed certificate: not a DNS name", "hostname", logUser(h))
+			}
+		}
+	}
 	certPEM, keyPEM, err := makeCert(s.cfg.Hostname, now)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -102,8 +110,12 @@ func makeCert(host string, now time.Time) (certPEM, keyPEM []byte, err error) {
 		DNSNames:              []string{"localhost"},
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	if host != "" && host != "localhost" {
-		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	// Only a valid DNS name (or an IP) goes in: x509 refuses anything else
+	// (a non-ASCII domain.name), and the terminal would never start.
+	if ip, err := netip.ParseAddr(host); err == nil {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.Unmap().WithZone("").AsSlice()))
+	} else if name, ok := dnsName(host); ok && name != "localhost" {
+		tmpl.DNSNames = append(tmpl.DNSNames, name)
 	}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {

@@ -82,6 +82,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs.StringVar(&o.WebSSHCert, "webssh-cert", "", "web terminal TLS certificate file (with -webssh-key)")
 			fs.StringVar(&o.WebSSHKey, "webssh-key", "", "web terminal TLS key file")
 			fs.BoolVar(&o.WebSSHTLS, "webssh-tls", false, "serve the web terminal over TLS with a self-signed certificate kept under <root>/conf")
+			fs.IntVar(&o.WebSSHMaxShells, "webssh-max-shells", webssh.DefaultMaxSessions, "web terminal: shells at once, all accounts")
+			fs.IntVar(&o.WebSSHUserShells, "webssh-user-shells", webssh.DefaultUserSessions, "web terminal: shells at once per account")
+			fs.IntVar(&o.WebSSHMaxLogins, "webssh-max-logins", webssh.DefaultMaxLogins, "web terminal: logins at once; more are refused")
+			fs.IntVar(&o.WebSSHUserLogins, "webssh-user-logins", webssh.DefaultUserLogins, "web terminal: logins per account; more replace its oldest")
+			fs.IntVar(&o.WebSSHLoginBudget, "webssh-login-budget", webssh.DefaultLoginBudget, "web terminal: password checks per minute, all clients together")
 			fs.Func("webssh-origin", "an extra allowed Origin for the web terminal, e.g. https://console.example.com (repeatable)", func(v string) error {
 				o.WebSSHOrigins = append(o.WebSSHOrigins, v)
 				return nil

@@ -105,7 +105,7 @@ func serve(arg string) error {
 	defer stop()
 	srv, err := webssh.New(webssh.Config{
 		Mode: webssh.ModeLogin, AsSelf: os.Geteuid() != 0, Sys: sys, Conf: ly,
-		MaxSessions: 1000, FailDelay: -1, Window: envInt("OSM_BENCH_WINDOW"),
+		MaxSessions: 1000, UserSessions: 1000, UserLogins: 1000, LoginBudget: 1 << 20, FailDelay: -1, Window: envInt("OSM_BENCH_WINDOW"),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -552,7 +552,10 @@ func (a *agentClient) login() error {
 	if m == nil {
 		return errors.New("no CSRF token in the page")
 	}
-	resp, err = hc.PostForm(a.base+"/login", url.Values{"user": {"root"}, "password": {password}, "csrf": {string(m[1])}})
+	req, _ := http.NewRequest("POST", a.base+"/login", strings.NewReader(url.Values{"user": {"root"}, "password": {password}, "csrf": {string(m[1])}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", a.base) // as a browser does
+	resp, err = hc.Do(req)
 	if err != nil {
 		return err
 	}
