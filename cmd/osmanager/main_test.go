@@ -124,3 +124,42 @@ JSON={"network": [{"mac": "52:54:00:AA:BB:02", "ip": "10.77.0.2", "netmask": "25
 		t.Errorf("second boot changed something:\n%s", out)
 	}
 }
+
+// TestHostsInjectionTwoBoots runs the real binary twice: a floppy whose
+// domain.ip carries a zone with line breaks, then a good one. The first
+// boot must refuse the address and write nothing of it; the second must
+// also clear what an agent before the check let the first one write.
+func TestHostsInjectionTwoBoots(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := agent.MakeDemo(dir); err != nil {
+		t.Fatal(err)
+	}
+	img, hosts := filepath.Join(dir, "floppy.img"), filepath.Join(dir, "sysroot/etc/hosts")
+	boot := func(ip string) (string, error) {
+		ini := fmt.Sprintf("TAG=3\nKEY=k\nJSON={\"domain\": {\"name\": \"app1.example.com\", \"ip\": %q}}\n", ip)
+		os.WriteFile(img, floppy.NodeImage([]byte(ini)), 0o600)
+		cmd := exec.Command(os.Args[0], "boot", "--floppy", img, "--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot"))
+		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	const bad = "fe80::1%x\n6.6.6.6 bank.example\n#"
+	out, err := boot(bad)
+	if err == nil || !regexp.MustCompile(`(?m)^failed\s+hostname .*domain.ip .*zone`).MatchString(out) {
+		t.Errorf("bad floppy: err %v, output:\n%s", err, out)
+	}
+	got, _ := os.ReadFile(hosts)
+	if want := "127.0.0.1\tlocalhost\n127.0.1.1\tapp1.example.com app1 # osmanager\n"; string(got) != want {
+		t.Errorf("hosts after the bad floppy = %q, want %q", got, want)
+	}
+
+	// /etc/hosts as the agent before the check left it after the bad floppy.
+	os.WriteFile(hosts, []byte("127.0.0.1\tlocalhost\nfe80::1%x\n6.6.6.6 bank.example\n#\tapp1.example.com app1 # osmanager\n"), 0o644)
+	if out, err := boot("10.0.0.12"); err != nil {
+		t.Fatalf("good floppy: %v\n%s", err, out)
+	}
+	got, _ = os.ReadFile(hosts)
+	if want := "127.0.0.1\tlocalhost\n10.0.0.12\tapp1.example.com app1 # osmanager\n"; string(got) != want {
+		t.Errorf("hosts after the good floppy = %q, want %q", got, want)
+	}
+}
