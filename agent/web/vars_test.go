@@ -46,7 +46,10 @@ func TestPageVarsHostile(t *testing.T) {
 		wantFor func(v string) string
 	}{
 		{"domain.name", nil,
-			func(c *Config, v string) { c.Hostname = v; c.OSHostname = func() (string, error) { return "vm-1234", nil } },
+			func(c *Config, v string) {
+				c.Hostname = v
+				c.OSHostname = func() (string, error) { return "vm-1234", nil }
+			},
 			func(string) string { return "[vm-1234|wordpress|0.1.0|3.5.1|07:08]" }},
 		{"OS host name", nil,
 			func(c *Config, v string) { c.Hostname = ""; c.OSHostname = func() (string, error) { return v, nil } },
