@@ -40,6 +40,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"osmanager/agent/clock"
 	"osmanager/agent/internal/hostname"
 	"osmanager/agent/state"
@@ -124,6 +126,8 @@ type Server struct {
 	vars    varSource
 	sys     sysReader
 	pages   pageCache
+	loads   singleflight.Group // page reads and compiles in progress
+	hooks   testHooks
 	metrics *metrics
 
 	hasCookie  bool
@@ -136,6 +140,13 @@ type Server struct {
 
 	errMu   sync.Mutex
 	lastErr map[string]string // per source, so a lasting fault is logged once
+}
+
+// testHooks are called, when set, at points of the page cache the tests
+// count: a request missing the cache (about to load or render), a page
+// read and compiled, a page rendered. Set before serving; nil in production.
+type testHooks struct {
+	miss, load, render func()
 }
 
 //go:embed page/index.html
