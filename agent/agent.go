@@ -34,10 +34,16 @@ type Options struct {
 	Floppy        string        // device or image; default paths.DefaultFloppy
 	Root          string        // the LuoYun dir; default paths.DefaultRoot
 	Sysroot       string        // root for /etc, /root, …; default /
-	NoNetwork     bool          // leave interfaces alone
 	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
 	FloppyWait    time.Duration // how long to wait for the device after modprobe; default 3 s
 	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
+
+	// A system root other than "/" is not a sandbox: these three act on
+	// the real host whatever the root, so each is off with such a root
+	// unless set to SwitchOn (see Switch).
+	Network     Switch // the network step: interfaces and routes via netlink
+	Modprobe    Switch // "modprobe floppy" when the floppy device is missing
+	LoginShells Switch // web terminal shells in login mode, as a uid from <sysroot>/etc/passwd
 
 	// Controller link (agent/clc).
 	StatusPeriod time.Duration // how often custom/scripts/status runs; default 30 s
@@ -72,6 +78,46 @@ type Options struct {
 	Netlink netconf.Netlink
 	// WriteHook is handed to both roots (crash tests).
 	WriteHook func(sysroot.Stage, string)
+}
+
+// Switch turns on or off something the agent does to the real host
+// whatever its system root: changing network interfaces, loading the
+// floppy driver, starting login shells as users of the system root's
+// passwd file. SwitchAuto, the zero value, is on when the system root is
+// "/" and off otherwise, so a scratch system root (a test, an image being
+// prepared) does not reach out to the host running the agent.
+type Switch string
+
+// The values of a Switch.
+const (
+	SwitchAuto Switch = ""
+	SwitchOn   Switch = "on"
+	SwitchOff  Switch = "off"
+)
+
+// ParseSwitch reads a Switch flag: "auto", "on" or "off".
+func ParseSwitch(v string) (Switch, error) {
+	switch v {
+	case "auto", "":
+		return SwitchAuto, nil
+	case "on", "off":
+		return Switch(v), nil
+	}
+	return "", fmt.Errorf("%q: want auto, on or off", v)
+}
+
+// allowed decides a Switch for this agent; when it is off, why says so
+// and names the flag that turns it on.
+func (a *Agent) allowed(s Switch, flag string) (on bool, why string) {
+	switch {
+	case s == SwitchOn:
+		return true, ""
+	case s == SwitchOff:
+		return false, flag + "=off"
+	case a.sys.IsHost():
+		return true, ""
+	}
+	return false, fmt.Sprintf("--sysroot is not /; %s=on to force", flag)
 }
 
 // Agent is one osmanager.
@@ -197,7 +243,11 @@ func (a *Agent) netlink() (netconf.Netlink, error) {
 }
 
 func (a *Agent) floppyReader() *floppy.Reader {
-	return &floppy.Reader{Path: a.paths.Floppy, Wait: a.opts.FloppyWait, Log: a.log}
+	r := &floppy.Reader{Path: a.paths.Floppy, Wait: a.opts.FloppyWait, Log: a.log}
+	if on, why := a.allowed(a.opts.Modprobe, "--modprobe"); !on {
+		r.NoLoad = why
+	}
+	return r
 }
 
 // summary formats a step for the boot's console output.

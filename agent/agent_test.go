@@ -38,7 +38,7 @@ func testOptions(t *testing.T, dir string) (Options, *testlog.Buffer) {
 	p := defaultTestPaths()
 	return Options{
 		Floppy: filepath.Join(dir, "floppy.img"), Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
-		NoNetwork: true, Log: log, Out: &bytes.Buffer{}, Paths: &p,
+		Network: SwitchOff, Log: log, Out: &bytes.Buffer{}, Paths: &p,
 		ListenWeb: "127.0.0.1:0", ListenWebSSH: "127.0.0.1:0",
 	}, buf
 }
@@ -210,7 +210,7 @@ func TestBadInput(t *testing.T) {
 			putFloppy(t, dir, floppy.NodeImage(nodeIni(strings.Replace(goodJSON, "%s", key, 1))))
 		}, []string{"sshkeys"}, false, false},
 		{"unknown MAC", func(t *testing.T, dir string, o *Options) {
-			o.NoNetwork, o.Netlink = false, fakeLinks{mac: "52:54:00:00:00:99"}
+			o.Network, o.Netlink = SwitchOn, fakeLinks{mac: "52:54:00:00:00:99"}
 			putFloppy(t, dir, floppy.NodeImage(nodeIni(`{"network": [{"mac": "52:54:00:12:34:56", "ip": "10.0.0.2", "netmask": "24"}]}`)))
 		}, []string{"network"}, false, true},
 	}

@@ -150,8 +150,8 @@ func (b *boot) nameservers(ctx context.Context) ([]string, string, error) {
 }
 
 func (b *boot) network(ctx context.Context) ([]string, string, error) {
-	if b.opts.NoNetwork {
-		return nil, "", supervisor.Skip("--no-network")
+	if on, why := b.allowed(b.opts.Network, "--network"); !on {
+		return nil, "", supervisor.Skip(why)
 	}
 	if b.cfg == nil {
 		return nil, "", b.noConfig()

@@ -36,7 +36,7 @@ func crashHelper(dir string) {
 	p := defaultTestPaths()
 	o := Options{
 		Floppy: filepath.Join(dir, "floppy.img"), Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
-		NoNetwork: true, Paths: &p,
+		Network: SwitchOff, Paths: &p,
 		WriteHook: func(s sysroot.Stage, name string) {
 			n++
 			fmt.Printf("stage %d %s %s\n", n, s, name)

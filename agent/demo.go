@@ -75,7 +75,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	}
 	opts := Options{
 		Floppy: img, Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
-		NoNetwork: true, Log: o.Log, Out: out, ScriptTimeout: 30 * time.Second,
+		Log: o.Log, Out: out, ScriptTimeout: 30 * time.Second,
 		// Loopback only, and shells run as whoever runs the demo: the scratch
 		// shadow's root password must never open a real root shell.
 		ListenWebSSH: termAddr, WebSSHAsSelf: true, WebSSHMode: "login",

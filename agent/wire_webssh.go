@@ -24,9 +24,15 @@ func (a *Agent) websshServices() []supervisor.Named {
 	if d := a.cfg.Payload.Domain; d != nil {
 		host = d.Name
 	}
+	mode, err := a.websshMode()
+	if err != nil {
+		return []supervisor.Named{{Name: "webssh", Service: supervisor.ServiceFunc(func(context.Context) error {
+			return supervisor.Permanent(err)
+		})}}
+	}
 	srv, err := webssh.New(webssh.Config{
 		Addr:       addr,
-		Mode:       webssh.Mode(a.opts.WebSSHMode),
+		Mode:       mode,
 		AsSelf:     a.opts.WebSSHAsSelf,
 		Sys:        a.sys,
 		Conf:       a.ly,
@@ -56,6 +62,29 @@ func (a *Agent) websshServices() []supervisor.Named {
 		return rerr
 	}
 	return []supervisor.Named{{Name: "webssh", Service: supervisor.ServiceFunc(run)}}
+}
+
+// websshMode is --webssh-mode, unless login shells are off (a system root
+// other than "/" without --webssh-login-shells=on): a login-mode shell
+// runs as the uid the system root's passwd file gives, on the real host,
+// so a scratch passwd would choose who the shell runs as. Then auto is
+// ssh only (the host's own sshd checks the host's own accounts) and
+// login is refused. The demo's as-self mode never switches users, so it
+// is not affected.
+func (a *Agent) websshMode() (webssh.Mode, error) {
+	mode := webssh.Mode(a.opts.WebSSHMode)
+	if a.opts.WebSSHAsSelf || mode != webssh.ModeLogin && mode != webssh.ModeAuto && mode != "" {
+		return mode, nil // ssh, or a bad mode webssh.New refuses
+	}
+	on, why := a.allowed(a.opts.LoginShells, "--webssh-login-shells")
+	if on {
+		return mode, nil
+	}
+	if mode == webssh.ModeLogin {
+		return "", fmt.Errorf("%w: login mode refused: login shells are off (%s)", webssh.ErrConfig, why)
+	}
+	a.log.Info("web terminal in ssh mode only: login shells are off", "service", "webssh", "reason", why)
+	return webssh.ModeSSH, nil
 }
 
 // websshAddr decides where the web terminal listens, for the terminal and

@@ -32,6 +32,10 @@ type Reader struct {
 	Wait time.Duration
 	// LoadModule loads the floppy driver; nil runs "modprobe floppy".
 	LoadModule func(ctx context.Context) error
+	// NoLoad, when set, says why the driver must not be loaded (the agent
+	// is configuring a scratch system root, not this host): a missing
+	// device is then an error saying so.
+	NoLoad string
 	// DevPrefix marks the paths a driver can create, for which LoadModule is
 	// worth a try; empty means DefaultDevPrefix. Tests point it at a temp dir.
 	DevPrefix string
@@ -56,6 +60,9 @@ func (r *Reader) Read(ctx context.Context) ([]byte, error) {
 		return nil, err // there, but no drive behind it: a driver is loaded
 	}
 
+	if r.NoLoad != "" {
+		return nil, fmt.Errorf("read floppy %s: %w; floppy driver not loaded: %s", path, ErrNoDevice, r.NoLoad)
+	}
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -72,30 +72,31 @@ func (c *Config) SetRootHash(hash string) (changed []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	lines := bytes.SplitAfter(old, []byte("\n"))
+	var w lines
 	found := false
-	for i, l := range lines {
+	for _, l := range splitLines(old) {
 		name, rest, ok := bytes.Cut(l, []byte(":"))
-		if !ok || string(name) != "root" {
+		if found || !ok || string(name) != "root" {
+			w.keep(l)
 			continue
 		}
-		_, after, ok := bytes.Cut(rest, []byte(":"))
-		if !ok { // "root:hash" with nothing after: keep the line's end
-			after = nil
-			if bytes.HasSuffix(rest, []byte("\n")) {
-				after = []byte("\n")
-			}
-			lines[i] = fmt.Appendf(nil, "root:%s%s", hash, after)
-		} else {
-			lines[i] = fmt.Appendf(nil, "root:%s:%s", hash, after)
-		}
 		found = true
-		break
+		// The fields after the hash are the file's own; the line ends as
+		// it did.
+		_, after, ok := bytes.Cut(bytes.TrimSuffix(rest, []byte("\n")), []byte(":"))
+		if !ok { // "root:hash" with nothing after
+			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash)
+		} else {
+			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash, ":", string(after))
+		}
 	}
 	if !found {
 		return nil, fmt.Errorf("set root password: no root entry in %s", c.Paths.Shadow)
 	}
-	did, err := c.Root.WriteFile(c.Paths.Shadow, bytes.Join(lines, nil), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
+	if err := w.err(); err != nil {
+		return nil, err
+	}
+	did, err := c.Root.WriteFile(c.Paths.Shadow, w.bytes(), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
 	if err != nil || !did {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package osconfig
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,28 +56,28 @@ func (c *Config) SetNameservers(servers []string) (changed []string, note string
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", err
 	}
-	var out bytes.Buffer
-	out.WriteString(resolvHeader + "\n")
-	for _, l := range bytes.SplitAfter(old, []byte("\n")) {
+	var w lines
+	w.add("resolv.conf header", resolvHeader)
+	for _, l := range splitLines(old) {
 		t := strings.TrimSpace(string(l))
-		if t == "" && len(l) > 0 && len(l) <= 2 {
+		if t == "" && len(l) <= 2 {
 			continue
 		}
-		if len(l) == 0 || t == resolvHeader || strings.HasPrefix(t, "nameserver ") || strings.HasPrefix(t, "nameserver\t") {
+		if t == resolvHeader || strings.HasPrefix(t, "nameserver ") || strings.HasPrefix(t, "nameserver\t") {
 			continue
 		}
-		out.Write(l)
-		if !bytes.HasSuffix(l, []byte("\n")) {
-			out.WriteByte('\n')
-		}
+		w.keep(l)
 	}
 	for _, s := range servers {
-		out.WriteString("nameserver " + s + "\n")
+		w.add("name server", "nameserver ", s)
+	}
+	if err := w.err(); err != nil {
+		return nil, "", err
 	}
 	if len(servers) > 3 {
 		note = fmt.Sprintf("%d name servers; the C library uses the first 3", len(servers))
 	}
-	did, err := c.Root.WriteFile(c.Paths.Resolv, out.Bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
+	did, err := c.Root.WriteFile(c.Paths.Resolv, w.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
 	if err != nil || !did {
 		return nil, note, err
 	}

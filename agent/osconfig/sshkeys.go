@@ -30,6 +30,10 @@ func ParseKeys(text string) (good []string, err error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if cerr := CheckText(line); cerr != nil {
+			errs = append(errs, fmt.Errorf("public_key line %d refused: %w", i+1, cerr))
+			continue
+		}
 		if _, _, _, rest, perr := ssh.ParseAuthorizedKey([]byte(line)); perr != nil || len(bytes.TrimSpace(rest)) > 0 {
 			if perr == nil {
 				perr = errors.New("trailing data")
@@ -64,7 +68,10 @@ func (c *Config) SetRootKeys(text string) (changed []string, err error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return changed, errors.Join(perr, err)
 	}
-	did, err = c.Root.WriteFile(file, withBlock(old, good), sysroot.WriteOptions{Mode: 0o600, Owner: owner})
+	newText, err := withBlock(old, good)
+	if err == nil {
+		did, err = c.Root.WriteFile(file, newText, sysroot.WriteOptions{Mode: 0o600, Owner: owner})
+	}
 	if err != nil {
 		return changed, errors.Join(perr, err)
 	}
@@ -77,21 +84,21 @@ func (c *Config) SetRootKeys(text string) (changed []string, err error) {
 
 // withBlock returns old with its osmanager block replaced by one holding
 // keys (appended when old has none; dropped when keys is empty).
-func withBlock(old []byte, keys []string) []byte {
-	var out, block bytes.Buffer
-	if len(keys) > 0 {
-		block.WriteString(keysBegin + "\n")
-		for _, k := range keys {
-			block.WriteString(k + "\n")
+func withBlock(old []byte, keys []string) ([]byte, error) {
+	var w lines
+	block := func() {
+		if len(keys) == 0 {
+			return
 		}
-		block.WriteString(keysEnd + "\n")
+		w.add("authorized_keys block", keysBegin)
+		for i, k := range keys {
+			w.add(fmt.Sprintf("public_key %d", i+1), k)
+		}
+		w.add("authorized_keys block", keysEnd)
 	}
 	in, placed := false, false
 	var inside [][]byte // lines of an open block, kept if it never closes
-	for _, l := range bytes.SplitAfter(old, []byte("\n")) {
-		if len(l) == 0 {
-			continue
-		}
+	for _, l := range splitLines(old) {
 		t := string(bytes.TrimRight(l, "\r\n"))
 		switch {
 		case !in && t == keysBegin:
@@ -99,26 +106,20 @@ func withBlock(old []byte, keys []string) []byte {
 		case in && t == keysEnd:
 			in, inside = false, nil
 			if !placed {
-				out.Write(block.Bytes())
+				block()
 				placed = true
 			}
 		case in:
 			inside = append(inside, l)
 		default:
-			out.Write(l)
-			if !bytes.HasSuffix(l, []byte("\n")) {
-				out.WriteByte('\n')
-			}
+			w.keep(l)
 		}
 	}
 	for _, l := range inside { // a BEGIN without END: the lines are not ours
-		out.Write(l)
-		if !bytes.HasSuffix(l, []byte("\n")) {
-			out.WriteByte('\n')
-		}
+		w.keep(l)
 	}
 	if !placed {
-		out.Write(block.Bytes())
+		block()
 	}
-	return out.Bytes()
+	return w.bytes(), w.err()
 }

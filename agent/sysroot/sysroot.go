@@ -6,7 +6,8 @@
 // symlink planted anywhere below it (say /root/.ssh -> /etc) is followed.
 //
 // Writes are atomic: the data goes to a temp file in the same directory,
-// which gets its mode and owner, is fsynced and then renamed over the target;
+// which gets its mode, owner and the old file's extended attributes
+// (SELinux label, ACLs), is fsynced and then renamed over the target;
 // the directory is fsynced after. A crash leaves the old file or the new one,
 // never half of either. Writes compare first and do nothing when the file
 // already holds the wanted bytes, mode and owner, so reconcilers built on
@@ -315,6 +316,11 @@ func (r *Root) replace(dirfd int, name, base string, data []byte, mode fs.FileMo
 		if err = f.Chown(o.UID, o.GID); err != nil {
 			return err
 		}
+	}
+	// After chown (which drops security.capability), before chmod (which
+	// sets an ACL's mask from the mode's group bits).
+	if err = copyXattrs(dirfd, base, int(f.Fd())); err != nil {
+		return err
 	}
 	if err = f.Chmod(mode); err != nil { // after chown, which may clear set-id bits
 		return err

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // A request is served from one of two page trees under Config.WWW.
@@ -37,12 +39,21 @@ func (s selection) dir() string {
 	return "nocookie"
 }
 
-// Limits of the page cache.
+// Limits of the page cache. A substituted page costs its source and (at
+// most) its rendered bytes while cached; every response shares those bytes,
+// so memory does not grow with the number of clients, slow ones included.
 const (
-	pageTTL      = time.Second // a cached page's file is looked at again after this
-	maxPageCache = 512         // entries; the cache is emptied when full
-	maxSubstSize = 8 << 20     // bigger text files are sent as they are
+	pageTTL       = time.Second // a cached page's file is looked at again after this
+	maxPageCache  = 512         // entries; the cache is emptied when full
+	maxSubstSize  = 1 << 20     // bigger text files are sent as they are (logged once)
+	maxRenderSize = 4 << 20     // so is a page that could render bigger than this
+	maxCacheBytes = 24 << 20    // sources plus rendered pages; the cache is emptied past it
 )
+
+// varMax is the longest value each variable can have: a host name, a
+// VERSION field, "HH:MM".
+var varMax = [numVars]int64{varHostname: 253, varApplication: maxVersionField, varVersion1: maxVersionField,
+	varVersion2: maxVersionField, varCurtime: 5}
 
 // selectTree picks the page tree: withcookie/ when the query carries the
 // instance cookie, read as the old agent read it (Python 2's parse_qs: pairs
@@ -235,15 +246,40 @@ type pageKey struct {
 }
 
 // pageEntry is a page whose $variables are filled in per request: an
-// appliance's text file or the built-in page.
+// appliance's text file or the built-in page. Or, with static set, a text
+// file too big to substitute, remembered only so that it is logged once.
 type pageEntry struct {
 	builtin bool
+	static  bool
 	id      fileID
 	ctype   []string // Content-Type header value
 	html    bool
 	segs    []segment
+	cost    int64        // bytes it may hold: source plus the rendered page at its largest
 	checked atomic.Int64 // Unix ns when the file was last looked at
 	out     atomic.Pointer[renderedPage]
+	renders singleflight.Group // one render per gen, whatever the number of requests
+}
+
+// newPageEntry compiles a page; cost counts src (which segs point into, so
+// kept alive) unless the source is shared (the built-in page).
+func newPageEntry(segs []segment, src int) *pageEntry {
+	e := &pageEntry{segs: segs}
+	e.cost = int64(src) + e.renderBound()
+	return e
+}
+
+// renderBound is the most bytes the entry's page can render to.
+func (e *pageEntry) renderBound() int64 {
+	var n int64
+	for _, g := range e.segs {
+		if g.lit != nil {
+			n += int64(len(g.lit))
+		} else {
+			n += varMax[g.v]
+		}
+	}
+	return n
 }
 
 type renderedPage struct {
@@ -253,10 +289,13 @@ type renderedPage struct {
 	length []string
 }
 
-// pageCache holds pageEntries; safe for concurrent use.
+// pageCache holds pageEntries; safe for concurrent use. It holds at most
+// maxPageCache entries costing maxCacheBytes in all: past either it is
+// emptied (requests in flight keep the pages they hold).
 type pageCache struct {
-	mu sync.RWMutex
-	m  map[pageKey]*pageEntry
+	mu    sync.RWMutex
+	m     map[pageKey]*pageEntry
+	bytes int64
 }
 
 func (c *pageCache) get(k pageKey) *pageEntry {
@@ -271,14 +310,25 @@ func (c *pageCache) put(k pageKey, e *pageEntry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e == nil {
+	if old := c.m[k]; old != nil {
 		delete(c.m, k)
+		c.bytes -= old.cost
+	}
+	if e == nil {
 		return
 	}
-	if c.m == nil || len(c.m) >= maxPageCache {
-		c.m = map[pageKey]*pageEntry{}
+	if c.m == nil || len(c.m) >= maxPageCache || c.bytes+e.cost > maxCacheBytes {
+		c.m, c.bytes = map[pageKey]*pageEntry{}, 0
 	}
 	c.m[k] = e
+	c.bytes += e.cost
+}
+
+// size reports the entries and bytes the cache holds.
+func (c *pageCache) size() (int, int64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.bytes
 }
 
 // resolution is what a request path names in a page tree.
@@ -375,7 +425,7 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	key := pageKey{sel, p}
 	now := s.clock.Now()
 	e := s.pages.get(key)
-	if e != nil {
+	if e != nil && !e.static {
 		last := e.checked.Load()
 		if age := now.UnixNano() - last; age >= 0 && age < int64(pageTTL) || !e.checked.CompareAndSwap(last, now.UnixNano()) {
 			// Fresh, or another request is looking at the file right now.
@@ -417,28 +467,79 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctype := contentType(res.name)
-	if !substituted(ctype) || res.fi.Size() > maxSubstSize {
+	if !substituted(ctype) {
 		s.pages.put(key, nil)
 		s.writeStatic(w, r, res, ctype, sel)
 		return
 	}
 	id := idOf(res.fi)
 	if e == nil || e.builtin || e.id != id {
-		body, err := io.ReadAll(io.LimitReader(res.f, maxSubstSize+1))
+		if s.hooks.miss != nil {
+			s.hooks.miss()
+		}
+		// One read and compile per file, however many requests miss at once.
+		v, err, _ := s.loads.Do(sel.dir()+"\x00"+p+"\x00"+id.etag(), func() (any, error) {
+			if cur := s.pages.get(key); cur != nil && !cur.builtin && cur.id == id {
+				return cur, nil // loaded by a request that came just before
+			}
+			return s.loadPage(key, res, ctype, id, now)
+		})
 		if err != nil {
 			s.log.Warn("read page", "path", p, "tree", sel.dir(), "err", err)
 			http.Error(w, "500 cannot read the page", http.StatusInternalServerError)
 			return
 		}
-		e = &pageEntry{id: id, ctype: []string{ctype}, html: ctype == "text/html", segs: compile(body)}
-		s.pages.put(key, e)
+		e = v.(*pageEntry)
+	}
+	if e.static {
+		s.writeStatic(w, r, res, ctype, sel)
+		return
 	}
 	e.checked.Store(now.UnixNano())
 	s.writePage(w, r, e, sel, now)
 }
 
+// loadPage reads and compiles a text page into the cache. A page over
+// maxSubstSize, or one that could render to more than maxRenderSize, is
+// sent as it is, untouched: it is cached as static, so the line saying so
+// is logged once per file.
+func (s *Server) loadPage(key pageKey, res resolution, ctype string, id fileID, now time.Time) (*pageEntry, error) {
+	if s.hooks.load != nil {
+		s.hooks.load()
+	}
+	tooBig := func(why string) *pageEntry {
+		s.log.Info("page too big to fill in its variables; sent as it is", "path", key.path, "tree", key.sel.dir(),
+			"bytes", res.fi.Size(), "limit", why)
+		e := &pageEntry{static: true, id: id}
+		s.pages.put(key, e)
+		return e
+	}
+	if res.fi.Size() > maxSubstSize {
+		return tooBig(fmt.Sprintf("source over %d bytes", maxSubstSize)), nil
+	}
+	body, err := io.ReadAll(io.LimitReader(res.f, maxSubstSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := res.f.Seek(0, io.SeekStart); err != nil { // writeStatic may need it yet
+		return nil, err
+	}
+	if len(body) > maxSubstSize {
+		return tooBig(fmt.Sprintf("source over %d bytes", maxSubstSize)), nil
+	}
+	e := newPageEntry(compile(body), len(body))
+	if e.renderBound() > maxRenderSize {
+		return tooBig(fmt.Sprintf("could render over %d bytes", maxRenderSize)), nil
+	}
+	e.id, e.ctype, e.html = id, []string{ctype}, ctype == "text/html"
+	e.checked.Store(now.UnixNano())
+	s.pages.put(key, e)
+	return e, nil
+}
+
 func (s *Server) newBuiltinEntry(now time.Time) *pageEntry {
-	e := &pageEntry{builtin: true, ctype: s.hdr.htmlUTF8, html: true, segs: s.builtin}
+	e := newPageEntry(s.builtin, 0) // the source is the binary's
+	e.builtin, e.ctype, e.html = true, s.hdr.htmlUTF8, true
 	e.checked.Store(now.UnixNano())
 	return e
 }
@@ -449,15 +550,30 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, e *pageEntry,
 	v := s.vars.get(now)
 	out := e.out.Load()
 	if out == nil || out.gen != v.gen {
-		vals := &v.vals
-		if e.html {
-			vals = &v.html
+		if s.hooks.miss != nil {
+			s.hooks.miss()
 		}
-		body := render(e.segs, vals)
-		sum := sha256.Sum256(body)
-		out = &renderedPage{gen: v.gen, body: body, etag: []string{`"` + hex.EncodeToString(sum[:12]) + `"`},
-			length: []string{strconv.Itoa(len(body))}}
-		e.out.Store(out)
+		// One render per page and gen: requests that miss together wait
+		// for it and share its bytes.
+		o, _, _ := e.renders.Do(strconv.FormatUint(v.gen, 10), func() (any, error) {
+			if cur := e.out.Load(); cur != nil && cur.gen == v.gen {
+				return cur, nil
+			}
+			if s.hooks.render != nil {
+				s.hooks.render()
+			}
+			vals := &v.vals
+			if e.html {
+				vals = &v.html
+			}
+			body := render(e.segs, vals)
+			sum := sha256.Sum256(body)
+			out := &renderedPage{gen: v.gen, body: body, etag: []string{`"` + hex.EncodeToString(sum[:12]) + `"`},
+				length: []string{strconv.Itoa(len(body))}}
+			e.out.Store(out)
+			return out, nil
+		})
+		out = o.(*renderedPage)
 	}
 	h := w.Header()
 	h["Content-Type"] = e.ctype

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"io/fs"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"osmanager/agent/internal/hostname"
 )
 
 // Unknown stands for a value the agent cannot find, as in the old agent.
@@ -26,9 +29,32 @@ type Version struct {
 	Version2    string `json:"version2"`
 }
 
+// maxVersionField bounds a field of VERSION.
+const maxVersionField = 64
+
+// versionField keeps a VERSION field only when it is 1 to 64 characters
+// of [A-Za-z0-9._+~:-] (what package names and version strings use), and
+// is Unknown otherwise. The page puts these values into HTML, XML,
+// JavaScript and CSS alike, where no escaping fits every context: a value
+// of this alphabet cannot leave a string, a tag, an attribute or a comment
+// in any of them.
+func versionField(f string) string {
+	if f == "" || len(f) > maxVersionField {
+		return Unknown
+	}
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._+~:-", c) >= 0) {
+			return Unknown
+		}
+	}
+	return f
+}
+
 // ParseVersion reads a VERSION file the way the old agent did: fields split
 // on white space, the application's trailing ':' stripped. Where the old
-// agent failed on a short line, the missing fields are Unknown.
+// agent failed on a short line, the missing fields are Unknown, and so is
+// a field that versionField refuses.
 func ParseVersion(data []byte) Version {
 	v := Version{Unknown, Unknown, Unknown, Unknown}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -50,6 +76,8 @@ func ParseVersion(data []byte) Version {
 			v.Version2 = f[1]
 		}
 	}
+	v.Name, v.Version1 = versionField(v.Name), versionField(v.Version1)
+	v.Application, v.Version2 = versionField(v.Application), versionField(v.Version2)
 	return v
 }
 
@@ -69,8 +97,10 @@ func readVersion(name string) (Version, error) {
 	return ParseVersion(data), err
 }
 
-// pageVars is one snapshot of the page variables. gen changes whenever a
-// value does, so rendered pages are cached per gen.
+// pageVars is one snapshot of the page variables. Every value is checked
+// (the host name by RFC 1123, VERSION's fields by versionField, $curtime
+// made here), so none can break out of the context a page puts it in.
+// gen changes whenever a value does, so rendered pages are cached per gen.
 type pageVars struct {
 	vals    [numVars]string // raw, for text pages and the API
 	html    [numVars]string // HTML-escaped, for HTML pages
@@ -84,9 +114,13 @@ type pageVars struct {
 // are read again (they change rarely; a request must not pay for a read).
 const varsTTL = time.Second
 
+// fallbackHost is the page's host name when neither domain.name nor the
+// OS host name is a valid one.
+const fallbackHost = "localhost"
+
 // varSource keeps the current pageVars.
 type varSource struct {
-	hostname    string                 // domain.name from the config; "" → osHostname
+	hostname    string                 // domain.name from the config, checked; "" → osHostname
 	osHostname  func() (string, error) // default os.Hostname
 	versionFile string
 	location    *time.Location
@@ -120,13 +154,19 @@ func (s *varSource) get(now time.Time) *pageVars {
 	host := s.hostname
 	if host == "" {
 		h, err := s.osHostname()
+		if err == nil {
+			if hostname.Check(h) != nil {
+				err = fmt.Errorf("the OS host name is not an RFC 1123 name; the page shows %s", fallbackHost)
+				h = ""
+			}
+		}
 		if err != nil {
 			s.onError("host name", err)
 		}
 		host = h
 	}
 	if host == "" {
-		host = Unknown
+		host = fallbackHost
 	}
 	v, err := readVersion(s.versionFile)
 	if err != nil {

@@ -40,7 +40,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"osmanager/agent/clock"
+	"osmanager/agent/internal/hostname"
 	"osmanager/agent/state"
 )
 
@@ -75,7 +78,8 @@ type Config struct {
 	// Cookie is the instance cookie (the JSON's "cookie"); empty matches
 	// no request.
 	Cookie string
-	// Hostname is the JSON's domain.name; empty means the OS host name.
+	// Hostname is the JSON's domain.name; empty or not an RFC 1123 name
+	// means the OS host name (itself checked; else "localhost").
 	Hostname     string
 	Terminal     Terminal
 	State        *state.Store
@@ -122,6 +126,8 @@ type Server struct {
 	vars    varSource
 	sys     sysReader
 	pages   pageCache
+	loads   singleflight.Group // page reads and compiles in progress
+	hooks   testHooks
 	metrics *metrics
 
 	hasCookie  bool
@@ -134,6 +140,13 @@ type Server struct {
 
 	errMu   sync.Mutex
 	lastErr map[string]string // per source, so a lasting fault is logged once
+}
+
+// testHooks are called, when set, at points of the page cache the tests
+// count: a request missing the cache (about to load or render), a page
+// read and compiled, a page rendered. Set before serving; nil in production.
+type testHooks struct {
+	miss, load, render func()
 }
 
 //go:embed page/index.html
@@ -212,7 +225,13 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Log.With("service", "web"), state: cfg.State, clock: cfg.Clock,
 		started: cfg.Clock.Now(), lastErr: map[string]string{},
 	}
-	s.vars = varSource{hostname: cfg.Hostname, osHostname: cfg.OSHostname, versionFile: cfg.VersionFile,
+	host := cfg.Hostname
+	if host != "" && hostname.Check(host) != nil {
+		// The host-name step refused it too; the page must not show it.
+		s.log.Warn("domain.name is not an RFC 1123 host name; the page shows the OS host name")
+		host = ""
+	}
+	s.vars = varSource{hostname: host, osHostname: cfg.OSHostname, versionFile: cfg.VersionFile,
 		location: cfg.Location, onError: s.noteError}
 	s.sys = sysReader{proc: cfg.Proc, disk: cfg.Disk}
 	if cfg.Cookie != "" {

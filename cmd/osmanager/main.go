@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -47,6 +48,15 @@ func main() {
 	}
 }
 
+// switchFlag defines an auto|on|off flag for an agent.Switch.
+func switchFlag(fs *flag.FlagSet, s *agent.Switch, name, usage string) {
+	fs.Func(name, usage+" (default auto)", func(v string) error {
+		sw, err := agent.ParseSwitch(v)
+		*s = sw
+		return err
+	})
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -70,7 +80,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&o.Floppy, "floppy", paths.DefaultFloppy, "instance floppy: block device or image file")
 		fs.StringVar(&o.Root, "root", paths.DefaultRoot, "the LuoYun dir (conf/, custom/, build/)")
 		fs.StringVar(&o.Sysroot, "sysroot", "/", "root of the system to configure (/etc, /root, …)")
-		fs.BoolVar(&o.NoNetwork, "no-network", false, "leave network interfaces alone")
+		switchFlag(fs, &o.Network, "network", "change network interfaces: auto (only when --sysroot is /), on or off")
+		fs.BoolFunc("no-network", "the same as --network=off", func(v string) error {
+			off, err := strconv.ParseBool(v)
+			if off {
+				o.Network = agent.SwitchOff
+			}
+			return err
+		})
+		switchFlag(fs, &o.Modprobe, "modprobe", "run 'modprobe floppy' when the floppy device is missing: auto (only when --sysroot is /), on or off")
 		fs.DurationVar(&o.ScriptTimeout, "script-timeout", 5*time.Minute, "time limit for custom/scripts/config")
 		if cmd == "run" {
 			fs.StringVar(&o.ReadyFile, "ready-file", "", "create this file once the boot steps are done (for sysvinit)")
@@ -79,6 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fs.StringVar(&o.ListenWeb, "listen-web", web.DefaultAddr, "status web server address")
 			fs.StringVar(&o.ListenWebSSH, "listen-webssh", "", fmt.Sprintf("web terminal address (default: the config's webssh.port, else %d)", webssh.DefaultPort))
 			fs.StringVar(&o.WebSSHMode, "webssh-mode", "auto", "web terminal login: ssh (via the local sshd), login (shadow + pty) or auto")
+			switchFlag(fs, &o.LoginShells, "webssh-login-shells", "web terminal shells in login mode, as users of <sysroot>/etc/passwd: auto (only when --sysroot is /), on or off")
 			fs.StringVar(&o.WebSSHCert, "webssh-cert", "", "web terminal TLS certificate file (with -webssh-key)")
 			fs.StringVar(&o.WebSSHKey, "webssh-key", "", "web terminal TLS key file")
 			fs.BoolVar(&o.WebSSHTLS, "webssh-tls", false, "serve the web terminal over TLS with a self-signed certificate kept under <root>/conf")

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"osmanager/agent"
 	"osmanager/agent/floppy"
@@ -97,7 +101,7 @@ JSON={"network": [{"mac": "52:54:00:AA:BB:02", "ip": "10.77.0.2", "netmask": "25
 `
 	os.WriteFile(filepath.Join(dir, "floppy.img"), floppy.NodeImage([]byte(ini)), 0o600)
 	boot := func() string {
-		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "boot", "--floppy", filepath.Join(dir, "floppy.img"),
+		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "boot", "--network=on", "--floppy", filepath.Join(dir, "floppy.img"),
 			"--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot"))
 		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
 		out, err := cmd.CombinedOutput()
@@ -123,4 +127,135 @@ JSON={"network": [{"mac": "52:54:00:AA:BB:02", "ip": "10.77.0.2", "netmask": "25
 	if out = boot(); !regexp.MustCompile(`(?m)^ok\s+network\s+\S+\s+unchanged$`).MatchString(out) || regexp.MustCompile(`changed [0-9]+:`).MatchString(out) {
 		t.Errorf("second boot changed something:\n%s", out)
 	}
+}
+
+// TestHostsInjectionTwoBoots runs the real binary twice: a floppy whose
+// domain.ip carries a zone with line breaks, then a good one. The first
+// boot must refuse the address and write nothing of it; the second must
+// also clear what an agent before the check let the first one write.
+func TestHostsInjectionTwoBoots(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := agent.MakeDemo(dir); err != nil {
+		t.Fatal(err)
+	}
+	img, hosts := filepath.Join(dir, "floppy.img"), filepath.Join(dir, "sysroot/etc/hosts")
+	boot := func(ip string) (string, error) {
+		ini := fmt.Sprintf("TAG=3\nKEY=k\nJSON={\"domain\": {\"name\": \"app1.example.com\", \"ip\": %q}}\n", ip)
+		os.WriteFile(img, floppy.NodeImage([]byte(ini)), 0o600)
+		cmd := exec.Command(os.Args[0], "boot", "--floppy", img, "--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot"))
+		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	const bad = "fe80::1%x\n6.6.6.6 bank.example\n#"
+	out, err := boot(bad)
+	if err == nil || !regexp.MustCompile(`(?m)^failed\s+hostname .*domain.ip .*zone`).MatchString(out) {
+		t.Errorf("bad floppy: err %v, output:\n%s", err, out)
+	}
+	got, _ := os.ReadFile(hosts)
+	if want := "127.0.0.1\tlocalhost\n127.0.1.1\tapp1.example.com app1 # osmanager\n"; string(got) != want {
+		t.Errorf("hosts after the bad floppy = %q, want %q", got, want)
+	}
+
+	// /etc/hosts as the agent before the check left it after the bad floppy.
+	os.WriteFile(hosts, []byte("127.0.0.1\tlocalhost\nfe80::1%x\n6.6.6.6 bank.example\n#\tapp1.example.com app1 # osmanager\n"), 0o644)
+	if out, err := boot("10.0.0.12"); err != nil {
+		t.Fatalf("good floppy: %v\n%s", err, out)
+	}
+	got, _ = os.ReadFile(hosts)
+	if want := "127.0.0.1\tlocalhost\n10.0.0.12\tapp1.example.com app1 # osmanager\n"; string(got) != want {
+		t.Errorf("hosts after the good floppy = %q, want %q", got, want)
+	}
+}
+
+// TestScratchSysrootNotSandbox runs the real binary with a scratch system
+// root and no switches: the network step must skip (inside a network
+// namespace, whose interface must stay as it was), the floppy driver must
+// not be loaded, and the web terminal must refuse login-mode shells.
+func TestScratchSysrootNotSandbox(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := agent.MakeDemo(dir); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "floppy.img")
+	flags := []string{"--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot")}
+	self := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
+		return cmd
+	}
+
+	t.Run("network", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root for a network namespace")
+		}
+		if _, err := exec.LookPath("ip"); err != nil {
+			t.Skip("needs ip (iproute2)")
+		}
+		ns := fmt.Sprintf("osmsbx%d", os.Getpid())
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Skipf("cannot create a network namespace: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		ip(t, "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+		os.WriteFile(img, floppy.NodeImage([]byte("TAG=3\nKEY=k\nJSON={\"network\": [{\"ip\": \"10.79.0.2\", \"netmask\": \"24\"}]}\n")), 0o600)
+		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "boot", "--floppy", img}, flags...)...)
+		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !regexp.MustCompile(`(?m)^skipped network .*--sysroot is not /; --network=on to force$`).Match(out) {
+			t.Errorf("boot: %v\n%s", err, out)
+		}
+		if a := ip(t, "-n", ns, "-4", "addr"); strings.Contains(a, "10.79.0.2") {
+			t.Errorf("the network step changed an interface:\n%s", a)
+		}
+	})
+
+	t.Run("modprobe", func(t *testing.T) {
+		out, err := self(append([]string{"boot", "--floppy", "/dev/osmanager-test-no-such-fd"}, flags...)...).CombinedOutput()
+		if err == nil || !regexp.MustCompile(`(?m)^failed\s+floppy .*floppy driver not loaded: --sysroot is not /; --modprobe=on to force$`).Match(out) {
+			t.Errorf("boot: %v\n%s", err, out)
+		}
+		if strings.Contains(string(out), "loading the floppy driver") {
+			t.Errorf("the driver was loaded:\n%s", out)
+		}
+	})
+
+	t.Run("login shells", func(t *testing.T) {
+		os.WriteFile(img, floppy.NodeImage([]byte("TAG=3\nKEY=k\nJSON={\"webssh\": {\"status\": \"enable\"}}\n")), 0o600)
+		cmd := self(append([]string{"run", "--floppy", img, "--webssh-mode", "login", "--listen-web", "127.0.0.1:0",
+			"--listen-webssh", "127.0.0.1:0", "--heartbeat", "1h"}, flags...)...)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout = io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		found := make(chan string, 1)
+		var logged strings.Builder
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				logged.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "login mode refused") && strings.Contains(sc.Text(), "--webssh-login-shells=on to force") {
+					found <- sc.Text()
+					break
+				}
+			}
+			io.Copy(io.Discard, stderr)
+			close(found)
+		}()
+		select {
+		case line, ok := <-found:
+			if !ok {
+				t.Errorf("no log line refusing login mode:\n%s", logged.String())
+			}
+			t.Log(line)
+		case <-time.After(20 * time.Second):
+			t.Errorf("no log line refusing login mode in 20 s")
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
 }
