@@ -140,7 +140,7 @@ func TestHostsInjectionTwoBoots(t *testing.T) {
 	}
 	img, hosts := filepath.Join(dir, "floppy.img"), filepath.Join(dir, "sysroot/etc/hosts")
 	boot := func(ip string) (string, error) {
-		ini := fmt.Sprintf("TAG=3\nKEY=k\nJSON={\"domain\": {\"name\": \"app1.example.com\", \"ip\": %q}}\n", ip)
+		ini := fmt.Sprintf("TAG=3\nKEY=0f0e0d0c-1111-2222\nJSON={\"domain\": {\"name\": \"app1.example.com\", \"ip\": %q}}\n", ip)
 		os.WriteFile(img, floppy.NodeImage([]byte(ini)), 0o600)
 		cmd := exec.Command(os.Args[0], "boot", "--floppy", img, "--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot"))
 		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
@@ -198,7 +198,7 @@ func TestScratchSysrootNotSandbox(t *testing.T) {
 		}
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
 		ip(t, "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
-		os.WriteFile(img, floppy.NodeImage([]byte("TAG=3\nKEY=k\nJSON={\"network\": [{\"ip\": \"10.79.0.2\", \"netmask\": \"24\"}]}\n")), 0o600)
+		os.WriteFile(img, floppy.NodeImage([]byte("TAG=3\nKEY=0f0e0d0c-1111-2222\nJSON={\"network\": [{\"ip\": \"10.79.0.2\", \"netmask\": \"24\"}]}\n")), 0o600)
 		cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "boot", "--floppy", img}, flags...)...)
 		cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
 		out, err := cmd.CombinedOutput()
@@ -221,7 +221,7 @@ func TestScratchSysrootNotSandbox(t *testing.T) {
 	})
 
 	t.Run("login shells", func(t *testing.T) {
-		os.WriteFile(img, floppy.NodeImage([]byte("TAG=3\nKEY=k\nJSON={\"webssh\": {\"status\": \"enable\"}}\n")), 0o600)
+		os.WriteFile(img, floppy.NodeImage([]byte("TAG=3\nKEY=0f0e0d0c-1111-2222\nJSON={\"webssh\": {\"status\": \"enable\"}}\n")), 0o600)
 		cmd := self(append([]string{"run", "--floppy", img, "--webssh-mode", "login", "--listen-web", "127.0.0.1:0",
 			"--listen-webssh", "127.0.0.1:0", "--heartbeat", "1h"}, flags...)...)
 		stderr, err := cmd.StderrPipe()
