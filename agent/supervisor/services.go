@@ -17,7 +17,7 @@ import (
 var (
 	ErrUnknown    = errors.New("no such service")
 	ErrExists     = errors.New("service already exists")
-	ErrNotRunning = errors.New("supervisor not running") // before Run, or once it is returning
+	ErrNotRunning = errors.New("supervisor not running") // Run has returned, or is returning
 )
 
 // Serve adds the services and runs them until ctx ends; see Run.
@@ -87,6 +87,9 @@ func (s *Supervisor) Add(sp Spec) error {
 // stopped until Start or Restart. A service in backoff stops waiting; one
 // already stopped or failed is left as it is. If ctx ends first, Stop
 // returns ctx's error and the stop goes on.
+//
+// Stop, Start, Restart and Remove work before Run too: a service stopped
+// then is not started by Run; one removed is gone.
 func (s *Supervisor) Stop(ctx context.Context, name string) error {
 	return s.control(ctx, name, opStop)
 }
@@ -128,14 +131,17 @@ type command struct {
 
 func (s *Supervisor) control(ctx context.Context, name string, o op) error {
 	s.mu.Lock()
-	u, running := s.find(name), s.ctx != nil
-	s.mu.Unlock()
-	switch {
-	case u == nil:
+	u := s.find(name)
+	if u == nil {
+		s.mu.Unlock()
 		return fmt.Errorf("%s %s: %w", o, name, ErrUnknown)
-	case !running:
-		return fmt.Errorf("%s %s: %w", o, name, ErrNotRunning)
 	}
+	if s.ctx == nil {
+		defer s.mu.Unlock()
+		s.controlBeforeRun(u, o)
+		return nil
+	}
+	s.mu.Unlock()
 	c := command{op: o, reply: make(chan error, 1)}
 	select {
 	case u.cmds <- c:
@@ -164,6 +170,28 @@ func (s *Supervisor) control(ctx context.Context, name string, o op) error {
 	return nil
 }
 
+// controlBeforeRun carries out o on a unit whose loop has not started: a
+// stopped unit starts stopped. Call with s.mu held.
+func (s *Supervisor) controlBeforeRun(u *unit, o op) {
+	now := s.clock().Now()
+	switch o {
+	case opStop:
+		u.startStopped = true
+		s.State.UpdateService(u.spec.Name, func(sv *state.Service) {
+			sv.Status, sv.Since, sv.Reason = state.ServiceStopped, now, "stopped by request"
+		})
+	case opStart, opRestart:
+		if u.startStopped {
+			u.startStopped = false
+			s.State.UpdateService(u.spec.Name, func(sv *state.Service) {
+				sv.Status, sv.Since, sv.Reason = state.ServiceStarting, now, ""
+			})
+		}
+	case opRemove:
+		s.dropLocked(u)
+	}
+}
+
 // find returns the named unit or nil. Call with s.mu held.
 func (s *Supervisor) find(name string) *unit {
 	if i := slices.IndexFunc(s.units, func(u *unit) bool { return u.spec.Name == name }); i >= 0 {
@@ -186,6 +214,10 @@ func (s *Supervisor) start(u *unit) {
 func (s *Supervisor) drop(u *unit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropLocked(u)
+}
+
+func (s *Supervisor) dropLocked(u *unit) {
 	s.units = slices.DeleteFunc(s.units, func(x *unit) bool { return x == u })
 	u.removed = true
 	s.State.RemoveService(u.spec.Name)

@@ -16,11 +16,13 @@ import (
 // unit is one supervised service. Its loop goroutine alone runs the
 // service and writes its state; everyone else reaches it through cmds.
 type unit struct {
-	spec    Spec
-	log     *slog.Logger  // with service=NAME
-	cmds    chan command  // unbuffered: a send means the loop has it
-	done    chan struct{} // closed when the loop has returned
-	removed bool          // dropped by Remove; guarded by Supervisor.mu
+	spec Spec
+	log  *slog.Logger  // with service=NAME
+	cmds chan command  // unbuffered: a send means the loop has it
+	done chan struct{} // closed when the loop has returned
+	// Guarded by Supervisor.mu:
+	removed      bool // dropped by Remove
+	startStopped bool // stopped before Run: the loop starts idle
 }
 
 // phase is what a unit's loop does next.
@@ -59,7 +61,13 @@ func (s *Supervisor) loop(ctx context.Context, u *unit) {
 	if l.limit.Burst > 0 {
 		l.limit.Interval = cmp.Or(l.limit.Interval, 10*time.Second)
 	}
-	for next := phaseRun; next != phaseQuit; {
+	s.mu.Lock()
+	next := phaseRun
+	if u.startStopped {
+		next, l.status = phaseIdle, state.ServiceStopped
+	}
+	s.mu.Unlock()
+	for next != phaseQuit {
 		var c *command
 		switch next {
 		case phaseRun:
