@@ -230,8 +230,7 @@ func (l *life) handle(c command) phase {
 	l.u.log.Info("service started by request", "op", c.op)
 	l.b.Reset()
 	l.starts, l.restart = l.starts[:0], false
-	l.answer(ErrNotRunning) // never pending here; answered for safety
-	l.reply = c.reply
+	l.reply = c.reply // answered by run, once running
 	return phaseRun
 }
 
