@@ -1,10 +1,12 @@
 // Package state is the agent's shared record of what happened and what is
 // running: boot step results and service states. The supervisor and the
-// services write it; the status page and the local API read snapshots of it.
+// services write it; the status page and the local API read snapshots of it,
+// and wait on Changed for the next change instead of polling.
 // It imports nothing of the agent, so every part may use it.
 package state
 
 import (
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -39,8 +41,8 @@ const (
 	ServiceStarting ServiceStatus = "starting"
 	ServiceRunning  ServiceStatus = "running"
 	ServiceBackoff  ServiceStatus = "backoff" // failed, waiting to restart
-	ServiceFailed   ServiceStatus = "failed"  // failed for good (bad config), not restarted
-	ServiceStopped  ServiceStatus = "stopped"
+	ServiceFailed   ServiceStatus = "failed"  // failed for good (bad config, start limit), not restarted
+	ServiceStopped  ServiceStatus = "stopped" // by request, at shutdown, or exited and not to be restarted
 )
 
 // Service is the state of one long-running service.
@@ -51,11 +53,13 @@ type Service struct {
 	Restarts  int           `json:"restarts"`
 	LastError string        `json:"last_error,omitempty"`
 	NextStart time.Time     `json:"next_start,omitzero"` // in backoff: when it restarts
+	Reason    string        `json:"reason,omitempty"`    // why failed or stopped: "start limit hit: …", "stopped by request", …
 }
 
 // Store holds the state; its methods are safe for concurrent use.
 type Store struct {
 	mu       sync.Mutex
+	watch    watch
 	steps    []Step
 	services []Service
 	link     Link
@@ -69,10 +73,12 @@ func (s *Store) SetStep(st Step) {
 	defer s.mu.Unlock()
 	st.Changed = slices.Clone(st.Changed)
 	if i := slices.IndexFunc(s.steps, func(x Step) bool { return x.Name == st.Name }); i >= 0 {
+		s.watch.note(!reflect.DeepEqual(s.steps[i], st))
 		s.steps[i] = st
 		return
 	}
 	s.steps = append(s.steps, st)
+	s.watch.note(true)
 }
 
 // Steps returns the step results in the order they first ran.
@@ -91,11 +97,24 @@ func (s *Store) UpdateService(name string, f func(*Service)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := slices.IndexFunc(s.services, func(x Service) bool { return x.Name == name })
-	if i < 0 {
+	added := i < 0
+	if added {
 		s.services = append(s.services, Service{Name: name})
 		i = len(s.services) - 1
 	}
+	old := s.services[i]
 	f(&s.services[i])
+	s.watch.note(added || s.services[i] != old)
+}
+
+// RemoveService drops the named service's state, for a service removed at
+// run time.
+func (s *Store) RemoveService(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.services)
+	s.services = slices.DeleteFunc(s.services, func(x Service) bool { return x.Name == name })
+	s.watch.note(len(s.services) != n)
 }
 
 // Services returns the service states in the order they were added.
@@ -145,7 +164,13 @@ type App struct {
 func (s *Store) UpdateLink(f func(*Link)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old := s.link
+	if old.LastReport != nil {
+		r := *old.LastReport
+		old.LastReport = &r
+	}
 	f(&s.link)
+	s.watch.note(!reflect.DeepEqual(old, s.link))
 }
 
 // Link returns the link state.
@@ -164,6 +189,7 @@ func (s *Store) Link() Link {
 func (s *Store) SetApp(a App) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.watch.note(s.app != a)
 	s.app = a
 }
 
@@ -185,7 +211,9 @@ type Terminal struct {
 func (s *Store) UpdateTerminal(f func(*Terminal)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old := s.terminal
 	f(&s.terminal)
+	s.watch.note(s.terminal != old)
 }
 
 // Terminal returns the terminal counters.

@@ -61,3 +61,110 @@ func TestLinkAndApp(t *testing.T) {
 		t.Errorf("App = %+v", s.App())
 	}
 }
+
+// woken reports whether ch is closed, without waiting.
+func woken(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestChanged checks that every kind of change wakes a waiter and bumps the
+// version by one, and that a write leaving all as it was wakes no one.
+func TestChanged(t *testing.T) {
+	at := time.Unix(100, 0)
+	tests := []struct {
+		name   string
+		before func(*Store) // the state the write starts from
+		write  func(*Store)
+		want   bool // a change
+	}{
+		{"new step", nil, func(s *Store) { s.SetStep(Step{Name: "floppy", Status: StepOK}) }, true},
+		{"step replaced", func(s *Store) { s.SetStep(Step{Name: "floppy", Status: StepOK}) },
+			func(s *Store) { s.SetStep(Step{Name: "floppy", Status: StepFailed}) }, true},
+		{"step changed list", func(s *Store) { s.SetStep(Step{Name: "conf", Changed: []string{"/a"}}) },
+			func(s *Store) { s.SetStep(Step{Name: "conf", Changed: []string{"/b"}}) }, true},
+		{"same step again", func(s *Store) { s.SetStep(Step{Name: "conf", Started: at, Changed: []string{"/a"}}) },
+			func(s *Store) { s.SetStep(Step{Name: "conf", Started: at, Changed: []string{"/a"}}) }, false},
+		{"service added", nil, func(s *Store) { s.UpdateService("web", func(*Service) {}) }, true},
+		{"service updated", func(s *Store) { s.UpdateService("web", func(*Service) {}) },
+			func(s *Store) { s.UpdateService("web", func(sv *Service) { sv.Restarts++ }) }, true},
+		{"service untouched", func(s *Store) { s.UpdateService("web", func(sv *Service) { sv.Since = at }) },
+			func(s *Store) { s.UpdateService("web", func(sv *Service) { sv.Since = at }) }, false},
+		{"service removed", func(s *Store) { s.UpdateService("web", func(*Service) {}) },
+			func(s *Store) { s.RemoveService("web") }, true},
+		{"unknown service removed", nil, func(s *Store) { s.RemoveService("web") }, false},
+		{"link", nil, func(s *Store) { s.UpdateLink(func(l *Link) { l.Status = LinkConnecting }) }, true},
+		{"link report value in place", func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport = &Report{Value: 2000} }) },
+			func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport.Value = 2001 }) }, true},
+		{"link untouched", func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport = &Report{Value: 2000} }) },
+			func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport = &Report{Value: 2000} }) }, false},
+		{"app", nil, func(s *Store) { s.SetApp(App{Code: 2000}) }, true},
+		{"same app", func(s *Store) { s.SetApp(App{Code: 2000}) }, func(s *Store) { s.SetApp(App{Code: 2000}) }, false},
+		{"terminal", nil, func(s *Store) { s.UpdateTerminal(func(t *Terminal) { t.Active++ }) }, true},
+		{"terminal untouched", nil, func(s *Store) { s.UpdateTerminal(func(*Terminal) {}) }, false},
+		{"reads only", func(s *Store) { s.SetStep(Step{Name: "floppy"}) }, func(s *Store) {
+			_, _, _, _, _, _ = s.Steps(), s.Services(), s.Link(), s.App(), s.Terminal(), s.Version()
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Store
+			if tc.before != nil {
+				tc.before(&s)
+			}
+			ch, v := s.Changed(), s.Version()
+			tc.write(&s)
+			if got := woken(ch); got != tc.want {
+				t.Errorf("waiter woken = %v, want %v", got, tc.want)
+			}
+			wantV := v
+			if tc.want {
+				wantV++
+			}
+			if got := s.Version(); got != wantV {
+				t.Errorf("version = %d, want %d", got, wantV)
+			}
+			if tc.want && woken(s.Changed()) {
+				t.Error("the channel after a change is already closed")
+			}
+		})
+	}
+}
+
+// TestChangedConcurrent has waiters follow writers: each waiter must see
+// the final state, and -race checks the signal itself.
+func TestChangedConcurrent(t *testing.T) {
+	var s Store
+	const writers, writes = 4, 200
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ch := s.Changed()
+				if t := s.Terminal(); t.Sessions == writers*writes {
+					return
+				}
+				<-ch
+			}
+		}()
+	}
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range writes {
+				s.UpdateTerminal(func(t *Terminal) { t.Sessions++ })
+			}
+		}()
+	}
+	wg.Wait()
+	if got := s.Version(); got != writers*writes {
+		t.Errorf("version = %d, want %d", got, writers*writes)
+	}
+}

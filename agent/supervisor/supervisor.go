@@ -1,7 +1,14 @@
 // Package supervisor runs the agent: the one-shot boot steps in order, then
-// the long-running services together, restarting a service that fails with
-// jittered exponential backoff. Every step's and service's state goes to a
-// state.Store for the status page and the local API.
+// the long-running services together, each by its Spec: a restart policy
+// (always, on-failure, never), jittered exponential backoff, a start limit,
+// and errors that say restarting will not help (IsPermanent). Services are
+// stopped, started, restarted, added and removed by name while Run runs.
+// Every step's and service's state goes to a state.Store for the status
+// page and the local API.
+//
+// Goroutines: Run owns one loop per service, and each loop owns the
+// goroutine that runs its service; Run returns once every loop (and so
+// every service) has returned.
 package supervisor
 
 import (
@@ -11,40 +18,13 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"osmanager/agent/backoff"
 	"osmanager/agent/clock"
 	"osmanager/agent/state"
 )
-
-// Service is a long-running part of the agent. Run blocks until ctx ends or
-// the service fails; it closes what it owns before returning and returns nil
-// on cancellation.
-type Service interface {
-	Run(ctx context.Context) error
-}
-
-// ServiceFunc adapts a function to Service.
-type ServiceFunc func(ctx context.Context) error
-
-// Run calls f.
-func (f ServiceFunc) Run(ctx context.Context) error { return f(ctx) }
-
-// Named is a service with the name it is known by in logs and state.
-type Named struct {
-	Name    string
-	Service Service
-}
-
-// ErrPermanent marks a failure that restarting cannot cure (a missing
-// setting, say): the service is marked failed and not restarted.
-var ErrPermanent = errors.New("permanent failure")
-
-// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
-func Permanent(err error) error { return fmt.Errorf("%w (%w)", err, ErrPermanent) }
 
 // ErrSkipped is returned (wrapped) by a step that had nothing to do, such as
 // a config script the appliance does not ship.
@@ -66,15 +46,24 @@ type Step struct {
 }
 
 // Supervisor runs steps and services. Fill State and Log; the rest defaults.
+// Its methods are safe for concurrent use.
 type Supervisor struct {
 	State *state.Store
 	Log   *slog.Logger
 	Clock clock.Clock // default clock.Real
-	// NewBackoff makes each service's restart policy; default 1 s to 30 s.
+	// NewBackoff makes the restart delays of a service whose Spec has
+	// none; default 1 s to 30 s.
 	NewBackoff func() *backoff.Backoff
 	// StableAfter is how long a service must run before a failure counts
-	// as a first failure again; default one minute.
+	// as a first failure again, for a Spec without its own; default one
+	// minute.
 	StableAfter time.Duration
+
+	mu    sync.Mutex
+	units []*unit         // in the order added
+	ctx   context.Context // Run's, from its start; nil before
+	done  bool            // Run is returning: no more starts
+	wg    sync.WaitGroup  // the units' loops
 }
 
 func (s *Supervisor) clock() clock.Clock {
@@ -131,79 +120,4 @@ func (s *Supervisor) runStep(ctx context.Context, st Step) (changed []string, no
 		}
 	}()
 	return st.Run(ctx)
-}
-
-// Serve runs the services until ctx ends, restarting any that fails, and
-// returns nil once all have stopped.
-func (s *Supervisor) Serve(ctx context.Context, services []Named) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, n := range services {
-		s.State.UpdateService(n.Name, func(sv *state.Service) {
-			sv.Status, sv.Since = state.ServiceStarting, s.clock().Now()
-		})
-		g.Go(func() error { s.supervise(ctx, n); return nil })
-	}
-	return g.Wait()
-}
-
-func (s *Supervisor) supervise(ctx context.Context, n Named) {
-	log := s.Log.With("service", n.Name)
-	b := backoff.New(time.Second, 30*time.Second)
-	if s.NewBackoff != nil {
-		b = s.NewBackoff()
-	}
-	stable := s.StableAfter
-	if stable == 0 {
-		stable = time.Minute
-	}
-	for {
-		start := s.clock().Now()
-		s.State.UpdateService(n.Name, func(sv *state.Service) {
-			sv.Status, sv.Since, sv.NextStart = state.ServiceRunning, start, time.Time{}
-		})
-		err := s.runService(ctx, n)
-		now := s.clock().Now()
-		if ctx.Err() != nil {
-			s.State.UpdateService(n.Name, func(sv *state.Service) { sv.Status, sv.Since = state.ServiceStopped, now })
-			return
-		}
-		if err == nil {
-			err = errors.New("returned before shutdown")
-		}
-		if errors.Is(err, ErrPermanent) {
-			log.Error("service failed; not restarting", "err", err)
-			s.State.UpdateService(n.Name, func(sv *state.Service) {
-				sv.Status, sv.Since, sv.LastError = state.ServiceFailed, now, err.Error()
-			})
-			return
-		}
-		if now.Sub(start) >= stable {
-			b.Reset()
-		}
-		delay := b.Next()
-		log.Warn("service failed; restarting", "err", err, "in", delay.Round(time.Millisecond))
-		s.State.UpdateService(n.Name, func(sv *state.Service) {
-			sv.Status, sv.Since, sv.LastError, sv.NextStart = state.ServiceBackoff, now, err.Error(), now.Add(delay)
-		})
-		t := s.clock().NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			s.State.UpdateService(n.Name, func(sv *state.Service) { sv.Status, sv.Since = state.ServiceStopped, s.clock().Now() })
-			return
-		case <-t.C():
-		}
-		s.State.UpdateService(n.Name, func(sv *state.Service) { sv.Restarts++ })
-	}
-}
-
-func (s *Supervisor) runService(ctx context.Context, n Named) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.Log.Error("service panicked", "service", n.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	svc := n.Service
-	return svc.Run(ctx)
 }

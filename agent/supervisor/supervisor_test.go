@@ -48,20 +48,25 @@ func TestRunSteps(t *testing.T) {
 	}
 }
 
-// waitFor polls the store until cond holds or the test times out.
+// waitFor waits, on the store's change signal, until cond holds for a
+// service, or fails the test after 10 s.
 func waitFor(t *testing.T, st *state.Store, what string, cond func(state.Service) bool) state.Service {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		ch := st.Changed() // before reading, so no change is missed
 		for _, sv := range st.Services() {
 			if cond(sv) {
 				return sv
 			}
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("timed out waiting for %s; services: %+v", what, st.Services())
+		}
 	}
-	t.Fatalf("timed out waiting for %s; services: %+v", what, st.Services())
-	return state.Service{}
 }
 
 func TestServeRestartsWithBackoff(t *testing.T) {
@@ -84,7 +89,7 @@ func TestServeRestartsWithBackoff(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Serve(ctx, []Named{{"clc", flaky}}) }()
+	go func() { done <- s.Serve(ctx, []Named{{Name: "clc", Service: flaky}}) }()
 
 	<-starts
 	sv := waitFor(t, st, "backoff", func(sv state.Service) bool { return sv.Status == state.ServiceBackoff })
@@ -118,9 +123,9 @@ func TestServePermanentAndPanic(t *testing.T) {
 	done := make(chan error)
 	go func() {
 		done <- s.Serve(ctx, []Named{
-			{"clc", ServiceFunc(func(context.Context) error { return Permanent(errors.New("no TAG in luoyun.conf")) })},
-			{"web", ServiceFunc(func(context.Context) error { panic("nil map") })},
-			{"ok", ServiceFunc(func(ctx context.Context) error { <-ctx.Done(); return nil })},
+			{Name: "clc", Service: ServiceFunc(func(context.Context) error { return Permanent(errors.New("no TAG in luoyun.conf")) })},
+			{Name: "web", Service: ServiceFunc(func(context.Context) error { panic("nil map") })},
+			{Name: "ok", Service: ServiceFunc(func(ctx context.Context) error { <-ctx.Done(); return nil })},
 		})
 	}()
 	sv := waitFor(t, st, "clc failed", func(sv state.Service) bool { return sv.Name == "clc" && sv.Status == state.ServiceFailed })
