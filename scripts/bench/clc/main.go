@@ -14,6 +14,7 @@
 //	    rates and scaled, plus the runtime's own idle cost.
 //
 //	go run ./scripts/bench/clc [-n 21] [-window 10s] [-full 2m]
+//	go run ./scripts/bench/clc -fleet 100 (see fleet.go)
 package main
 
 import (
@@ -49,7 +50,20 @@ func main() {
 	n := flag.Int("n", 21, "runs per timing (median reported)")
 	window := flag.Duration("window", 10*time.Second, "idle measurement window")
 	full := flag.Duration("full", 0, "also measure idle at the production rates (30 s) over this long, e.g. 2m, keepalive included")
+	var fo fleetOptions
+	flag.IntVar(&fo.n, "fleet", 0, "instead: fleet mode, this many `osmanager run` processes against one `osmanager controller`, restarted (in a network namespace it makes; root)")
+	flag.IntVar(&fo.restarts, "restarts", 3, "fleet mode: controller restarts")
+	flag.DurationVar(&fo.down, "down", 3*time.Second, "fleet mode: how long the controller stays down at each restart")
+	flag.DurationVar(&fo.settle, "settle", 65*time.Second, "fleet mode: how long the fleet stays registered before each restart")
+	flag.StringVar(&fo.agentBin, "agent-bin", "", "fleet mode: the osmanager binary the agents run (default: built from this tree; the controller always is)")
 	flag.Parse()
+	if fo.n > 0 {
+		if err := runFleet(fo); err != nil {
+			fmt.Fprintln(os.Stderr, "bench clc fleet:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*n, *window, *full); err != nil {
 		fmt.Fprintln(os.Stderr, "bench clc:", err)
 		os.Exit(1)
@@ -127,6 +141,11 @@ func (b *bench) startSrv() {
 // instance makes a demo dir whose floppy points at addr, with the demo's
 // full JSON payload, and a status script that says "running".
 func (b *bench) instance(name string, ctrlPort int) (string, error) {
+	return b.instanceOf(name, ctrlPort, tag, b.key)
+}
+
+// instanceOf is instance for any TAG and KEY.
+func (b *bench) instanceOf(name string, ctrlPort, tag int, key string) (string, error) {
 	dir := filepath.Join(b.tmp, name)
 	img, err := agent.MakeDemo(dir)
 	if err != nil {
@@ -138,7 +157,7 @@ func (b *bench) instance(name string, ctrlPort int) (string, error) {
 	}
 	set := map[string]string{
 		"CLC_IP": "127.0.0.1", "CLC_PORT": strconv.Itoa(ctrlPort), "CLC_MCAST_IP": "228.0.0.1",
-		"CLC_MCAST_PORT": strconv.Itoa(b.mcastPort), "TAG": strconv.Itoa(tag), "KEY": b.key,
+		"CLC_MCAST_PORT": strconv.Itoa(b.mcastPort), "TAG": strconv.Itoa(tag), "KEY": key,
 	}
 	var out []string
 	for _, line := range strings.Split(strings.TrimRight(string(ini), "\n"), "\n") {
