@@ -27,21 +27,21 @@ func TestDiscovery(t *testing.T) {
 	group := testGroup.Addr()
 	garbage := []datagram{
 		{nil, group},
-		{[]byte("join 127.0.0.1 1369"), group},                              // no header
-		{join1369[:20], group},                                              // cut short
-		{append(append([]byte{}, join1369...), 0), group},                   // a NUL after
+		{[]byte("join 127.0.0.1 1369"), group},                               // no header
+		{join1369[:20], group},                                               // cut short
+		{append(append([]byte{}, join1369...), 0), group},                    // a NUL after
 		{append([]byte{101, 0, 0, 0, 5, 0, 0, 0}, "hello"...), group},        // JOIN type, not JOIN text
 		{append([]byte{0x85, 3, 0, 0, 19, 0, 0, 0}, join1369[8:]...), group}, // ECHO_REQUEST type
 		{[]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, group},
 		{append([]byte{101, 0, 0, 0, 19, 0, 0, 0}, "join 127.0.0.1 99999"...), group},
 		{append([]byte{101, 0, 0, 0, 17, 0, 0, 0}, "join 0.0.0.0 1369"...), group},
 		{append([]byte{101, 0, 0, 0, 19, 0, 0, 0}, "join 228.0.0.1 1369"...), group},
-		{join1369, netip.MustParseAddr("127.0.0.1")},   // a good JOIN, sent unicast
-		{join1369, netip.MustParseAddr("228.0.0.2")},   // to another group
-		{join1369, netip.Addr{}},                       // destination unknown
-		{join1369, netip.MustParseAddr("10.0.0.255")},  // broadcast
-		{join1369, netip.MustParseAddr("192.0.2.1")},   // the instance's own address
-		{join1369, netip.MustParseAddr("224.0.0.1")},   // all-hosts
+		{join1369, netip.MustParseAddr("127.0.0.1")},  // a good JOIN, sent unicast
+		{join1369, netip.MustParseAddr("228.0.0.2")},  // to another group
+		{join1369, netip.Addr{}},                      // destination unknown
+		{join1369, netip.MustParseAddr("10.0.0.255")}, // broadcast
+		{join1369, netip.MustParseAddr("192.0.2.1")},  // the instance's own address
+		{join1369, netip.MustParseAddr("224.0.0.1")},  // all-hosts
 		{join1369, netip.MustParseAddr("255.255.255.255")},
 	}
 	for _, g := range garbage {

@@ -44,7 +44,7 @@ func TestControllerRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, _ := testlog.New(t)
+	log, buf := testlog.New(t)
 	st := &state.Store{}
 	link := &Link{
 		Tag: testTag, Key: testKey, Controller: addr.String(), Group: netip.MustParseAddrPort("228.0.0.1:1369"),
@@ -93,6 +93,12 @@ func TestControllerRestarts(t *testing.T) {
 		waitFor(t, "the link to be registered", func() (state.Link, bool) {
 			l := st.Link()
 			return l, l.Status == state.LinkRegistered && l.LastReport != nil
+		})
+		// Stable (after 1 ms here): a restart is not a second instance
+		// knocking it off, and the backoff starts afresh.
+		waitFor(t, "the link to be stable", func() (int, bool) {
+			k := strings.Count(buf.String(), "link stable")
+			return k, k >= n
 		})
 	}
 	count := func() (int, int) { return runtime.NumGoroutine(), openFDs(t) }
