@@ -50,9 +50,6 @@ type fleetOptions struct {
 }
 
 func runFleet(o fleetOptions) error {
-	if os.Getenv(fleetNetnsEnv) == "" {
-		return fleetInNetns()
-	}
 	tmp, err := os.MkdirTemp("", "osm-bench-fleet-")
 	if err != nil {
 		return err
@@ -144,10 +141,11 @@ func runFleet(o fleetOptions) error {
 	return nil
 }
 
-// fleetInNetns re-runs this binary, same flags, in a new network namespace.
-func fleetInNetns() error {
+// inNetns re-runs this binary, same flags, in a new network namespace
+// (lo up, 224.0.0.0/4 routed to lo).
+func inNetns() error {
 	if os.Geteuid() != 0 {
-		return errors.New("fleet mode needs root, to make a network namespace")
+		return errors.New("needs root, to make a network namespace")
 	}
 	ns := fmt.Sprintf("osm-bench-fleet-%d", os.Getpid())
 	ip := func(args ...string) error {
