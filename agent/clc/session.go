@@ -319,8 +319,9 @@ func (s *session) registerReply(m wire.RegisterReply) error {
 	s.steady.set(s.clock, s.StableAfter)
 	s.beat.set(s.clock, s.beatPeriod())
 	took := s.registeredAt.Sub(s.start)
-	s.setLink(func(l *state.Link) { l.Status, l.LastError = state.LinkRegistered, "" })
+	// Logged before it shows, so whoever sees the state finds the line.
 	s.log.Info("registered with controller", "controller", s.addr, "local_ip", s.localIP, "tag", s.Tag, "attempts", s.attempts, "took", took.Round(time.Microsecond))
+	s.setLink(func(l *state.Link) { l.Status, l.LastError = state.LinkRegistered, "" })
 	s.lastErr = ""
 	s.attempts = 0 // the outage is over
 	return s.sendReport(true)
