@@ -401,7 +401,7 @@ func (c *hubConn) Close() error {
 
 // TestFleetRestart: 50 links (real time, the defaults) against one
 // in-tree controller that is stopped and started again: after its JOIN
-// the connection attempts stay spread (at most 15 in any 100 ms, over at
+// the connection attempts stay spread (at most 20 in any 100 ms, over at
 // least a second), and all are registered again within 5 s.
 func TestFleetRestart(t *testing.T) {
 	if testing.Short() {
@@ -513,8 +513,8 @@ func TestFleetRestart(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("all re-registered after %s, want within 5 s", took)
 	}
-	if peak > 15 {
-		t.Errorf("%d connection attempts within 100 ms, want at most 15: the fleet comes back as a herd", peak)
+	if peak > 20 {
+		t.Errorf("%d connection attempts within 100 ms, want at most 20: the fleet comes back as a herd", peak)
 	}
 	if span := after[len(after)-1].Sub(after[0]); span < time.Second {
 		t.Errorf("the attempts after the restart span %s, want at least 1 s", span)
