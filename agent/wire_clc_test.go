@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,8 +11,10 @@ import (
 	"time"
 
 	"osmanager/agent/clcd"
+	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
 	"osmanager/agent/state"
+	"osmanager/agent/supervisor"
 )
 
 const clcTestKey = "5b1e0c1e-8d2a-4c51-9a8e-2f0d6f1b7c3a"
@@ -126,6 +129,55 @@ func TestCLCNotConfigured(t *testing.T) {
 			}
 			if l := a.State().Link(); l.Status != state.LinkDisconnected || !strings.Contains(l.LastError, tc.want) {
 				t.Errorf("link %+v", l)
+			}
+		})
+	}
+}
+
+// TestRunCLCConfig: the wiring checks the config itself, whatever the conf
+// parser let through: a KEY under 5 bytes fails the service for good,
+// named as such; CLC_PORT 0 (what conf gives for CLC_PORT=0 or empty)
+// means discovery, not a connect to port 0.
+func TestRunCLCConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cfg       conf.Config
+		permanent bool
+		want      string // in the link's last error
+	}{
+		{"KEY of 4 bytes", conf.Config{CLCIP: "127.0.0.1", CLCPort: 1369, HasTag: true, Tag: 3, Key: "abcd"}, true, "KEY shorter than 5 bytes"},
+		{"CLC_PORT 0: discover", conf.Config{CLCIP: "127.0.0.1", CLCPort: 0, HasTag: true, Tag: 3, Key: clcTestKey}, false, "no controller address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := demoDir(t)
+			o, _ := testOptions(t, dir)
+			a, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.cfg = &tc.cfg
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.runCLC(ctx) }()
+			l := func() state.Link {
+				deadline := time.Now().Add(10 * time.Second)
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for {
+					l := a.State().Link()
+					if strings.Contains(l.LastError, tc.want) || time.Now().After(deadline) {
+						return l
+					}
+					<-tick.C
+				}
+			}()
+			if !strings.Contains(l.LastError, tc.want) {
+				t.Errorf("link %+v, want last error saying %q", l, tc.want)
+			}
+			cancel()
+			err = <-done
+			if got := errors.Is(err, supervisor.ErrPermanent); got != tc.permanent {
+				t.Errorf("runCLC = %v: permanent %v, want %v", err, got, tc.permanent)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package clc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,6 +204,32 @@ type harness struct {
 	open  atomic.Int32 // agent-side connections not yet closed
 	dials atomic.Int32
 	stop  func()
+
+	mu      sync.Mutex
+	refused map[string]bool // addresses whose dial fails: connection refused
+	dialed  []dialRecord
+}
+
+type dialRecord struct {
+	addr string
+	at   time.Time // on the fake clock
+}
+
+// refuse makes dials to addr fail (on) or work again (off).
+func (h *harness) refuse(addr string, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.refused == nil {
+		h.refused = map[string]bool{}
+	}
+	h.refused[addr] = on
+}
+
+// dialLog returns the dials so far.
+func (h *harness) dialLog() []dialRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]dialRecord(nil), h.dialed...)
 }
 
 type option func(*harness)
@@ -219,6 +247,9 @@ func newHarness(t *testing.T, opts ...option) *harness {
 			b.Rand = func() float64 { return 0 } // no jitter: delays are 1 s, 2 s, 4 s, …
 			return b
 		},
+		// No JOIN spread; heartbeats at 0.9 × 30 s = 27 s. Tests that
+		// want otherwise say so.
+		Rand: func() float64 { return 0 },
 		Dial: h.dial,
 	}
 	for _, o := range opts {
@@ -229,6 +260,13 @@ func newHarness(t *testing.T, opts ...option) *harness {
 
 func (h *harness) dial(ctx context.Context, addr string) (net.Conn, error) {
 	h.dials.Add(1)
+	h.mu.Lock()
+	h.dialed = append(h.dialed, dialRecord{addr, h.clk.Now()})
+	refused := h.refused[addr]
+	h.mu.Unlock()
+	if refused {
+		return nil, syscall.ECONNREFUSED
+	}
 	if n := h.open.Load(); n != 0 {
 		h.t.Errorf("agent dials %s with %d connection(s) still open", addr, n)
 	}
@@ -347,4 +385,93 @@ func noLeaks(t testing.TB) {
 		}
 		return "", true
 	})
+}
+
+// testGroup is the JOIN group of the tests.
+var testGroup = netip.MustParseAddrPort("228.0.0.1:1369")
+
+// joinFeed stands for the network the link's JOIN socket listens on: the
+// test hands it datagrams and says where each was sent to.
+type joinFeed struct {
+	in      chan datagram
+	listens atomic.Int32 // ListenJoin calls
+}
+
+type datagram struct {
+	b  []byte
+	to netip.Addr
+}
+
+// feedJoins makes the link listen for JOINs on a joinFeed.
+func (h *harness) feedJoins() *joinFeed {
+	f := &joinFeed{in: make(chan datagram)}
+	h.link.Group = testGroup
+	h.link.ListenJoin = func(context.Context, netip.AddrPort) (JoinConn, error) {
+		f.listens.Add(1)
+		return &feedConn{f: f, closed: make(chan struct{})}, nil
+	}
+	return f
+}
+
+// send hands one datagram to the link's listener, once one reads. The
+// link's reader hands each JOIN on before it reads the next, so once send
+// returns, every JOIN sent before it has reached the link's wait.
+func (f *joinFeed) send(t testing.TB, b []byte, to netip.Addr) {
+	t.Helper()
+	select {
+	case f.in <- datagram{b, to}:
+	case <-time.After(waitLimit):
+		t.Fatal("the link is not listening for JOINs")
+	}
+}
+
+// join sends a JOIN announcing addr to the group.
+func (f *joinFeed) join(t testing.TB, addr string) {
+	t.Helper()
+	b, err := wire.Append(nil, wire.Join{Addr: netip.MustParseAddrPort(addr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.send(t, b, testGroup.Addr())
+}
+
+type feedConn struct {
+	f      *joinFeed
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *feedConn) ReadJoin(b []byte) (int, netip.AddrPort, netip.Addr, error) {
+	select {
+	case d := <-c.f.in:
+		return copy(b, d.b), netip.MustParseAddrPort("192.0.2.99:1369"), d.to, nil
+	case <-c.closed:
+		return 0, netip.AddrPort{}, netip.Addr{}, net.ErrClosed
+	}
+}
+
+func (c *feedConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// groupConn is a unicast UDP socket whose datagrams count as sent to the
+// group: for tests where a controller sends its JOINs to loopback.
+type groupConn struct {
+	*net.UDPConn
+	group netip.Addr
+}
+
+func (c groupConn) ReadJoin(b []byte) (int, netip.AddrPort, netip.Addr, error) {
+	n, from, err := c.ReadFromUDPAddrPort(b)
+	return n, from, c.group, err
+}
+
+// logged counts the log lines containing s.
+func (h *harness) logged(s string) int { return strings.Count(h.log.String(), s) }
+
+// waitLogged waits until n log lines contain s.
+func (h *harness) waitLogged(s string, n int) {
+	h.t.Helper()
+	waitFor(h.t, fmt.Sprintf("%d log lines with %q", n, s), func() (int, bool) { c := h.logged(s); return c, c >= n })
 }

@@ -44,13 +44,19 @@ func TestControllerRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, _ := testlog.New(t)
+	log, buf := testlog.New(t)
 	st := &state.Store{}
 	link := &Link{
 		Tag: testTag, Key: testKey, Controller: addr.String(), Group: netip.MustParseAddrPort("228.0.0.1:1369"),
-		StatusPeriod: time.Hour, State: st, Log: log, JoinGap: time.Millisecond,
-		ListenJoin: func(context.Context, netip.AddrPort) (net.PacketConn, error) {
-			return net.ListenUDP("udp4", net.UDPAddrFromAddrPort(srv.JoinTo))
+		// Stable at once and no JOIN spread: this test is about restarts,
+		// not about a fleet or a second instance.
+		StatusPeriod: time.Hour, State: st, Log: log, StableAfter: time.Millisecond, JoinSpread: -1,
+		ListenJoin: func(context.Context, netip.AddrPort) (JoinConn, error) {
+			c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(srv.JoinTo))
+			if err != nil {
+				return nil, err
+			}
+			return groupConn{c, netip.MustParseAddr("228.0.0.1")}, nil
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -88,6 +94,12 @@ func TestControllerRestarts(t *testing.T) {
 			l := st.Link()
 			return l, l.Status == state.LinkRegistered && l.LastReport != nil
 		})
+		// Stable (after 1 ms here): a restart is not a second instance
+		// knocking it off, and the backoff starts afresh.
+		waitFor(t, "the link to be stable", func() (int, bool) {
+			k := strings.Count(buf.String(), "link stable")
+			return k, k >= n
+		})
 	}
 	count := func() (int, int) { return runtime.NumGoroutine(), openFDs(t) }
 
@@ -96,11 +108,11 @@ func TestControllerRestarts(t *testing.T) {
 	g0, fd0 := count()
 	for i := range 20 {
 		stop()
-		// The link notices at once (the connection closes) and waits,
-		// listening for a JOIN.
-		waitFor(t, "the link to notice", func() (state.Link, bool) {
+		// The link notices at once (the connection closes), waits, finds
+		// the controller down and listens for a JOIN.
+		waitFor(t, "the link to listen for a JOIN", func() (state.Link, bool) {
 			l := st.Link()
-			return l, l.Status == state.LinkDisconnected
+			return l, l.Status == state.LinkDiscovering
 		})
 		start := time.Now()
 		stop = runServer()

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"osmanager/agent/clc/wire"
@@ -43,6 +45,7 @@ type session struct {
 	challenge wire.Challenge // ours, until the controller has answered it
 
 	step     timer // the handshake step's deadline
+	steady   timer // StableAfter since registering
 	beat     timer // next heartbeat
 	echo     timer // the pending heartbeat's deadline
 	report   timer // next unchanged re-report
@@ -50,6 +53,10 @@ type session struct {
 	echoSeq  uint64
 	reported bool
 	lastSent int32
+
+	registeredAt time.Time
+	isStable     bool // registered for StableAfter
+	closedByPeer bool // the controller closed the connection
 }
 
 // timer is a clock.Timer that may be unset; its channel is nil then, so a
@@ -76,9 +83,16 @@ func (t *timer) C() <-chan time.Time {
 }
 
 // session runs one connection until it fails or ctx ends, and closes it.
-// The error says what went wrong in words an operator can act on.
-func (r *runner) session(ctx context.Context, conn net.Conn, addr string) error {
+// The error says what went wrong in words an operator can act on; the
+// outcome what it tells about the controller.
+func (r *runner) session(ctx context.Context, conn net.Conn, addr string) (outcome, error) {
 	s := &session{runner: r, conn: conn, addr: addr, localIP: localIP(conn), start: r.clock.Now()}
+	err := s.run(ctx)
+	return s.outcome(err), err
+}
+
+func (s *session) run(ctx context.Context) error {
+	r, conn, addr := s.runner, s.conn, s.addr
 	packets := make(chan wire.Packet, 16)
 	readErr := make(chan error, 1)
 	done := make(chan struct{})
@@ -92,7 +106,7 @@ func (r *runner) session(ctx context.Context, conn net.Conn, addr string) error 
 		close(done)
 		conn.Close()
 		wg.Wait()
-		for _, t := range []*timer{&s.step, &s.beat, &s.echo, &s.report} {
+		for _, t := range []*timer{&s.step, &s.steady, &s.beat, &s.echo, &s.report} {
 			t.stop()
 		}
 	}()
@@ -120,12 +134,16 @@ func (r *runner) session(ctx context.Context, conn net.Conn, addr string) error 
 			}
 		case <-s.step.C():
 			return s.stepTimeout()
+		case <-s.steady.C():
+			s.steady.stop()
+			s.isStable = true
+			s.stable()
 		case <-s.beat.C():
 			if err := s.heartbeat(); err != nil {
 				return err
 			}
 		case <-s.echo.C():
-			return fmt.Errorf("controller did not answer ECHO_REQUEST within %s: link dead", s.EchoTimeout)
+			return fmt.Errorf("controller did not answer ECHO_REQUEST within %s: %w", s.EchoTimeout, errLinkDead)
 		case <-s.report.C():
 			if err := s.sendReport(true); err != nil {
 				return err
@@ -217,8 +235,19 @@ func (s *session) handle(p wire.Packet) error {
 		}
 		return nil
 	case wire.QueryRequest:
+		if s.phase == phaseAuthReply {
+			// The field's controllers query registered sessions only; one
+			// that has not proved it knows KEY gets nothing.
+			s.log.Debug("ignoring OSM_QUERY_REQUEST: the controller has not passed our challenge", "job", m.JobID)
+			return nil
+		}
 		st := s.queryState()
-		s.log.Info("query answered", "job", m.JobID, "status", st)
+		lv := slog.LevelDebug // repeats: a cloud may query every few seconds
+		if st != s.lastQuery {
+			lv = slog.LevelInfo
+		}
+		s.lastQuery = st
+		s.log.Log(context.Background(), lv, "query answered", "job", m.JobID, "status", st)
 		return s.send(wire.QueryReply{JobID: m.JobID, Tag: s.Tag, Status: st, IP: s.localIP})
 	case wire.AuthReply:
 		return s.authReply(m)
@@ -283,12 +312,18 @@ func (s *session) registerReply(m wire.RegisterReply) error {
 	}
 	s.step.stop()
 	s.phase = phaseRegistered
-	s.beat.set(s.clock, s.Heartbeat)
-	s.bo.Reset()
-	took := s.clock.Now().Sub(s.start)
-	s.setLink(func(l *state.Link) { l.Status = state.LinkRegistered })
+	s.registeredAt = s.clock.Now()
+	// The backoff starts afresh only once this session has lasted: a
+	// controller that kicks us at once (another instance with our TAG)
+	// must not get us back within a second.
+	s.steady.set(s.clock, s.StableAfter)
+	s.beat.set(s.clock, s.beatPeriod())
+	took := s.registeredAt.Sub(s.start)
+	// Logged before it shows, so whoever sees the state finds the line.
 	s.log.Info("registered with controller", "controller", s.addr, "local_ip", s.localIP, "tag", s.Tag, "attempts", s.attempts, "took", took.Round(time.Microsecond))
+	s.setLink(func(l *state.Link) { l.Status, l.LastError = state.LinkRegistered, "" })
 	s.lastErr = ""
+	s.attempts = 0 // the outage is over
 	return s.sendReport(true)
 }
 
@@ -319,8 +354,14 @@ func (s *session) heartbeat() error {
 		s.echoData = binary.BigEndian.AppendUint64([]byte("osm"), s.echoSeq)
 		s.echo.set(s.clock, s.EchoTimeout)
 	}
-	s.beat.set(s.clock, s.Heartbeat)
+	s.beat.set(s.clock, s.beatPeriod())
 	return s.send(wire.EchoRequest{Data: s.echoData})
+}
+
+// beatPeriod is Heartbeat ±10 %, drawn anew for each beat, so that a fleet
+// registered in the same second does not echo in the same second forever.
+func (s *session) beatPeriod() time.Duration {
+	return time.Duration(float64(s.Heartbeat) * (0.9 + 0.2*s.Rand()))
 }
 
 func (s *session) queryState() int32 {
@@ -348,7 +389,7 @@ func (s *session) phaseName() string {
 func (s *session) stepTimeout() error {
 	switch s.phase {
 	case phaseAuthReply:
-		return fmt.Errorf("no OSM_AUTH_REPLY (auth step 2) within %s; a controller stays silent for a tag it does not know: is TAG %d known to it?", s.StepTimeout, s.Tag)
+		return fmt.Errorf("no OSM_AUTH_REPLY (auth step 2) within %s: controller silent: unknown TAG %d, or overloaded", s.StepTimeout, s.Tag)
 	case phaseAuthRequest:
 		return fmt.Errorf("no OSM_AUTH_REQUEST (auth step 3) within %s", s.StepTimeout)
 	}
@@ -357,6 +398,9 @@ func (s *session) stepTimeout() error {
 
 // closed explains a read error in terms of where the session stood.
 func (s *session) closed(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		s.closedByPeer = true
+	}
 	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrClosedPipe) {
 		if errors.Is(err, wire.ErrTooLong) || errors.Is(err, wire.ErrUnknownType) || errors.Is(err, wire.ErrTruncated) {
 			return fmt.Errorf("bad packet from controller (%s): %w", s.phaseName(), err)
@@ -367,9 +411,38 @@ func (s *session) closed(err error) error {
 	case phaseRegister:
 		return errors.New("controller closed the connection before OSM_REGISTER_REPLY; it does that when it rejects our auth answer (wrong KEY for this TAG?)")
 	case phaseRegistered:
-		return errors.New("controller closed the connection")
+		if s.isStable {
+			return errors.New("controller closed the connection")
+		}
+		return fmt.Errorf("controller closed the connection %s after registering", s.clock.Now().Sub(s.registeredAt).Round(time.Millisecond))
 	}
 	return fmt.Errorf("controller closed the connection (%s)", s.phaseName())
+}
+
+// errLinkDead: no ECHO_REPLY in time.
+var errLinkDead = errors.New("link dead")
+
+// outcome classifies how the session ended. A close by the controller
+// soon after registering counts as a kick; the second in a row turns err
+// into the question an operator should ask.
+func (s *session) outcome(err error) outcome {
+	if s.phase != phaseRegistered {
+		return outRefused
+	}
+	if errors.Is(err, errLinkDead) {
+		return outClosed
+	}
+	if !s.closedByPeer || s.isStable {
+		if s.closedByPeer {
+			s.kicks = 0
+		}
+		return outClosed
+	}
+	s.kicks++
+	if s.kicks < 2 {
+		return outClosed
+	}
+	return outKicked
 }
 
 // localIP is the address the controller sees us at, for REGISTER and query

@@ -185,7 +185,7 @@ func TestFaults(t *testing.T) {
 			f.authStep1()
 			h.clk.Advance(10 * time.Second)
 			return false
-		}, "no OSM_AUTH_REPLY (auth step 2) within 10s"},
+		}, "no OSM_AUTH_REPLY (auth step 2) within 10s: controller silent: unknown TAG 1, or overloaded"},
 		{"silent at step 3", func(h *harness, f *fakeCtrl) bool {
 			plain := f.authStep1()
 			f.send(wire.AuthReply{Tag: testTag, Data: plain})
@@ -265,8 +265,23 @@ func TestFaults(t *testing.T) {
 			f2 := h.accept()
 			f2.handshake()
 			l := h.waitLink("registered again", func(l state.Link) bool { return l.Status == state.LinkRegistered })
-			if l.Reconnects != 1 || !strings.Contains(l.LastError, tc.want) {
-				t.Errorf("link state %+v: want 1 reconnect and the last error kept", l)
+			if l.Reconnects != 1 || l.LastError != "" {
+				t.Errorf("link state %+v: want 1 reconnect and the last error cleared", l)
+			}
+			// attempts counts this outage: 2 when the first session never
+			// registered, else 1.
+			var regs []string
+			for _, line := range strings.Split(h.log.String(), "\n") {
+				if strings.Contains(line, `msg="registered with controller"`) {
+					regs = append(regs, line)
+				}
+			}
+			want := "attempts=2"
+			if len(regs) == 2 {
+				want = "attempts=1"
+			}
+			if len(regs) == 0 || !strings.Contains(regs[len(regs)-1], want) {
+				t.Errorf("registration log lines %q: want the last with %s", regs, want)
 			}
 			if n := h.dials.Load(); n != 2 {
 				t.Errorf("%d connections, want 2", n)
@@ -276,7 +291,7 @@ func TestFaults(t *testing.T) {
 }
 
 // TestBackoffGrows: failures in a row wait 1 s, 2 s, 4 s; a registration
-// resets the backoff.
+// that the controller ends at once does not reset the backoff (8 s next).
 func TestBackoffGrows(t *testing.T) {
 	h := newHarness(t)
 	h.start()
@@ -295,15 +310,19 @@ func TestBackoffGrows(t *testing.T) {
 			f.barrier()
 			f.conn.Close()
 			h.backingOff("controller closed the connection")
-			h.clk.Advance(time.Second) // reset to 1 s by the registration
+			h.clk.Advance(8*time.Second - time.Millisecond)
+			h.noDial()
+			h.clk.Advance(time.Millisecond)
 			h.accept()
 			return
 		}
 	}
 }
 
-// TestQueryAndEchoAnyTime: the agent answers ECHO and QUERY in every phase,
-// with the state of that phase.
+// TestQueryAndEchoAnyTime: the agent answers ECHO in every phase, and
+// QUERY, with the state of that phase, once the controller has passed our
+// challenge (never before: the field's controllers query registered
+// sessions only). A repeated answer is logged at debug.
 func TestQueryAndEchoAnyTime(t *testing.T) {
 	h := newHarness(t)
 	h.start()
@@ -323,7 +342,10 @@ func TestQueryAndEchoAnyTime(t *testing.T) {
 		}
 	}
 	plain := f.authStep1()
-	query(1, wire.StateAuthenticating)
+	f.send(wire.QueryRequest{JobID: 1}, wire.EchoRequest{Data: []byte("after")})
+	if p := f.next(wire.TypeEchoReply); string(p.Data) != "after" { // not the QUERY_REPLY
+		t.Errorf("echo reply %q", p.Data)
+	}
 	f.send(wire.AuthReply{Tag: testTag, Data: plain})
 	query(2, wire.StateAuthenticating)
 	f.send(wire.AuthRequest{Tag: testTag, Data: wire.NewChallenge()})
@@ -332,4 +354,14 @@ func TestQueryAndEchoAnyTime(t *testing.T) {
 	query(3, wire.StateRegistering)
 	f.send(wire.RegisterReply{Result: wire.RegisterOK})
 	query(4, wire.StateAppUnknown) // no status script
+	for job := range int32(5) {
+		query(5+job, wire.StateAppUnknown)
+	}
+	// Info for each new answer (5, 8, 100), debug for the repeats.
+	if n, all := h.logged(`level=INFO msg="query answered"`), h.logged(`msg="query answered"`); n != 3 || all != 8 {
+		t.Errorf("%d of %d query lines at info, want 3 of 8", n, all)
+	}
+	if !strings.Contains(h.log.String(), "ignoring OSM_QUERY_REQUEST") {
+		t.Error("no debug line for the query before the controller passed our challenge")
+	}
 }

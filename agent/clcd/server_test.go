@@ -331,7 +331,7 @@ func TestControllerBehaviour(t *testing.T) {
 			a.register(1)
 			qctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
-			go a.next() // the query, never answered
+			go a.rd.Next() // the query, never answered (read raw: no t.Fatal off the test goroutine)
 			if _, err := s.Query(qctx, 1); !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("query: %v", err)
 			}
@@ -410,5 +410,18 @@ func TestJoinAndRestart(t *testing.T) {
 		if run > 0 && addr != s.Addr() {
 			t.Errorf("restart moved from %s to %s", addr, s.Addr())
 		}
+	}
+}
+
+// TestShortKeySilent: an instance whose KEY is under 5 bytes gets no reply
+// at all, as from the field's controllers, whose RC4 refuses such keys.
+func TestShortKeySilent(t *testing.T) {
+	s := &Server{Instances: map[int32]string{3: "abcd"}, Log: &syncBuffer{}}
+	a := dial(t, start(t, s))
+	enc, _ := wire.Crypt("abcd", wire.NewChallenge())
+	a.send(wire.AuthRequest{Tag: 3, Data: enc})
+	a.still() // the echo comes back, the AUTH_REPLY never
+	if !strings.Contains(s.Log.(*syncBuffer).String(), `"event":"unknown_tag"`) {
+		t.Error("no unknown_tag event")
 	}
 }

@@ -223,7 +223,7 @@ func (c *session) authRequest(m wire.AuthRequest) error {
 	if err != nil {
 		return err
 	}
-	ch := wire.NewChallenge()
+	ch := wire.NewUUIDChallenge()
 	c.mu.Lock()
 	c.tag, c.key, c.challenge, c.challenged, c.authenticated = m.Tag, key, ch, true, false
 	c.mu.Unlock()

@@ -9,19 +9,25 @@ package wire
 //     agent answers AUTH_REPLY(tag, Crypt(KEY, it)) and the controller
 //     checks by decrypting.
 //
-// A challenge is a random UUID string (36 characters) NUL-padded to 40.
+// The agent's challenge is 40 uniformly random bytes (NewChallenge); the
+// controllers in the field RC4 whatever 40 bytes they get. The controller's
+// own challenge is a random UUID string (36 characters) NUL-padded to 40
+// (NewUUIDChallenge), which is what the field's controllers send.
 //
 // RC4 is weak, and used this way weaker still: the key is the same for
 // every message and there is no nonce, so every Crypt call XORs with the
 // same 40-byte keystream. One plaintext/ciphertext pair reveals the
-// keystream, and with it the ability to answer any challenge; a handful of
-// observed step-1 ciphertexts narrows it down too, since a UUID's
-// characters are few. RC4 is kept only because every controller in the
-// field speaks it (the standard library's crypto/rc4 serves; x/crypto has
-// none for new code). What the agent can do, it does: it answers the
-// controller's challenge (step 3, which hands out a plaintext/ciphertext
-// pair) only after the controller has passed step 2, it never logs a key or
-// a plaintext, and KEY is a per-instance secret.
+// keystream, and with it the ability to answer any challenge. The old
+// agents' UUID challenges leaked it too: a UUID's characters are few and
+// its dashes and NULs fixed, so a fake controller that collected step-1
+// ciphertexts (35 to 200 of them) could work the keystream out. Random
+// bytes leave it nothing to work with. RC4 is kept only because every
+// controller in the field speaks it (the standard library's crypto/rc4
+// serves; x/crypto has none for new code). What the agent can do, it does:
+// its challenge carries no structure, it answers the controller's
+// challenge (step 3, which hands out a plaintext/ciphertext pair) only
+// after the controller has passed step 2, it never logs a key or a
+// plaintext, and KEY is a per-instance secret.
 
 import (
 	"crypto/rand"
@@ -31,14 +37,25 @@ import (
 	"fmt"
 )
 
-// Challenge is a UUID string NUL-padded to AuthDataLen bytes. It has no
-// String method on purpose: challenges are secrets of the handshake and are
-// never logged.
+// Challenge is the 40 bytes of a handshake challenge. It has no String
+// method on purpose: challenges are secrets of the handshake and are never
+// logged.
 type Challenge [AuthDataLen]byte
 
-// NewChallenge returns a fresh random (version 4) UUID challenge, in the
-// lower-case form libuuid prints.
+// NewChallenge returns the agent's challenge: 40 bytes from crypto/rand,
+// every one uniform. (Early in boot getrandom(2) waits until the kernel's
+// pool is ready, a second or so in a fresh VM; that delays only the first
+// handshake, which must not go out with guessable bytes.)
 func NewChallenge() Challenge {
+	var c Challenge
+	rand.Read(c[:]) // never fails (crypto/rand panics rather than return short)
+	return c
+}
+
+// NewUUIDChallenge returns a controller's challenge as the field's
+// controllers make them: a fresh random (version 4) UUID in the
+// lower-case form libuuid prints, NUL-padded to 40 bytes.
+func NewUUIDChallenge() Challenge {
 	var u [16]byte
 	rand.Read(u[:]) // never fails (crypto/rand panics rather than return short)
 	u[6] = u[6]&0x0f | 0x40
@@ -59,14 +76,19 @@ func NewChallenge() Challenge {
 // NewKey returns a fresh instance KEY as the cloud makes them: a random
 // UUID string (what a challenge holds before its NUL padding).
 func NewKey() string {
-	c := NewChallenge()
+	c := NewUUIDChallenge()
 	return string(c[:36])
 }
 
-// CheckKey reports whether key can serve as an RC4 key: 1 to 256 bytes.
+// MinKeyLen is the shortest KEY the controllers in the field can use:
+// their RC4 (libgcrypt) refuses keys under 40 bits.
+const MinKeyLen = 5
+
+// CheckKey reports whether key can serve as an RC4 key where the field's
+// controllers use it: 5 to 256 bytes.
 func CheckKey(key string) error {
-	if len(key) < 1 || len(key) > 256 {
-		return fmt.Errorf("KEY of %d bytes: RC4 takes 1 to 256", len(key))
+	if len(key) < MinKeyLen || len(key) > 256 {
+		return fmt.Errorf("KEY of %d bytes: the controllers' RC4 takes %d to 256", len(key), MinKeyLen)
 	}
 	return nil
 }

@@ -249,7 +249,7 @@ func TestChallenge(t *testing.T) {
 	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\x00{4}$`)
 	seen := map[Challenge]bool{}
 	for range 100 {
-		c := NewChallenge()
+		c := NewUUIDChallenge()
 		if !uuid.Match(c[:]) {
 			t.Fatalf("challenge %q is not a v4 UUID padded with 4 NULs", c[:])
 		}
@@ -258,7 +258,7 @@ func TestChallenge(t *testing.T) {
 		}
 		seen[c] = true
 	}
-	c := NewChallenge()
+	c := NewUUIDChallenge()
 	upper := [AuthDataLen]byte(bytes.ToUpper(c[:]))
 	if !c.Equal([AuthDataLen]byte(c)) || c.Equal(upper) && !bytes.Equal(c[:], upper[:]) {
 		t.Error("Equal must compare all 40 bytes exactly")
@@ -276,8 +276,13 @@ func TestChallenge(t *testing.T) {
 	if c.MatchesFold(wrong) || c.Equal(wrong) {
 		t.Error("a changed byte must not match")
 	}
-	if err := CheckKey(""); err == nil {
-		t.Error("CheckKey accepted an empty key")
+	for _, k := range []string{"", "abcd"} {
+		if err := CheckKey(k); err == nil {
+			t.Errorf("CheckKey accepted %q: the field's RC4 refuses keys under 40 bits", k)
+		}
+	}
+	if err := CheckKey("abcde"); err != nil {
+		t.Errorf("CheckKey(5 bytes) = %v", err)
 	}
 	if _, err := Crypt(strings.Repeat("k", 257), [AuthDataLen]byte{}); err == nil {
 		t.Error("Crypt accepted a 257-byte key")
@@ -311,5 +316,45 @@ func TestNewKey(t *testing.T) {
 	}
 	if strings.ContainsRune(a, 0) || CheckKey(a) != nil {
 		t.Errorf("NewKey %q is not a usable KEY", a)
+	}
+}
+
+// TestNewChallengeUniform: the agent's challenge has no structure a fake
+// controller could use: over many challenges, every byte position is
+// uniform over its 16 high and 16 low nibble values (chi-square, 15 degrees
+// of freedom, bound at p ≈ 1e-7 per test), and the pooled bytes over 256
+// values. The old UUID challenges fail all of it (fixed dashes and NULs,
+// hex digits only).
+func TestNewChallengeUniform(t *testing.T) {
+	const n = 2000
+	var hi, lo [AuthDataLen][16]int
+	var all [256]int
+	for range n {
+		c := NewChallenge()
+		for i, b := range c {
+			hi[i][b>>4]++
+			lo[i][b&15]++
+			all[b]++
+		}
+	}
+	chi := func(counts []int, total int) float64 {
+		want := float64(total) / float64(len(counts))
+		x := 0.0
+		for _, c := range counts {
+			x += (float64(c) - want) * (float64(c) - want) / want
+		}
+		return x
+	}
+	for i := range AuthDataLen {
+		if x := chi(hi[i][:], n); x > 60 {
+			t.Errorf("byte %d: high nibbles chi-square %.1f > 60: not uniform", i, x)
+		}
+		if x := chi(lo[i][:], n); x > 60 {
+			t.Errorf("byte %d: low nibbles chi-square %.1f > 60: not uniform", i, x)
+		}
+	}
+	// 255 degrees of freedom: mean 255, sd 22.6; 420 is beyond 7 sd.
+	if x := chi(all[:], n*AuthDataLen); x > 420 {
+		t.Errorf("pooled bytes chi-square %.1f > 420: not uniform", x)
 	}
 }
