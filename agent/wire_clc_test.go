@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,6 +118,7 @@ func TestCLCNotConfigured(t *testing.T) {
 	}{
 		{"no TAG or KEY", []byte("CLC_IP=127.0.0.1\nJSON={}\n"), "luoyun.conf has no TAG and KEY"},
 		{"no KEY", []byte("TAG=3\nJSON={}\n"), "luoyun.conf has no KEY"},
+		{"short KEY, refused by conf", []byte("TAG=3\nKEY=abcd\nJSON={}\n"), "luoyun.conf has no KEY (missing, or refused by the conf step)"},
 		{"no config at all", nil, "no instance config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,7 +176,7 @@ func TestRunCLCConfig(t *testing.T) {
 			}
 			cancel()
 			err = <-done
-			if got := errors.Is(err, supervisor.ErrPermanent); got != tc.permanent {
+			if got := supervisor.IsPermanent(err); got != tc.permanent {
 				t.Errorf("runCLC = %v: permanent %v, want %v", err, got, tc.permanent)
 			}
 		})

@@ -195,7 +195,7 @@ func (l *Link) check() error {
 		missing = append(missing, "KEY")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: luoyun.conf has no %s; the controller link needs both TAG and KEY", ErrConfig, strings.Join(missing, " and "))
+		return fmt.Errorf("%w: luoyun.conf has no %s (missing, or refused by the conf step); the controller link needs both TAG and KEY", ErrConfig, strings.Join(missing, " and "))
 	}
 	if len(l.Key) < wire.MinKeyLen {
 		return fmt.Errorf("%w: KEY shorter than %d bytes (%d): the controllers' RC4 refuses keys under 40 bits and never answers", ErrConfig, wire.MinKeyLen, len(l.Key))
