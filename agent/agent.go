@@ -26,9 +26,6 @@ import (
 	"osmanager/agent/sysroot"
 )
 
-// Version is the agent's version; build/VERSION and the CHANGELOG follow it.
-const Version = "0.1.0"
-
 // Options configure an Agent. The zero value plus a Log is production.
 type Options struct {
 	Floppy        string        // device or image; default paths.DefaultFloppy

@@ -21,6 +21,7 @@ import (
 	"osmanager/agent/clcd"
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
+	"osmanager/internal/version"
 )
 
 // DemoOptions configure Demo.
@@ -182,7 +183,7 @@ func MakeDemo(dir string) (string, error) {
 		{"sysroot/etc/hostname", 0o644, "localhost\n"},
 		{"sysroot/etc/hosts", 0o644, "127.0.0.1\tlocalhost\n"},
 		{"sysroot/etc/resolv.conf", 0o644, "nameserver 127.0.0.53\n"},
-		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + Version + "\ndemo-app: 1.0\n"},
+		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + version.String() + "\ndemo-app: 1.0\n"},
 		{"LuoYun/custom/scripts/config", 0o755, "#!/bin/sh\n# The appliance's own boot-time configuration runs here.\necho \"demo config script: conf at $LUOYUN_CONF\"\n"},
 		{"LuoYun/custom/scripts/status", 0o755, "#!/bin/sh\n# The application's health: exit 0 = serving.\nexit 0\n"},
 	}
