@@ -72,6 +72,9 @@ type Supervisor struct {
 	Clock clock.Clock // default clock.Real
 	// NewBackoff makes each service's restart policy; default 1 s to 30 s.
 	NewBackoff func() *backoff.Backoff
+	// QuietSteps logs each step's result at debug level, for a caller
+	// that prints the results itself (the boot summary).
+	QuietSteps bool
 	// StableAfter is how long a service must run before a failure counts
 	// as a first failure again; default one minute.
 	StableAfter time.Duration
@@ -112,11 +115,14 @@ func (s *Supervisor) RunSteps(ctx context.Context, steps []Step) error {
 		if res.Note != "" {
 			attrs = append(attrs, "note", res.Note)
 		}
+		level := slog.LevelInfo
 		if res.Error != "" {
-			s.Log.Error("boot step", append(attrs, "err", res.Error)...)
-		} else {
-			s.Log.Info("boot step", attrs...)
+			level, attrs = slog.LevelError, append(attrs, "err", res.Error)
 		}
+		if s.QuietSteps {
+			level = slog.LevelDebug
+		}
+		s.Log.Log(ctx, level, "boot step", attrs...)
 	}
 	return errors.Join(errs...)
 }
