@@ -1,8 +1,13 @@
 #!/bin/sh
 # install.sh — bake osmanager into an appliance image (or a running guest).
 #
-#   ./install.sh [--no-start]         build (if needed) and install as root
+#   ./install.sh [--no-start]         build and install as root
 #   DESTDIR=/mnt/image ./install.sh   install into a mounted image tree
+#
+# The binaries come from scripts/build (always rebuilt when Go is there; the
+# build cache makes that cheap) into $OSM_BUILD_OUT (default build/out)
+# /linux-<arch>/, for ARCH (default: Go's host arch, else uname -m). Without
+# Go, the binaries must already be built there.
 #
 # Installs /usr/local/sbin/osmanager, /usr/local/bin/osmctl, /LuoYun/{build,custom}
 # (never overwriting an appliance's own custom/ files or VERSION) and the init
@@ -14,12 +19,16 @@ START=yes
 [ "${1:-}" = "--no-start" ] && START=no
 [ -n "$DESTDIR" ] && START=no
 
-bin=build/out/$(go env GOARCH 2>/dev/null || uname -m)
-if [ ! -x "$bin/osmanager" ]; then
-	echo "building osmanager…"
-	mkdir -p "$bin"
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/osmanager" ./cmd/osmanager
-	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin/osmctl" ./cmd/osmctl
+export PATH="$PATH:/usr/local/go/bin"
+arch=${ARCH:-$(go env GOARCH 2>/dev/null || uname -m)}
+case $arch in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; i386 | i686) arch=386 ;; esac
+out=${OSM_BUILD_OUT:-build/out}
+bin=$out/linux-$arch
+if command -v go >/dev/null; then
+	scripts/build --arch "$arch" --out "$out"
+elif [ ! -x "$bin/osmanager" ] || [ ! -x "$bin/osmctl" ]; then
+	echo "install.sh: no $bin/osmanager and no Go to build it: run scripts/build --arch $arch on a machine with Go first" >&2
+	exit 1
 fi
 
 install -d "$DESTDIR/usr/local/sbin" "$DESTDIR/usr/local/bin" "$DESTDIR/LuoYun/conf" \

@@ -26,9 +26,6 @@ import (
 	"osmanager/agent/sysroot"
 )
 
-// Version is the agent's version; build/VERSION and the CHANGELOG follow it.
-const Version = "0.1.0"
-
 // Options configure an Agent. The zero value plus a Log is production.
 type Options struct {
 	Floppy        string        // device or image; default paths.DefaultFloppy
@@ -182,9 +179,12 @@ func (a *Agent) State() *state.Store { return a.state }
 var ErrBootFailed = errors.New("boot steps failed")
 
 // Boot runs the boot steps once, prints a summary line per step to
-// Options.Out, and returns an error wrapping ErrBootFailed if any failed.
+// Options.Out (then the per-step log lines are at debug level), and returns an error wrapping ErrBootFailed if any failed.
 func (a *Agent) Boot(ctx context.Context) error {
 	b := &boot{Agent: a}
+	// With a summary printed, each step's log line is at debug level:
+	// otherwise every step shows twice (summary on stdout, log on stderr).
+	a.sup.QuietSteps = a.opts.Out != nil
 	err := a.sup.RunSteps(ctx, b.steps())
 	a.cfg = b.cfg
 	if a.opts.Out != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"osmanager/agent/conf"
@@ -33,6 +34,20 @@ func (b *boot) steps() []supervisor.Step {
 		{Name: "network", Run: b.network},
 		{Name: "script", Run: b.script},
 	}
+}
+
+// inSysroot names files changed inside a scratch sysroot as
+// "<sysroot>/etc/shadow", so that a summary never reads as if the real /etc
+// had been written; on the real root the paths are the real ones.
+func (b *boot) inSysroot(changed []string) []string {
+	if b.sys.IsHost() || len(changed) == 0 {
+		return changed
+	}
+	out := make([]string, len(changed))
+	for i, p := range changed {
+		out[i] = "<sysroot>" + p
+	}
+	return out
 }
 
 func (b *boot) os() *osconfig.Config {
@@ -104,7 +119,7 @@ func (b *boot) password(ctx context.Context) ([]string, string, error) {
 		return nil, "", supervisor.Skip("no passwd_hash")
 	}
 	ch, err := b.os().SetRootHash(*b.cfg.Payload.PasswdHash)
-	return ch, "", err
+	return b.inSysroot(ch), "", err
 }
 
 func (b *boot) sshkeys(ctx context.Context) ([]string, string, error) {
@@ -115,7 +130,12 @@ func (b *boot) sshkeys(ctx context.Context) ([]string, string, error) {
 		return nil, "", supervisor.Skip("no public_key")
 	}
 	ch, err := b.os().SetRootKeys(*b.cfg.Payload.PublicKey)
-	return ch, "", err
+	if err != nil && errors.Is(err, fs.ErrPermission) && !b.sys.IsHost() && os.Geteuid() != 0 {
+		// A scratch sysroot (demo, tests) run by a plain user: /root/.ssh
+		// must belong to root, which only root can arrange.
+		return b.inSysroot(ch), "", supervisor.Skip(fmt.Sprintf("needs root to give %s to root (running as uid %d)", b.inSysroot([]string{b.paths.SSHDir()})[0], os.Geteuid()))
+	}
+	return b.inSysroot(ch), "", err
 }
 
 func (b *boot) hostname(ctx context.Context) ([]string, string, error) {
@@ -127,7 +147,7 @@ func (b *boot) hostname(ctx context.Context) ([]string, string, error) {
 		return nil, "", supervisor.Skip("no domain.name")
 	}
 	ch, err := b.os().SetHostname(d.Name, d.IP, b.opts.Kernel)
-	return ch, "", err
+	return b.inSysroot(ch), "", err
 }
 
 func (b *boot) nameservers(ctx context.Context) ([]string, string, error) {
@@ -146,7 +166,7 @@ func (b *boot) nameservers(ctx context.Context) ([]string, string, error) {
 		return nil, "", supervisor.Skip("no name servers")
 	}
 	ch, note, err := b.os().SetNameservers(servers)
-	return ch, note, errors.Join(bad, err)
+	return b.inSysroot(ch), note, errors.Join(bad, err)
 }
 
 func (b *boot) network(ctx context.Context) ([]string, string, error) {
@@ -193,9 +213,9 @@ func (b *boot) script(ctx context.Context) ([]string, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	note := fmt.Sprintf("%s ran, %d output lines", b.paths.ConfigScript, res.Lines)
+	note := fmt.Sprintf("%s ran, %d output lines", p, res.Lines)
 	if res.ExitCode != 0 {
-		return nil, note, fmt.Errorf("%s: exit status %d", b.paths.ConfigScript, res.ExitCode)
+		return nil, note, fmt.Errorf("%s: exit status %d", p, res.ExitCode)
 	}
 	return nil, note, nil
 }

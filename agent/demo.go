@@ -21,6 +21,7 @@ import (
 	"osmanager/agent/clcd"
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
+	"osmanager/internal/version"
 )
 
 // DemoOptions configure Demo.
@@ -63,7 +64,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(out, "demo in %s\n  floppy      %s (the compute node's 1 MiB layout)\n  sysroot     %s\n  LuoYun      %s\n  controller  %s (local, osmanager controller)\n\n",
+	fmt.Fprintf(out, "demo in %s (scratch copies: nothing outside it is touched)\n  floppy      %s (the compute node's 1 MiB layout)\n  sysroot     %s (scratch /etc and /root; <sysroot> below)\n  LuoYun      %s (scratch LuoYun dir)\n  controller  %s (local, osmanager controller)\n\n",
 		dir, img, filepath.Join(dir, "sysroot"), filepath.Join(dir, "LuoYun"), ctl.Addr())
 	termAddr, err := freeLoopback()
 	if err != nil {
@@ -89,7 +90,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 		}
 		start := time.Now()
 		err = a.Boot(ctx)
-		fmt.Fprintf(out, "   %d files written in %s; boot %s\n\n", a.sys.Writes()+a.ly.Writes(), fmtDuration(time.Since(start)), okOr(err))
+		fmt.Fprintf(out, "   %d files written in %s; %s\n\n", a.sys.Writes()+a.ly.Writes(), fmtDuration(time.Since(start)), okOr(err))
 		if i == 1 {
 			return demoServe(ctx, a, ctl, dir, o, out)
 		}
@@ -128,7 +129,7 @@ func demoController(img string, out io.Writer) (*clcd.Server, error) {
 }
 
 func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o DemoOptions, out io.Writer) error {
-	fmt.Fprintf(out, "look at: %s/sysroot/etc/{shadow,hostname,hosts,resolv.conf}, %s/sysroot/root/.ssh/authorized_keys, %s/LuoYun/conf/luoyun.conf\n",
+	fmt.Fprintf(out, "look at the scratch copies: %s/sysroot/etc/{shadow,hostname,hosts,resolv.conf}, %s/sysroot/root/.ssh/authorized_keys, %s/LuoYun/conf/luoyun.conf\n",
 		dir, dir, dir)
 	w := "http://" + a.opts.ListenWeb
 	fmt.Fprintf(out, "status page:  %s/\nowner page:   %s/?cookie=demo-cookie\nstatus API:   %s/api/v1/status\nmetrics:      %s/metrics\n", w, w, w, w)
@@ -152,11 +153,12 @@ func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o De
 	return err
 }
 
+// okOr reads "boot ok" or the error ("boot steps failed: 1 of 8").
 func okOr(err error) string {
 	if err != nil {
 		return err.Error()
 	}
-	return "ok"
+	return "boot ok"
 }
 
 // MakeDemo lays out a demo under dir: sysroot/ (a tiny /etc and /root),
@@ -182,7 +184,7 @@ func MakeDemo(dir string) (string, error) {
 		{"sysroot/etc/hostname", 0o644, "localhost\n"},
 		{"sysroot/etc/hosts", 0o644, "127.0.0.1\tlocalhost\n"},
 		{"sysroot/etc/resolv.conf", 0o644, "nameserver 127.0.0.53\n"},
-		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + Version + "\ndemo-app: 1.0\n"},
+		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + version.String() + "\ndemo-app: 1.0\n"},
 		{"LuoYun/custom/scripts/config", 0o755, "#!/bin/sh\n# The appliance's own boot-time configuration runs here.\necho \"demo config script: conf at $LUOYUN_CONF\"\n"},
 		{"LuoYun/custom/scripts/status", 0o755, "#!/bin/sh\n# The application's health: exit 0 = serving.\nexit 0\n"},
 	}

@@ -5,6 +5,7 @@ import (
 
 	"osmanager/agent/supervisor"
 	"osmanager/agent/web"
+	"osmanager/internal/version"
 )
 
 // webServices builds the status web server (agent/web) from a.cfg and the options.
@@ -23,16 +24,16 @@ func (a *Agent) newWeb() (*web.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	version, err := a.ly.Path(a.paths.Version)
+	versionFile, err := a.ly.Path(a.paths.Version)
 	if err != nil {
 		return nil, err
 	}
 	cfg := web.Config{
 		Addr:         a.opts.ListenWeb,
 		WWW:          www,
-		VersionFile:  version,
+		VersionFile:  versionFile,
 		State:        a.state,
-		AgentVersion: Version,
+		AgentVersion: version.String(),
 		Log:          a.log,
 		Terminal:     a.webTerminal(),
 	}

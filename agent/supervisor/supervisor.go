@@ -54,6 +54,9 @@ type Supervisor struct {
 	// NewBackoff makes the restart delays of a service whose Spec has
 	// none; default 1 s to 30 s.
 	NewBackoff func() *backoff.Backoff
+	// QuietSteps logs each step's result at debug level, for a caller
+	// that prints the results itself (the boot summary).
+	QuietSteps bool
 	// StableAfter is how long a service must run before a failure counts
 	// as a first failure again, for a Spec without its own; default one
 	// minute.
@@ -101,11 +104,14 @@ func (s *Supervisor) RunSteps(ctx context.Context, steps []Step) error {
 		if res.Note != "" {
 			attrs = append(attrs, "note", res.Note)
 		}
+		level := slog.LevelInfo
 		if res.Error != "" {
-			s.Log.Error("boot step", append(attrs, "err", res.Error)...)
-		} else {
-			s.Log.Info("boot step", attrs...)
+			level, attrs = slog.LevelError, append(attrs, "err", res.Error)
 		}
+		if s.QuietSteps {
+			level = slog.LevelDebug
+		}
+		s.Log.Log(ctx, level, "boot step", attrs...)
 	}
 	return errors.Join(errs...)
 }

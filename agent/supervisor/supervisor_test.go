@@ -1,8 +1,11 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +143,29 @@ func TestServePermanentAndPanic(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Serve = %v", err)
+	}
+}
+
+// TestQuietSteps: with QuietSteps the step lines are logged at debug level
+// (the caller prints the summary), failures included.
+func TestQuietSteps(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("quiet=%v", quiet), func(t *testing.T) {
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			s := &Supervisor{State: &state.Store{}, Log: log, QuietSteps: quiet}
+			s.RunSteps(context.Background(), []Step{
+				{Name: "good", Run: func(context.Context) ([]string, string, error) { return nil, "", nil }},
+				{Name: "bad", Run: func(context.Context) ([]string, string, error) { return nil, "", errors.New("boom") }},
+			})
+			got := strings.Count(buf.String(), `msg="boot step"`)
+			want := 2
+			if quiet {
+				want = 0
+			}
+			if got != want {
+				t.Errorf("%d step lines at info level and above, want %d:\n%s", got, want, buf.String())
+			}
+		})
 	}
 }

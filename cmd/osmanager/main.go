@@ -22,6 +22,7 @@ import (
 	"osmanager/agent/paths"
 	"osmanager/agent/web"
 	"osmanager/agent/webssh"
+	"osmanager/internal/version"
 )
 
 const usage = `usage: osmanager <command> [flags]
@@ -40,10 +41,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "osmanager:", err)
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the flag package printed the command's usage; asking for it is no failure.
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "osmanager:", err)
 		os.Exit(1)
 	}
 }
@@ -116,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&d.Keep, "keep", false, "keep the temp dir at the end")
 		fs.DurationVar(&d.Duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "osmanager", agent.Version)
+		fmt.Fprintln(stdout, "osmanager", version.String())
 		return nil
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

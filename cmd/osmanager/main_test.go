@@ -42,7 +42,8 @@ func TestRun(t *testing.T) {
 		wantErr string
 		wantOut string
 	}{
-		{"version", []string{"version"}, "", "osmanager " + agent.Version},
+		{"version", []string{"version"}, "", "osmanager dev"},
+		{"help", []string{"help"}, "", "commands:"},
 		{"no command", nil, "no command", ""},
 		{"unknown", []string{"frobnicate"}, `unknown command "frobnicate"`, ""},
 		{"bad flag", []string{"boot", "--nope"}, "flag provided but not defined", ""},
@@ -51,6 +52,8 @@ func TestRun(t *testing.T) {
 		{"boot demo", bootArgs, "", "ok      password"},
 		{"boot missing floppy", append(bootArgs[:len(bootArgs):len(bootArgs)], "--floppy", filepath.Join(dir, "nope.img")), "boot steps failed: 1 of 8", "failed  floppy"},
 		{"demo", []string{"demo", "--duration", "10ms"}, "", "0 files written"},
+		{"demo says scratch", []string{"demo", "--duration", "10ms"}, "", "changed 1: [<sysroot>/etc/shadow]"},
+		{"demo boot result", []string{"demo", "--duration", "10ms"}, "", "; boot ok\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -61,6 +64,62 @@ func TestRun(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), c.wantOut) {
 				t.Errorf("stdout lacks %q:\n%s", c.wantOut, out.String())
+			}
+			if strings.Contains(out.String(), "boot boot") {
+				t.Errorf("stdout doubles a word:\n%s", out.String())
+			}
+			// The summary on stdout is the per-step report: the log on
+			// stderr must not repeat each step.
+			if strings.Contains(errb.String(), `msg="boot step"`) {
+				t.Errorf("stderr repeats the boot steps:\n%s", errb.String())
+			}
+		})
+	}
+}
+
+// TestBootAsNonRoot: a scratch sysroot booted by a plain user skips what
+// needs root (giving /root/.ssh to root) and says so; as root it is applied.
+func TestBootAsNonRoot(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := agent.MakeDemo(dir); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"boot", "--no-network", "--floppy", filepath.Join(dir, "floppy.img"), "--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot")}, &out, &errb)
+	if err != nil {
+		t.Fatalf("boot: %v\n%s%s", err, out.String(), errb.String())
+	}
+	want := `(?m)^ok\s+sshkeys\s+\S+\s+changed 2: \[<sysroot>/root/\.ssh <sysroot>/root/\.ssh/authorized_keys\]$`
+	if os.Geteuid() != 0 {
+		want = `(?m)^skipped sshkeys\s+\S+\s+needs root to give <sysroot>/root/\.ssh to root \(running as uid \d+\)$`
+	}
+	if !regexp.MustCompile(want).MatchString(out.String()) {
+		t.Errorf("summary does not match %s:\n%s", want, out.String())
+	}
+}
+
+// TestHelpExitsZero runs the binary: asking a command for its flags is no failure.
+func TestHelpExitsZero(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string // on stderr, where the flag package prints the usage
+	}{
+		{"boot -h", []string{"boot", "-h"}, "-sysroot"},
+		{"run --help", []string{"run", "--help"}, "-listen-web"},
+		{"demo -h", []string{"demo", "-h"}, "-duration"},
+		{"controller -h", []string{"controller", "-h"}, "usage: osmanager controller"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], c.args...)
+			cmd.Env = append(os.Environ(), "OSM_AS_MAIN=1")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("exit: %v, want status 0\n%s", err, out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, out)
 			}
 		})
 	}
