@@ -89,6 +89,16 @@ func New(dir string) (*Root, error) {
 // Dir returns the root directory as given to New.
 func (r *Root) Dir() string { return r.dir }
 
+// show names a path inside the root in an error as the file it really is
+// (<dir>/etc/shadow for a scratch root), so nobody reads "/etc/shadow" in a
+// message about a scratch copy and thinks the real one was touched.
+func (r *Root) show(name string) string {
+	if r.IsHost() {
+		return name
+	}
+	return path.Join(r.dir, name)
+}
+
 // IsHost reports whether the root is the real "/", where kernel state (host
 // name, network) belongs to the files being written.
 func (r *Root) IsHost() bool { return path.Clean(r.dir) == "/" }
@@ -149,7 +159,7 @@ func (r *Root) openDir(name string, mkdir fs.FileMode) (int, string, error) {
 		}
 		unix.Close(fd)
 		if err != nil {
-			return -1, "", fmt.Errorf("open %s: %w", "/"+path.Join(parts[:i+1]...), err)
+			return -1, "", fmt.Errorf("open %s: %w", r.show("/"+path.Join(parts[:i+1]...)), err)
 		}
 		fd = next
 	}
@@ -178,7 +188,7 @@ func (r *Root) Lstat(name string) (fs.FileInfo, error) {
 	defer unix.Close(dirfd)
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+		return nil, &fs.PathError{Op: "lstat", Path: r.show(name), Err: err}
 	}
 	return statInfo(base, &st), nil
 }
@@ -196,10 +206,10 @@ func (r *Root) ReadFile(name string, max int64) ([]byte, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", r.show(name), err)
 	}
 	if int64(len(data)) > max {
-		return nil, fmt.Errorf("read %s: %w (over %d bytes)", name, ErrTooLarge, max)
+		return nil, fmt.Errorf("read %s: %w (over %d bytes)", r.show(name), ErrTooLarge, max)
 	}
 	return data, nil
 }
@@ -215,7 +225,7 @@ func (r *Root) open(name string) (*os.File, error) {
 		err = ErrSymlink
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: r.show(name), Err: err}
 	}
 	f := os.NewFile(uintptr(fd), name)
 	st, err := f.Stat()
@@ -224,7 +234,7 @@ func (r *Root) open(name string) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: r.show(name), Err: err}
 	}
 	return f, nil
 }
@@ -246,7 +256,7 @@ type WriteOptions struct {
 func (r *Root) WriteFile(name string, data []byte, o WriteOptions) (changed bool, err error) {
 	dirfd, base, err := r.openDir(name, o.MkdirMode)
 	if err != nil {
-		return false, fmt.Errorf("write %s: %w", name, err)
+		return false, fmt.Errorf("write %s: %w", r.show(name), err)
 	}
 	defer unix.Close(dirfd)
 
@@ -255,11 +265,11 @@ func (r *Root) WriteFile(name string, data []byte, o WriteOptions) (changed bool
 	switch err := unix.Fstatat(dirfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); {
 	case errors.Is(err, unix.ENOENT):
 	case err != nil:
-		return false, fmt.Errorf("write %s: %w", name, err)
+		return false, fmt.Errorf("write %s: %w", r.show(name), err)
 	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
-		return false, fmt.Errorf("write %s: %w", name, ErrSymlink)
+		return false, fmt.Errorf("write %s: %w", r.show(name), ErrSymlink)
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return false, fmt.Errorf("write %s: not a regular file", name)
+		return false, fmt.Errorf("write %s: not a regular file", r.show(name))
 	default:
 		if o.KeepMeta {
 			mode, owner = fs.FileMode(st.Mode).Perm(), Owner{int(st.Uid), int(st.Gid)}
@@ -269,7 +279,7 @@ func (r *Root) WriteFile(name string, data []byte, o WriteOptions) (changed bool
 		}
 	}
 	if err := r.replace(dirfd, name, base, data, mode, owner); err != nil {
-		return false, fmt.Errorf("write %s: %w", name, err)
+		return false, fmt.Errorf("write %s: %w", r.show(name), err)
 	}
 	r.writes.Add(1)
 	return true, nil
@@ -375,34 +385,34 @@ func (r *Root) MkdirAll(name string, mode, parentMode fs.FileMode, o Owner) (cha
 	before := r.writes.Load()
 	dirfd, base, err := r.openDir(name, parentMode)
 	if err != nil {
-		return false, fmt.Errorf("mkdir %s: %w", name, err)
+		return false, fmt.Errorf("mkdir %s: %w", r.show(name), err)
 	}
 	defer unix.Close(dirfd)
 	if err := unix.Mkdirat(dirfd, base, uint32(mode.Perm())); err == nil {
 		r.writes.Add(1)
 	} else if !errors.Is(err, unix.EEXIST) {
-		return false, fmt.Errorf("mkdir %s: %w", name, err)
+		return false, fmt.Errorf("mkdir %s: %w", r.show(name), err)
 	}
 	fd, err := openat(dirfd, base)
 	if err != nil {
-		return false, fmt.Errorf("mkdir %s: %w", name, err)
+		return false, fmt.Errorf("mkdir %s: %w", r.show(name), err)
 	}
 	d := os.NewFile(uintptr(fd), name)
 	defer d.Close()
 	st, err := d.Stat()
 	if err != nil {
-		return false, fmt.Errorf("mkdir %s: %w", name, err)
+		return false, fmt.Errorf("mkdir %s: %w", r.show(name), err)
 	}
 	sys := st.Sys().(*unixStat)
 	if (o.UID >= 0 && int(sys.Uid) != o.UID) || (o.GID >= 0 && int(sys.Gid) != o.GID) {
 		if err := d.Chown(o.UID, o.GID); err != nil {
-			return false, fmt.Errorf("mkdir %s: %w", name, err)
+			return false, fmt.Errorf("mkdir %s: %w", r.show(name), err)
 		}
 		r.writes.Add(1)
 	}
 	if st.Mode().Perm() != mode.Perm() {
 		if err := d.Chmod(mode.Perm()); err != nil {
-			return false, fmt.Errorf("mkdir %s: %w", name, err)
+			return false, fmt.Errorf("mkdir %s: %w", r.show(name), err)
 		}
 		r.writes.Add(1)
 	}
@@ -415,12 +425,12 @@ func (r *Root) MkdirAll(name string, mode, parentMode fs.FileMode, o Owner) (cha
 func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err error) {
 	dirfd, base, err := r.openDir(name, 0)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", name, err)
+		return nil, fmt.Errorf("lock %s: %w", r.show(name), err)
 	}
 	defer unix.Close(dirfd)
 	fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", name, err)
+		return nil, fmt.Errorf("lock %s: %w", r.show(name), err)
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
 	deadline := time.Now().Add(timeout)
@@ -431,7 +441,7 @@ func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err erro
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) || time.Now().After(deadline) {
 			unix.Close(fd)
-			return nil, fmt.Errorf("lock %s: %w", name, err)
+			return nil, fmt.Errorf("lock %s: %w", r.show(name), err)
 		}
 		time.Sleep(lockPoll)
 	}

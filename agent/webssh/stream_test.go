@@ -132,6 +132,9 @@ func TestPaste(t *testing.T) {
 		w.inSent += uint64(n)
 		off += n
 	}
+	for w.inSent-w.inAck+2 > uint64(w.att.InWindow) { // the EOFs need credit too
+		w.handle(w.next(10 * time.Second))
+	}
 	w.typeIn("\x04\x04") // the first ends the last (partial) line, the second is EOF
 	w.expect("PASTED\n", 30*time.Second)
 	got, err := os.ReadFile(file)
