@@ -229,6 +229,17 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // Kill sends SIGKILL to every process of the leader's group.
 func (p *Process) Kill() error { return p.Signal(unix.SIGKILL) }
 
+// SessionMembers lists the pids of the session the leader started with
+// OwnSession, the leader first while it has not been reaped. Processes
+// that left the session (setsid daemons) are not in it.
+func (p *Process) SessionMembers() []int {
+	var out []int
+	for _, st := range p.table.Session(p.Pid, p.StartTime) {
+		out = append(out, st.Pid)
+	}
+	return out
+}
+
 // Members lists the pids of the leader's group, the leader first while it
 // has not been reaped.
 func (p *Process) Members() []int {

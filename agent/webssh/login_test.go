@@ -9,32 +9,6 @@ import (
 	"time"
 )
 
-func TestCheckPassword(t *testing.T) {
-	for _, name := range []string{"root", "alice", "sha256", "md5", "rounds"} {
-		t.Run(name, func(t *testing.T) {
-			hash := testHashes[name]
-			ok, err := CheckPassword(hash, testPassword)
-			if err != nil || !ok {
-				t.Errorf("right password: got %v, %v; want true", ok, err)
-			}
-			ok, err = CheckPassword(hash, testPassword+"x")
-			if err != nil || ok {
-				t.Errorf("wrong password: got %v, %v; want false", ok, err)
-			}
-		})
-	}
-	for _, hash := range []string{"", "!", "*", "!" + testHashes["root"], "!!"} {
-		if ok, err := CheckPassword(hash, ""); ok || err != nil {
-			t.Errorf("CheckPassword(%q, \"\") = %v, %v; want false, nil", hash, ok, err)
-		}
-	}
-	for _, hash := range []string{"abJnggxhB/yWI", "$2b$05$abcdefghijklmnopqrstuu", "$y$garbage", "$6$"} {
-		if ok, err := CheckPassword(hash, testPassword); ok || err == nil {
-			t.Errorf("CheckPassword(%q) = %v, %v; want an error", hash, ok, err)
-		}
-	}
-}
-
 func TestLogin(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxFailures = 100 })
 	for _, tc := range []struct {
