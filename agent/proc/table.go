@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -88,11 +89,14 @@ func (t Table) Each(f func(Stat)) {
 	if err != nil {
 		return
 	}
+	var pids []int
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
+		if pid, err := strconv.Atoi(e.Name()); err == nil && pid > 0 {
+			pids = append(pids, pid)
 		}
+	}
+	slices.Sort(pids)
+	for _, pid := range pids {
 		if st, err := t.Stat(pid); err == nil {
 			f(st)
 		}
