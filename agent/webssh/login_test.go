@@ -1,12 +1,16 @@
 package webssh
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"osmanager/agent/accounts"
 )
 
 func TestLogin(t *testing.T) {
@@ -157,5 +161,34 @@ func TestAsSelfRefusedOnHost(t *testing.T) {
 	cfg.Sys = mustRoot(t, "/")
 	if _, err := New(cfg); err == nil {
 		t.Error("New accepted as-self on / as root")
+	}
+}
+
+// TestBadLogin: the accounts package's refusals count as failed logins
+// (401), anything else (an unreadable or mangled file) does not.
+func TestBadLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		bad  bool
+	}{
+		{"unknown", accounts.ErrUnknownUser, true},
+		{"unknown, short line", fmt.Errorf("%w (/etc/passwd line 3 has 4 fields, want 7)", accounts.ErrUnknownUser), true},
+		{"no password", accounts.ErrNoPassword, true},
+		{"locked", accounts.ErrLocked, true},
+		{"expired", accounts.ErrExpired, true},
+		{"bad line", fmt.Errorf("/etc/passwd line 2: %w: bad uid or gid", accounts.ErrLine), false},
+		{"read error", os.ErrPermission, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := badLogin(tc.err)
+			var bad errBadLogin
+			if got := errors.As(err, &bad); got != tc.bad {
+				t.Errorf("badLogin(%v) is a failed login: %v, want %v", tc.err, got, tc.bad)
+			}
+			if err.Error() != tc.err.Error() {
+				t.Errorf("text %q, want %q", err, tc.err)
+			}
+		})
 	}
 }
