@@ -161,8 +161,10 @@ func Start(cmd *exec.Cmd, o Options) (*Process, error) {
 }
 
 // Wait waits for the leader to exit, reaps it and returns how it ended;
-// every call returns the same. err is set only when the wait itself
-// failed; an exit code or a signal is not an error.
+// every call returns the same, and calls may run at once. err is set only
+// when the wait itself failed (or, with a Stdout or Stderr that is not an
+// *os.File, copying its output did: then Wait also waits for the copy, as
+// exec.Cmd.Wait does); an exit code or a signal is not an error.
 func (p *Process) Wait() (Exit, error) {
 	p.once.Do(func() {
 		// Wait for the exit without reaping, so that no signal to the
