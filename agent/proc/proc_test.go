@@ -340,3 +340,36 @@ func TestBootID(t *testing.T) {
 		t.Errorf("BootID() of an empty table = %q, want none", id)
 	}
 }
+
+// TestSignalWhileReaping: signals sent while the leader exits and is
+// reaped race with nothing (run with -race), and Wait may be called from
+// two goroutines at once.
+func TestSignalWhileReaping(t *testing.T) {
+	p, err := Start(exec.Command("/bin/sh", "-c", "exit 7"), Options{Mode: OwnGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signalled := make(chan struct{})
+	go func() {
+		defer close(signalled)
+		for {
+			select {
+			case <-p.Done():
+				p.Signal(0)
+				return
+			default:
+				p.Signal(0)
+			}
+		}
+	}()
+	other := make(chan Exit, 1)
+	go func() { e, _ := p.Wait(); other <- e }()
+	exit, err := p.Wait()
+	<-signalled
+	if err != nil || exit != (Exit{Code: 7}) {
+		t.Errorf("Wait = %v, %v; want exit 7", exit, err)
+	}
+	if e := <-other; e != exit {
+		t.Errorf("the other Wait = %v, want %v", e, exit)
+	}
+}
