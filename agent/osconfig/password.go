@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"osmanager/agent/accounts"
 	"osmanager/agent/sysroot"
 )
 
@@ -75,19 +76,18 @@ func (c *Config) SetRootHash(hash string) (changed []string, err error) {
 	var w lines
 	found := false
 	for _, l := range splitLines(old) {
-		name, rest, ok := bytes.Cut(l, []byte(":"))
-		if found || !ok || string(name) != "root" {
+		sl, ok := accounts.CutShadowLine(string(bytes.TrimSuffix(l, []byte("\n"))))
+		if found || !ok || sl.Name != "root" {
 			w.keep(l)
 			continue
 		}
 		found = true
 		// The fields after the hash are the file's own; the line ends as
 		// it did.
-		_, after, ok := bytes.Cut(bytes.TrimSuffix(rest, []byte("\n")), []byte(":"))
-		if !ok { // "root:hash" with nothing after
+		if !sl.HasRest { // "root:hash" with nothing after
 			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash)
 		} else {
-			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash, ":", string(after))
+			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash, ":", sl.Rest)
 		}
 	}
 	if !found {

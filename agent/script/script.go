@@ -14,8 +14,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
+
+	"osmanager/agent/proc"
 )
 
 // ErrNotExecutable means the script is absent or not executable: the
@@ -37,17 +38,12 @@ type Script struct {
 
 // Result is how a run ended.
 type Result struct {
-	ExitCode int  // the exit status, or -1 when killed by a signal
-	Signaled bool // killed by a signal (including our timeout kill)
+	Exit     proc.Exit // the exit code, or the signal (including our timeout kill)
+	ExitCode int       // Exit.Code: the exit status, or -1 when killed by a signal
+	Signaled bool      // Exit.Signaled()
 	TimedOut bool
 	Duration time.Duration
 	Lines    int // output lines logged
-}
-
-// Executable reports whether path names an executable regular file.
-func Executable(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }
 
 // Run runs the script and waits for it. err is nil when the script ran to
@@ -68,21 +64,23 @@ func (s *Script) Run(ctx context.Context) (Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, s.Path)
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("run %s: %w", s.Path, err)
+	}
+	cmd := exec.Command(s.Path)
 	cmd.Dir = s.Dir
 	if cmd.Dir == "" {
 		cmd.Dir = dirOf(s.Path)
 	}
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"}, s.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", s.Path, err)
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	start := time.Now()
-	err = cmd.Start()
+	// Its own group: a timeout kills everything it started.
+	p, err := proc.Start(cmd, proc.Options{Mode: proc.OwnGroup})
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -90,7 +88,7 @@ func (s *Script) Run(ctx context.Context) (Result, error) {
 	}
 	lines := make(chan int, 1)
 	go func() { lines <- s.logOutput(pr) }()
-	werr := cmd.Wait()
+	exit, werr := p.WaitContext(ctx)
 	// A script may leave a daemon running that still holds the output
 	// pipe: read what comes for a moment, then stop listening.
 	grace := time.NewTimer(time.Second)
@@ -103,21 +101,17 @@ func (s *Script) Run(ctx context.Context) (Result, error) {
 	grace.Stop()
 	pr.Close()
 	res.Duration = time.Since(start)
-	res.ExitCode = cmd.ProcessState.ExitCode()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		res.Signaled = true
-	}
+	res.Exit, res.ExitCode, res.Signaled = exit, exit.Code, exit.Signaled()
 	switch {
 	case ctx.Err() == context.DeadlineExceeded && (res.Signaled || res.ExitCode < 0):
 		res.TimedOut = true
 		return res, fmt.Errorf("run %s: timed out after %s", s.Path, s.Timeout)
 	case res.Signaled:
-		return res, fmt.Errorf("run %s: killed by signal", s.Path)
+		return res, fmt.Errorf("run %s: killed by signal %s", s.Path, proc.SignalName(exit.Signal))
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("run %s: %w", s.Path, ctx.Err())
 	}
-	var ee *exec.ExitError
-	if werr != nil && !errors.As(werr, &ee) {
+	if werr != nil {
 		return res, fmt.Errorf("run %s: %w", s.Path, werr)
 	}
 	return res, nil

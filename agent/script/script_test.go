@@ -88,3 +88,44 @@ func TestDaemonLeftRunningDoesNotBlock(t *testing.T) {
 		t.Errorf("a background child held the run for %v", d)
 	}
 }
+
+// TestRunExit: the run's end is reported by the one convention of
+// agent/proc, an exit code or the signal, and the old fields agree.
+func TestRunExit(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		timeout    time.Duration
+		want       string
+		signaled   bool
+		timedOut   bool
+	}{
+		{name: "ok", body: "#!/bin/sh\nexit 0\n", want: "exit 0"},
+		{name: "exit 3", body: "#!/bin/sh\nexit 3\n", want: "exit 3"},
+		{name: "term", body: "#!/bin/sh\nkill -TERM $$\n", want: "signal TERM", signaled: true},
+		{name: "timeout kills the group", body: "#!/bin/sh\nsleep 60 &\nwait\n", timeout: 200 * time.Millisecond, want: "signal KILL", signaled: true, timedOut: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, _ := testlog.New(t)
+			res, _ := (&Script{Path: write(t, tc.body, 0o755), Timeout: tc.timeout, Log: log}).Run(context.Background())
+			if got := res.Exit.String(); got != tc.want {
+				t.Errorf("Exit = %s, want %s", got, tc.want)
+			}
+			if res.Signaled != tc.signaled || res.TimedOut != tc.timedOut || res.ExitCode != res.Exit.Code {
+				t.Errorf("Result %+v: want Signaled %v, TimedOut %v, ExitCode = Exit.Code", res, tc.signaled, tc.timedOut)
+			}
+		})
+	}
+}
+
+func TestRunCancelledBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := write(t, "#!/bin/sh\ntouch ran\n", 0o755)
+	_, err := (&Script{Path: p}).Run(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(p), "ran")); err == nil {
+		t.Error("the script ran on a cancelled context")
+	}
+}

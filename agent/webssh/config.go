@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"osmanager/agent/accounts"
 	"time"
 
 	"osmanager/agent/clock"
@@ -46,6 +47,11 @@ type Files struct {
 	Key        string // its private key (PEM), 0600
 	KnownHosts string // the local sshd's pinned host key, 0600
 	Shells     string // the live login-mode shells, to end after a crash
+}
+
+// accounts names the account files for the accounts package.
+func (f Files) accounts() accounts.Files {
+	return accounts.Files{Passwd: f.Passwd, Group: f.Group, Shadow: f.Shadow}
 }
 
 // FilesFrom takes the terminal's files from the agent's path table.

@@ -1,39 +1,17 @@
 package webssh
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
-)
 
-func TestCheckPassword(t *testing.T) {
-	for _, name := range []string{"root", "alice", "sha256", "md5", "rounds"} {
-		t.Run(name, func(t *testing.T) {
-			hash := testHashes[name]
-			ok, err := CheckPassword(hash, testPassword)
-			if err != nil || !ok {
-				t.Errorf("right password: got %v, %v; want true", ok, err)
-			}
-			ok, err = CheckPassword(hash, testPassword+"x")
-			if err != nil || ok {
-				t.Errorf("wrong password: got %v, %v; want false", ok, err)
-			}
-		})
-	}
-	for _, hash := range []string{"", "!", "*", "!" + testHashes["root"], "!!"} {
-		if ok, err := CheckPassword(hash, ""); ok || err != nil {
-			t.Errorf("CheckPassword(%q, \"\") = %v, %v; want false, nil", hash, ok, err)
-		}
-	}
-	for _, hash := range []string{"abJnggxhB/yWI", "$2b$05$abcdefghijklmnopqrstuu", "$y$garbage", "$6$"} {
-		if ok, err := CheckPassword(hash, testPassword); ok || err == nil {
-			t.Errorf("CheckPassword(%q) = %v, %v; want an error", hash, ok, err)
-		}
-	}
-}
+	"osmanager/agent/accounts"
+)
 
 func TestLogin(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxFailures = 100 })
@@ -183,5 +161,34 @@ func TestAsSelfRefusedOnHost(t *testing.T) {
 	cfg.Sys = mustRoot(t, "/")
 	if _, err := New(cfg); err == nil {
 		t.Error("New accepted as-self on / as root")
+	}
+}
+
+// TestBadLogin: the accounts package's refusals count as failed logins
+// (401), anything else (an unreadable or mangled file) does not.
+func TestBadLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		bad  bool
+	}{
+		{"unknown", accounts.ErrUnknownUser, true},
+		{"unknown, short line", fmt.Errorf("%w (/etc/passwd line 3 has 4 fields, want 7)", accounts.ErrUnknownUser), true},
+		{"no password", accounts.ErrNoPassword, true},
+		{"locked", accounts.ErrLocked, true},
+		{"expired", accounts.ErrExpired, true},
+		{"bad line", fmt.Errorf("/etc/passwd line 2: %w: bad uid or gid", accounts.ErrLine), false},
+		{"read error", os.ErrPermission, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := badLogin(tc.err)
+			var bad errBadLogin
+			if got := errors.As(err, &bad); got != tc.bad {
+				t.Errorf("badLogin(%v) is a failed login: %v, want %v", tc.err, got, tc.bad)
+			}
+			if err.Error() != tc.err.Error() {
+				t.Errorf("text %q, want %q", err, tc.err)
+			}
+		})
 	}
 }

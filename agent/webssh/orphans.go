@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"osmanager/agent/proc"
 	"osmanager/agent/sysroot"
 )
 
@@ -31,9 +31,6 @@ import (
 // that shell's, unless <pid> now runs a different process (another start
 // time), which is then left alone.
 
-// bootIDFile holds the kernel's boot id (not a system file: no sysroot).
-const bootIDFile = "/proc/sys/kernel/random/boot_id"
-
 // shellRecord is one session leader in the shells file.
 type shellRecord struct {
 	pid   int
@@ -46,13 +43,7 @@ type shellsFile struct {
 	shells []shellRecord
 }
 
-func bootID() string {
-	b, err := os.ReadFile(bootIDFile)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
+func bootID() string { return proc.Table{}.BootID() }
 
 func (f shellsFile) append(b []byte) []byte {
 	if f.boot != "" {
@@ -123,11 +114,10 @@ func (s *Server) noteShell(sh shell, live bool) {
 	s.shellMu.Lock()
 	defer s.shellMu.Unlock()
 	if live {
-		st, err := readProcStat(p.pid)
-		if err != nil {
-			return
+		if p.proc.StartTime == 0 {
+			return // /proc could not tell: nothing to record
 		}
-		s.shells[p.pid] = st.start
+		s.shells[p.pid] = p.proc.StartTime
 	} else {
 		if _, ok := s.shells[p.pid]; !ok {
 			return
@@ -183,18 +173,11 @@ func (s *Server) endOrphans() {
 // returns how many there were. It does nothing if r's pid now names
 // another process.
 func endSession(r shellRecord) int {
-	if st, err := readProcStat(r.pid); err == nil && st.start != r.start {
-		return 0 // the pid was reused: not ours
-	}
-	var pids []int
-	eachProc(func(pid int, st procStat) {
-		// Members started no earlier than their leader.
-		if st.sid == r.pid && st.start >= r.start {
-			pids = append(pids, pid)
-		}
-	})
-	for _, pid := range pids {
-		unix.Kill(pid, unix.SIGKILL)
+	// Members started no earlier than their leader; a pid that now runs
+	// a process of another start time was reused: not ours.
+	pids := proc.Table{}.Session(r.pid, r.start)
+	for _, st := range pids {
+		unix.Kill(st.Pid, unix.SIGKILL)
 	}
 	return len(pids)
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"osmanager/agent/proc"
 )
 
 // startLeader starts a session leader with a background member, as a
@@ -58,11 +60,11 @@ func TestEndOrphans(t *testing.T) {
 	reused, reusedMember := startLeader(t)
 	otherBoot, otherBootMember := startLeader(t)
 	start := func(pid int) uint64 {
-		st, err := readProcStat(pid)
+		st, err := proc.Table{}.Stat(pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.start
+		return st.Start
 	}
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "ly/conf"), 0o700)

@@ -1,20 +1,19 @@
 package webssh
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"osmanager/agent/proc"
 )
 
 // account is a successful login: it starts shells until closed.
@@ -57,7 +56,7 @@ type pollShell interface {
 
 // ptyShell is a local shell on a pty whose master the agent holds.
 type ptyShell struct {
-	cmd    *exec.Cmd
+	proc   *proc.Process
 	master *os.File // non-blocking, on the runtime poller
 	rc     syscall.RawConn
 	pid    int
@@ -73,8 +72,9 @@ type ptyShell struct {
 type ttyOwner struct{ uid, gid int }
 
 // startPty starts cmd as a session leader with a new pty as its
-// controlling terminal, owned by own (nil: left as the agent's).
-func startPty(cmd *exec.Cmd, attr *syscall.SysProcAttr, own *ttyOwner, cols, rows uint16) (*ptyShell, error) {
+// controlling terminal, owned by own (nil: left as the agent's), as cred
+// (nil: as the agent).
+func startPty(cmd *exec.Cmd, cred *syscall.Credential, own *ttyOwner, cols, rows uint16) (*ptyShell, error) {
 	m, tty, err := pty.Open()
 	if err != nil {
 		return nil, fmt.Errorf("open pty: %w", err)
@@ -108,20 +108,19 @@ func startPty(cmd *exec.Cmd, attr *syscall.SysProcAttr, own *ttyOwner, cols, row
 		return nil, fmt.Errorf("pty size: %w", err)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
-	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(cmd, proc.Options{Mode: proc.OwnSession, Ctty: true, Credential: cred})
+	if err != nil {
 		master.Close()
 		return nil, err
 	}
 	rc, err := master.SyscallConn()
 	if err != nil {
 		master.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
+		p.Kill()
+		p.Wait()
 		return nil, err
 	}
-	return &ptyShell{cmd: cmd, master: master, rc: rc, pid: cmd.Process.Pid}, nil
+	return &ptyShell{proc: p, master: master, rc: rc, pid: p.Pid}, nil
 }
 
 func (p *ptyShell) Read(b []byte) (int, error)  { return p.master.Read(b) }
@@ -175,75 +174,12 @@ func (p *ptyShell) signal(sig unix.Signal) {
 		unix.Kill(-fg, sig)
 		unix.Kill(-fg, unix.SIGCONT)
 	}
-	unix.Kill(-p.pid, sig)
-	unix.Kill(-p.pid, unix.SIGCONT)
-	for _, pid := range sessionMembers(p.pid) {
-		unix.Kill(pid, sig)
-		unix.Kill(pid, unix.SIGCONT)
-	}
-}
-
-// procDir is the kernel's process table (not a system file: no sysroot).
-const procDir = "/proc"
-
-// sessionMembers lists the processes whose session id is sid.
-func sessionMembers(sid int) []int {
-	var out []int
-	eachProc(func(pid int, st procStat) {
-		if pid != sid && st.sid == sid {
-			out = append(out, pid)
-		}
-	})
-	return out
-}
-
-// procStat is what the agent reads of /proc/PID/stat.
-type procStat struct {
-	sid   int
-	start uint64 // start time, clock ticks since boot: with the pid, names a process for good
-}
-
-// readProcStat reads pid's session and start time.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(procDir + "/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(b)
-}
-
-// parseProcStat parses "pid (comm) state ppid pgrp session … starttime …";
-// comm may hold anything, ')' included.
-func parseProcStat(b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, errors.New("proc stat: no command")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return procStat{}, errors.New("proc stat: short")
-	}
-	sid, err1 := strconv.Atoi(f[3])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
-		return procStat{}, errors.New("proc stat: bad session or start time")
-	}
-	return procStat{sid: sid, start: start}, nil
-}
-
-// eachProc calls f for every process in /proc it can read.
-func eachProc(f func(pid int, st procStat)) {
-	ents, err := os.ReadDir(procDir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readProcStat(pid); err == nil {
-			f(pid, st)
+	p.proc.Signal(sig)
+	p.proc.Signal(unix.SIGCONT)
+	for _, pid := range p.proc.SessionMembers() {
+		if pid != p.pid {
+			unix.Kill(pid, sig)
+			unix.Kill(pid, unix.SIGCONT)
 		}
 	}
 }
@@ -264,18 +200,11 @@ func (p *ptyShell) Kill() {
 
 func (p *ptyShell) Wait() (int, error) {
 	p.once.Do(func() {
-		err := p.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				p.code = 128 + int(ws.Signal())
-			} else {
-				p.code = ee.ExitCode()
-			}
-		default:
+		exit, err := p.proc.Wait()
+		if err != nil {
 			p.code, p.err = -1, err
+		} else {
+			p.code = exit.ShellCode()
 		}
 		p.master.Close()
 	})
