@@ -56,8 +56,34 @@ func TestLinkAndApp(t *testing.T) {
 	if s.Link().LastReport.Value != 2000 || s.Link().Status != LinkRegistered {
 		t.Errorf("Link = %+v; a snapshot must not share the report", s.Link())
 	}
-	s.SetApp(App{Code: 2003, Meaning: "not serving (exit 3)"})
-	if s.App().Code != 2003 {
-		t.Errorf("App = %+v", s.App())
+	s.SetAppHealth(AppHealth{Code: 2003, Meaning: "not serving (exit 3)"})
+	if s.AppHealth().Code != 2003 {
+		t.Errorf("AppHealth = %+v", s.AppHealth())
+	}
+}
+
+// TestAppHealthDurationText: the deprecated text form is made from the
+// nanoseconds, so the two cannot disagree; before the first check there
+// is none.
+func TestAppHealthDurationText(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		in   AppHealth
+		want string
+	}{
+		{"checked", AppHealth{Checked: at, Duration: 12 * time.Millisecond}, "12ms"},
+		{"odd value", AppHealth{Checked: at, Duration: 1234567 * time.Nanosecond}, "1.234567ms"},
+		{"instant", AppHealth{Checked: at}, "0s"},
+		{"text from the writer is replaced", AppHealth{Checked: at, Duration: time.Second, DurationText: "5s"}, "1s"},
+		{"never checked", AppHealth{Duration: time.Second, DurationText: "1s"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var s Store
+			s.SetAppHealth(c.in)
+			if got := s.AppHealth().DurationText; got != c.want {
+				t.Errorf("DurationText = %q, want %q", got, c.want)
+			}
+		})
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"osmanager/agent/status"
 )
 
 // A request is served from one of two page trees under Config.WWW.
@@ -52,8 +54,8 @@ const (
 
 // varMax is the longest value each variable can have: a host name, a
 // VERSION field, "HH:MM".
-var varMax = [numVars]int64{varHostname: 253, varApplication: maxVersionField, varVersion1: maxVersionField,
-	varVersion2: maxVersionField, varCurtime: 5}
+var varMax = [numVars]int64{varHostname: 253, varApplication: status.MaxVersionField, varVersion1: status.MaxVersionField,
+	varVersion2: status.MaxVersionField, varCurtime: 5}
 
 // selectTree picks the page tree: withcookie/ when the query carries the
 // instance cookie, read as the old agent read it (Python 2's parse_qs: pairs
