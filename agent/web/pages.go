@@ -461,8 +461,17 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	case resBuiltin:
 		if e == nil || !e.builtin {
-			e = s.newBuiltinEntry(now)
-			s.pages.put(key, e)
+			// One entry however many requests miss at once, so that they
+			// share one render.
+			v, _, _ := s.loads.Do(sel.dir()+"\x00"+p+"\x00builtin", func() (any, error) {
+				if cur := s.pages.get(key); cur != nil && cur.builtin {
+					return cur, nil // made by a request that came just before
+				}
+				ne := s.newBuiltinEntry(now)
+				s.pages.put(key, ne)
+				return ne, nil
+			})
+			e = v.(*pageEntry)
 		}
 		e.checked.Store(now.UnixNano())
 		s.writePage(w, r, e, sel, now)
