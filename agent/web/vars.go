@@ -9,9 +9,6 @@ import (
 	"osmanager/agent/status"
 )
 
-// Unknown stands for a value the agent cannot find, as in the old agent.
-const Unknown = status.Unknown
-
 // pageVars is one snapshot of the page variables. Every value is checked
 // (the host name and VERSION by agent/status, $curtime made here), so none
 // can break out of the context a page puts it in. gen changes whenever a

@@ -109,5 +109,5 @@ func oneField(v string) string {
 	if ok := versionField(v) == v; ok {
 		return v
 	}
-	return Unknown
+	return status.Unknown
 }
