@@ -55,10 +55,16 @@ func TestPageVarsHostile(t *testing.T) {
 			},
 			func(string) string { return "[vm-1234|wordpress|0.1.0|3.5.1|07:08]" }},
 		{"OS host name", nil,
-			func(c *envConfig, v string) { c.Src.Hostname = ""; c.Src.OSHostname = func() (string, error) { return v, nil } },
+			func(c *envConfig, v string) {
+				c.Src.Hostname = ""
+				c.Src.OSHostname = func() (string, error) { return v, nil }
+			},
 			func(string) string { return "[localhost|wordpress|0.1.0|3.5.1|07:08]" }},
 		{"both", nil,
-			func(c *envConfig, v string) { c.Src.Hostname = v; c.Src.OSHostname = func() (string, error) { return v, nil } },
+			func(c *envConfig, v string) {
+				c.Src.Hostname = v
+				c.Src.OSHostname = func() (string, error) { return v, nil }
+			},
 			func(string) string { return "[localhost|wordpress|0.1.0|3.5.1|07:08]" }},
 		// VERSION's fields split on white space: values with none are one
 		// field, refused whole unless they are of versionField's alphabet;
