@@ -141,8 +141,9 @@ type AppHealth struct {
 	Checked  time.Time     `json:"checked,omitzero"` // when the script last ran
 	Duration time.Duration `json:"duration_ns"`      // how long it took
 	// DurationText is Duration as Go writes it ("12ms"), what schema 1
-	// had before duration_ns. Deprecated: read Duration; SetAppHealth
-	// fills it in.
+	// had before duration_ns; SetAppHealth fills it in.
+	//
+	// Deprecated: read Duration (duration_ns).
 	DurationText string `json:"duration,omitempty"`
 }
 
