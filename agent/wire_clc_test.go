@@ -103,7 +103,7 @@ func TestCLCEndToEnd(t *testing.T) {
 	if l.Status != state.LinkRegistered || l.Controller != addr.String() {
 		t.Errorf("link %+v", l)
 	}
-	if app := a.State().App(); app.Code != 2000 || app.Meaning != "running" {
+	if app := a.State().AppHealth(); app.Code != 2000 || app.Meaning != "running" {
 		t.Errorf("app %+v", app)
 	}
 }

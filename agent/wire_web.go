@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 
+	"osmanager/agent/status"
 	"osmanager/agent/supervisor"
 	"osmanager/agent/web"
 	"osmanager/internal/version"
@@ -24,37 +25,49 @@ func (a *Agent) newWeb() (*web.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	versionFile, err := a.ly.Path(a.paths.Version)
+	src, err := a.newStatus()
 	if err != nil {
 		return nil, err
 	}
 	cfg := web.Config{
-		Addr:         a.opts.ListenWeb,
-		WWW:          www,
-		VersionFile:  versionFile,
-		State:        a.state,
-		AgentVersion: version.String(),
-		Log:          a.log,
-		Terminal:     a.webTerminal(),
+		Addr:   a.opts.ListenWeb,
+		WWW:    www,
+		Status: src,
+		State:  a.state,
+		Log:    a.log,
 	}
-	if a.cfg != nil {
-		p := a.cfg.Payload
-		if p.Cookie != nil {
-			cfg.Cookie = *p.Cookie
-		}
-		if p.Domain != nil {
-			cfg.Hostname = p.Domain.Name
-		}
+	if a.cfg != nil && a.cfg.Payload.Cookie != nil {
+		cfg.Cookie = *a.cfg.Payload.Cookie
 	}
 	return web.New(cfg)
 }
 
+// newStatus builds the status document's source (agent/status), which the
+// web server renders.
+func (a *Agent) newStatus() (*status.Source, error) {
+	versionFile, err := a.ly.Path(a.paths.Version)
+	if err != nil {
+		return nil, err
+	}
+	cfg := status.Config{
+		VersionFile:  versionFile,
+		State:        a.state,
+		AgentVersion: version.String(),
+		Log:          a.log.With("service", "web"),
+		Terminal:     a.webTerminal(),
+	}
+	if a.cfg != nil && a.cfg.Payload.Domain != nil {
+		cfg.Hostname = a.cfg.Payload.Domain.Name
+	}
+	return status.New(cfg)
+}
+
 // webTerminal is the status page's link to the web terminal, where
 // websshAddr puts it.
-func (a *Agent) webTerminal() web.Terminal {
+func (a *Agent) webTerminal() status.Terminal {
 	_, port, on := a.websshAddr()
 	if !on {
-		return web.Terminal{}
+		return status.Terminal{}
 	}
-	return web.Terminal{Enabled: true, Port: port, TLS: a.opts.WebSSHTLS || a.opts.WebSSHCert != ""}
+	return status.Terminal{Enabled: true, Port: port, TLS: a.opts.WebSSHTLS || a.opts.WebSSHCert != ""}
 }

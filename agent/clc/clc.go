@@ -54,7 +54,7 @@
 // status script says it serves (report 2000), 100 when unknown (2128 or no
 // result yet), 102 otherwise (exit 1..127, stopped, failed).
 //
-// Link state (state.Link) and the application status (state.App) go to the
+// Link state (state.Link) and the application status (state.AppHealth) go to the
 // shared state store for the status page and the local API. A missing TAG
 // or KEY, or a KEY shorter than 5 bytes, is an error wrapping ErrConfig:
 // the agent marks the service failed and keeps running everything else.

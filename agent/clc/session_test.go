@@ -51,7 +51,7 @@ func TestInteropSession(t *testing.T) {
 	h := newHarness(t)
 	h.link.newChallenge = vector
 	h.start()
-	waitFor(t, "the first status check", func() (state.App, bool) { a := h.link.State.App(); return a, !a.Checked.IsZero() })
+	waitFor(t, "the first status check", func() (state.AppHealth, bool) { a := h.link.State.AppHealth(); return a, !a.Checked.IsZero() })
 	f := h.accept()
 
 	// Step 1: AUTH_REQUEST(tag 1, RC4(KEY, challenge)) is the spec's vector.

@@ -74,7 +74,7 @@ func (r *runner) statusLoop(ctx context.Context) {
 		}
 		code, meaning := appCode(res, err)
 		took := res.Duration
-		r.State.SetApp(state.App{Code: code, Meaning: meaning, Checked: start, Duration: took.Round(time.Microsecond).String()})
+		r.State.SetAppHealth(state.AppHealth{Code: code, Meaning: meaning, Checked: start, Duration: took.Round(time.Microsecond)})
 		if r.status.set(code) {
 			r.log.Info("application status", "code", code, "meaning", meaning, "took", took.Round(time.Microsecond))
 		}

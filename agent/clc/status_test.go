@@ -77,10 +77,10 @@ func TestReports(t *testing.T) {
 	h.link.StatusPeriod = 30 * time.Second
 	h.link.Heartbeat = 1000 * time.Hour
 	h.start()
-	checked := func(after time.Time) state.App {
+	checked := func(after time.Time) state.AppHealth {
 		t.Helper()
-		return waitFor(t, "a status check", func() (state.App, bool) {
-			a := h.link.State.App()
+		return waitFor(t, "a status check", func() (state.AppHealth, bool) {
+			a := h.link.State.AppHealth()
 			return a, a.Checked.After(after)
 		})
 	}
@@ -99,7 +99,7 @@ func TestReports(t *testing.T) {
 	os.WriteFile(codeFile, []byte("3"), 0o644)
 	h.clk.Advance(30 * time.Second)
 	report(2003)
-	if a := h.link.State.App(); a.Code != 2003 || a.Meaning != "not serving (exit 3)" {
+	if a := h.link.State.AppHealth(); a.Code != 2003 || a.Meaning != "not serving (exit 3)" {
 		t.Errorf("app state %+v", a)
 	}
 

@@ -63,7 +63,7 @@ type Store struct {
 	steps    []Step
 	services []Service
 	link     Link
-	app      App
+	app      AppHealth
 	terminal Terminal
 }
 
@@ -152,12 +152,18 @@ type Report struct {
 	At    time.Time `json:"at"`
 }
 
-// App is the application status from custom/scripts/status.
-type App struct {
-	Code     int32     `json:"code"`               // the value reported to the controller
-	Meaning  string    `json:"meaning"`            // "running", "not serving (exit 3)", "unknown", …
-	Checked  time.Time `json:"checked,omitzero"`   // when the script last ran
-	Duration string    `json:"duration,omitempty"` // how long it took
+// AppHealth is the appliance's health from custom/scripts/status (not an
+// app of the app manager).
+type AppHealth struct {
+	Code     int32         `json:"code"`             // the value reported to the controller
+	Meaning  string        `json:"meaning"`          // "running", "not serving (exit 3)", "unknown", …
+	Checked  time.Time     `json:"checked,omitzero"` // when the script last ran
+	Duration time.Duration `json:"duration_ns"`      // how long it took
+	// DurationText is Duration as Go writes it ("12ms"), what schema 1
+	// had before duration_ns; SetAppHealth fills it in.
+	//
+	// Deprecated: read Duration (duration_ns).
+	DurationText string `json:"duration,omitempty"`
 }
 
 // UpdateLink applies f to the link state.
@@ -185,16 +191,21 @@ func (s *Store) Link() Link {
 	return l
 }
 
-// SetApp records the application status.
-func (s *Store) SetApp(a App) {
+// SetAppHealth records the application status; DurationText is made
+// from Duration once the script has run.
+func (s *Store) SetAppHealth(a AppHealth) {
+	a.DurationText = ""
+	if !a.Checked.IsZero() {
+		a.DurationText = a.Duration.String()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.watch.note(s.app != a)
 	s.app = a
 }
 
-// App returns the application status.
-func (s *Store) App() App {
+// AppHealth returns the application status.
+func (s *Store) AppHealth() AppHealth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.app

@@ -56,9 +56,35 @@ func TestLinkAndApp(t *testing.T) {
 	if s.Link().LastReport.Value != 2000 || s.Link().Status != LinkRegistered {
 		t.Errorf("Link = %+v; a snapshot must not share the report", s.Link())
 	}
-	s.SetApp(App{Code: 2003, Meaning: "not serving (exit 3)"})
-	if s.App().Code != 2003 {
-		t.Errorf("App = %+v", s.App())
+	s.SetAppHealth(AppHealth{Code: 2003, Meaning: "not serving (exit 3)"})
+	if s.AppHealth().Code != 2003 {
+		t.Errorf("AppHealth = %+v", s.AppHealth())
+	}
+}
+
+// TestAppHealthDurationText: the deprecated text form is made from the
+// nanoseconds, so the two cannot disagree; before the first check there
+// is none.
+func TestAppHealthDurationText(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		in   AppHealth
+		want string
+	}{
+		{"checked", AppHealth{Checked: at, Duration: 12 * time.Millisecond}, "12ms"},
+		{"odd value", AppHealth{Checked: at, Duration: 1234567 * time.Nanosecond}, "1.234567ms"},
+		{"instant", AppHealth{Checked: at}, "0s"},
+		{"text from the writer is replaced", AppHealth{Checked: at, Duration: time.Second, DurationText: "5s"}, "1s"},
+		{"never checked", AppHealth{Duration: time.Second, DurationText: "1s"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var s Store
+			s.SetAppHealth(c.in)
+			if got := s.AppHealth().DurationText; got != c.want {
+				t.Errorf("DurationText = %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 
@@ -102,12 +128,12 @@ func TestChanged(t *testing.T) {
 			func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport.Value = 2001 }) }, true},
 		{"link untouched", func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport = &Report{Value: 2000} }) },
 			func(s *Store) { s.UpdateLink(func(l *Link) { l.LastReport = &Report{Value: 2000} }) }, false},
-		{"app", nil, func(s *Store) { s.SetApp(App{Code: 2000}) }, true},
-		{"same app", func(s *Store) { s.SetApp(App{Code: 2000}) }, func(s *Store) { s.SetApp(App{Code: 2000}) }, false},
+		{"app", nil, func(s *Store) { s.SetAppHealth(AppHealth{Code: 2000}) }, true},
+		{"same app", func(s *Store) { s.SetAppHealth(AppHealth{Code: 2000}) }, func(s *Store) { s.SetAppHealth(AppHealth{Code: 2000}) }, false},
 		{"terminal", nil, func(s *Store) { s.UpdateTerminal(func(t *Terminal) { t.Active++ }) }, true},
 		{"terminal untouched", nil, func(s *Store) { s.UpdateTerminal(func(*Terminal) {}) }, false},
 		{"reads only", func(s *Store) { s.SetStep(Step{Name: "floppy"}) }, func(s *Store) {
-			_, _, _, _, _, _ = s.Steps(), s.Services(), s.Link(), s.App(), s.Terminal(), s.Version()
+			_, _, _, _, _, _ = s.Steps(), s.Services(), s.Link(), s.AppHealth(), s.Terminal(), s.Version()
 		}, false},
 	}
 	for _, tc := range tests {

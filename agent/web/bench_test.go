@@ -18,7 +18,7 @@ func (d *discardWriter) WriteHeader(int)             {}
 // template as an appliance's index.html (scripts/bench/web measures the
 // whole server).
 func BenchmarkSubstitutedPage(b *testing.B) {
-	e := newEnv(b, func(c *Config) { c.Clock = nil })
+	e := newEnv(b, func(c *envConfig) { c.Clock, c.Src.Clock = nil, nil })
 	e.write("custom/www/nocookie/index.html", string(DefaultPage()))
 	h := e.srv.Handler()
 	r := httptest.NewRequest("GET", "/", nil)

@@ -23,7 +23,7 @@ func TestDefaultPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
 	}
-	e := newEnv(t, func(c *Config) { c.Refresh = 100 * time.Millisecond })
+	e := newEnv(t, func(c *envConfig) { c.Src.Refresh = 100 * time.Millisecond })
 	fillState(e.state)
 	if err := os.RemoveAll(e.www); err != nil { // no appliance pages: the built-in one
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestDefaultPageInChromium(t *testing.T) {
 	e.state.UpdateLink(func(l *state.Link) {
 		l.Status, l.LastError, l.Reconnects = state.LinkDisconnected, "dial tcp 10.0.0.1:1369: connection refused", 4
 	})
-	e.state.SetApp(state.App{Code: 2003, Meaning: "not serving (exit 3)", Checked: testStart})
+	e.state.SetAppHealth(state.AppHealth{Code: 2003, Meaning: "not serving (exit 3)", Checked: testStart})
 	wctx, wcancel := context.WithTimeout(bctx, 30*time.Second)
 	defer wcancel()
 	if err := chromedp.Do(wctx,

@@ -124,7 +124,7 @@ func TestOverCapServedStatic(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			log, logs := testlog.New(t)
-			e := newEnv(t, func(cfg *Config) { cfg.Log = log })
+			e := newEnv(t, func(cfg *envConfig) { cfg.Log = log })
 			e.write("custom/www/nocookie/big.txt", c.page)
 			var cnt counters
 			cnt.install(e.srv, 1)

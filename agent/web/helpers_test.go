@@ -14,6 +14,7 @@ import (
 	"osmanager/agent/clock"
 	"osmanager/agent/internal/testlog"
 	"osmanager/agent/state"
+	"osmanager/agent/status"
 )
 
 // testEnv is a LuoYun dir in a temp dir with a server over it.
@@ -23,8 +24,16 @@ type testEnv struct {
 	www   string
 	clock *clock.Fake
 	state *state.Store
+	src   *status.Source
 	srv   *Server
-	cfg   Config
+	cfg   envConfig
+}
+
+// envConfig is what a test may change before the server is built: the
+// server's Config and its status source's.
+type envConfig struct {
+	Config
+	Src status.Config
 }
 
 const (
@@ -35,7 +44,7 @@ const (
 var testStart = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 
 // newEnv builds a test environment; edit the Config in cfgFn.
-func newEnv(t testing.TB, cfgFn func(*Config)) *testEnv {
+func newEnv(t testing.TB, cfgFn func(*envConfig)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{t: t, dir: dir, www: filepath.Join(dir, "custom/www"), clock: clock.NewFake(testStart), state: &state.Store{}}
@@ -46,32 +55,44 @@ func newEnv(t testing.TB, cfgFn func(*Config)) *testEnv {
 	}
 	e.write("build/VERSION", testVersion)
 	log, _ := testlog.New(t)
-	e.cfg = Config{
-		Addr:         "127.0.0.1:0",
-		WWW:          e.www,
-		VersionFile:  filepath.Join(dir, "build/VERSION"),
-		Cookie:       testCookie,
-		Hostname:     "app1.example.com",
-		Terminal:     Terminal{Enabled: true, Port: 8001},
-		State:        e.state,
-		AgentVersion: "0.1.0",
-		Log:          log,
-		Proc:         "testdata/proc",
-		Disk:         dir,
-		Interfaces: func() ([]Interface, error) {
-			return []Interface{{Name: "eth0", MAC: "52:54:00:12:34:56", Up: true, Addrs: []string{"10.0.0.12/24", "fe80::5054:ff:fe12:3456/64"}}}, nil
+	e.cfg = envConfig{
+		Config: Config{
+			Addr:     "127.0.0.1:0",
+			WWW:      e.www,
+			Cookie:   testCookie,
+			State:    e.state,
+			Log:      log,
+			Clock:    e.clock,
+			Location: time.UTC,
 		},
-		Clock:    e.clock,
-		Location: time.UTC,
+		Src: status.Config{
+			VersionFile:  filepath.Join(dir, "build/VERSION"),
+			Hostname:     "app1.example.com",
+			Terminal:     status.Terminal{Enabled: true, Port: 8001},
+			State:        e.state,
+			AgentVersion: "0.1.0",
+			Log:          log,
+			Proc:         "../status/testdata/proc", // the status package's fixed /proc
+			Disk:         dir,
+			Interfaces: func() ([]status.Interface, error) {
+				return []status.Interface{{Name: "eth0", MAC: "52:54:00:12:34:56", Up: true, Addrs: []string{"10.0.0.12/24", "fe80::5054:ff:fe12:3456/64"}}}, nil
+			},
+			Clock: e.clock,
+		},
 	}
 	if cfgFn != nil {
 		cfgFn(&e.cfg)
 	}
-	srv, err := New(e.cfg)
+	src, err := status.New(e.cfg.Src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = srv
+	e.cfg.Status = src
+	srv, err := New(e.cfg.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.src, e.srv = src, srv
 	return e
 }
 

@@ -173,7 +173,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.d.linkSince, float64(link.Since.UnixMilli())/1e3)
 	}
 	counter(c.d.reconnects, float64(link.Reconnects))
-	if app := st.App(); !app.Checked.IsZero() {
+	if app := st.AppHealth(); !app.Checked.IsZero() {
 		gauge(c.d.appCode, float64(app.Code))
 		gauge(c.d.appChecked, float64(app.Checked.UnixMilli())/1e3)
 	}
@@ -187,10 +187,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.d.termActive, float64(t.Active))
 	counter(c.d.termSessions, float64(t.Sessions))
 	counter(c.d.termFailures, float64(t.LoginFailures))
-	v := c.s.vars.get(c.s.clock.Now()).version
-	agentVersion := c.s.cfg.AgentVersion
-	if agentVersion == "" {
-		agentVersion = Unknown
-	}
-	gauge(c.d.info, 1, agentVersion, v.Name, v.Version1, v.Application, v.Version2)
+	v := c.s.status.Identity(c.s.clock.Now()).Version
+	gauge(c.d.info, 1, c.s.status.AgentVersion(), v.Name, v.Version1, v.Application, v.Version2)
 }

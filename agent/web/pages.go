@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"osmanager/agent/status"
 )
 
 // A request is served from one of two page trees under Config.WWW.
@@ -52,8 +54,8 @@ const (
 
 // varMax is the longest value each variable can have: a host name, a
 // VERSION field, "HH:MM".
-var varMax = [numVars]int64{varHostname: 253, varApplication: maxVersionField, varVersion1: maxVersionField,
-	varVersion2: maxVersionField, varCurtime: 5}
+var varMax = [numVars]int64{varHostname: 253, varApplication: status.MaxVersionField, varVersion1: status.MaxVersionField,
+	varVersion2: status.MaxVersionField, varCurtime: 5}
 
 // selectTree picks the page tree: withcookie/ when the query carries the
 // instance cookie, read as the old agent read it (Python 2's parse_qs: pairs
@@ -459,8 +461,17 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	case resBuiltin:
 		if e == nil || !e.builtin {
-			e = s.newBuiltinEntry(now)
-			s.pages.put(key, e)
+			// One entry however many requests miss at once, so that they
+			// share one render.
+			v, _, _ := s.loads.Do(sel.dir()+"\x00"+p+"\x00builtin", func() (any, error) {
+				if cur := s.pages.get(key); cur != nil && cur.builtin {
+					return cur, nil // made by a request that came just before
+				}
+				ne := s.newBuiltinEntry(now)
+				s.pages.put(key, ne)
+				return ne, nil
+			})
+			e = v.(*pageEntry)
 		}
 		e.checked.Store(now.UnixNano())
 		s.writePage(w, r, e, sel, now)

@@ -74,7 +74,7 @@ func TestCookieSelection(t *testing.T) {
 	}
 
 	t.Run("no configured cookie matches nothing", func(t *testing.T) {
-		e := newEnv(t, func(c *Config) { c.Cookie = "" })
+		e := newEnv(t, func(c *envConfig) { c.Cookie = "" })
 		e.write("custom/www/nocookie/index.html", "public")
 		e.write("custom/www/withcookie/index.html", "owner")
 		for _, target := range []string{"/?cookie=", "/?cookie", "/?cookie=%00", "/?cookie=+"} {
@@ -380,7 +380,7 @@ func TestSpecialFilesRefused(t *testing.T) {
 }
 
 func TestFrameAncestors(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.FrameAncestors = []string{"https://console.example.com"} })
+	e := newEnv(t, func(c *envConfig) { c.FrameAncestors = []string{"https://console.example.com"} })
 	r := e.do("GET", "/")
 	if got := r.Header.Get("X-Frame-Options"); got != "" {
 		t.Errorf("X-Frame-Options = %q, want none when other origins may frame", got)
@@ -388,7 +388,7 @@ func TestFrameAncestors(t *testing.T) {
 	if got := r.Header.Get("Content-Security-Policy"); !strings.Contains(got, "frame-ancestors 'self' https://console.example.com") {
 		t.Errorf("CSP = %q", got)
 	}
-	if _, err := New(Config{WWW: "x", VersionFile: "y", State: e.state, FrameAncestors: []string{"a; script-src *"}}); err == nil {
+	if _, err := New(Config{WWW: "x", Status: e.src, State: e.state, FrameAncestors: []string{"a; script-src *"}}); err == nil {
 		t.Error("New took a frame ancestor with a ';'")
 	}
 }

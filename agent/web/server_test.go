@@ -41,7 +41,7 @@ func TestRunListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	e := newEnv(t, func(c *Config) { c.Addr = ln.Addr().String() })
+	e := newEnv(t, func(c *envConfig) { c.Addr = ln.Addr().String() })
 	if err := e.srv.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("Run on a busy port = %v, want a listen error", err)
 	}
@@ -50,7 +50,7 @@ func TestRunListenError(t *testing.T) {
 // TestSlowClientCut: a client that never finishes its header is cut off
 // after ReadHeaderTimeout, so it cannot hold a goroutine.
 func TestSlowClientCut(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.ReadHeaderTimeout = 100 * time.Millisecond })
+	e := newEnv(t, func(c *envConfig) { c.ReadHeaderTimeout = 100 * time.Millisecond })
 	addr, _ := e.run()
 	for _, partial := range []string{"", "GET / HTTP/1.1\r\nHost: x\r\n", "GET / HTTP/1.1\r\nX-Slow: aaaa"} {
 		c, err := net.Dial("tcp", addr)
@@ -162,7 +162,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestShutdownDeadline: a request that outlives ShutdownTimeout is cut and
 // Run still returns.
 func TestShutdownDeadline(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.ShutdownTimeout = 50 * time.Millisecond })
+	e := newEnv(t, func(c *envConfig) { c.ShutdownTimeout = 50 * time.Millisecond })
 	entered, release := make(chan struct{}), make(chan struct{})
 	defer close(release)
 	next := e.srv.handler

@@ -5,9 +5,12 @@ import (
 	"testing"
 
 	"osmanager/agent/internal/hostname"
+	"osmanager/agent/status"
 )
 
 var checkHost = hostname.Check
+
+var versionField = status.VersionField
 
 // hostileValues are values an attacker controls (domain.name on the
 // floppy, the OS host name, build/VERSION), each made to break out of one
@@ -42,20 +45,26 @@ func TestPageVarsHostile(t *testing.T) {
 	cases := []struct {
 		name    string
 		setup   func(e *testEnv, v string)
-		cfg     func(c *Config, v string)
+		cfg     func(c *envConfig, v string)
 		wantFor func(v string) string
 	}{
 		{"domain.name", nil,
-			func(c *Config, v string) {
-				c.Hostname = v
-				c.OSHostname = func() (string, error) { return "vm-1234", nil }
+			func(c *envConfig, v string) {
+				c.Src.Hostname = v
+				c.Src.OSHostname = func() (string, error) { return "vm-1234", nil }
 			},
 			func(string) string { return "[vm-1234|wordpress|0.1.0|3.5.1|07:08]" }},
 		{"OS host name", nil,
-			func(c *Config, v string) { c.Hostname = ""; c.OSHostname = func() (string, error) { return v, nil } },
+			func(c *envConfig, v string) {
+				c.Src.Hostname = ""
+				c.Src.OSHostname = func() (string, error) { return v, nil }
+			},
 			func(string) string { return "[localhost|wordpress|0.1.0|3.5.1|07:08]" }},
 		{"both", nil,
-			func(c *Config, v string) { c.Hostname = v; c.OSHostname = func() (string, error) { return v, nil } },
+			func(c *envConfig, v string) {
+				c.Src.Hostname = v
+				c.Src.OSHostname = func() (string, error) { return v, nil }
+			},
 			func(string) string { return "[localhost|wordpress|0.1.0|3.5.1|07:08]" }},
 		// VERSION's fields split on white space: values with none are one
 		// field, refused whole unless they are of versionField's alphabet;
@@ -69,7 +78,7 @@ func TestPageVarsHostile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, h := range hostileValues {
 				t.Run(h.name, func(t *testing.T) {
-					e := newEnv(t, func(cfg *Config) {
+					e := newEnv(t, func(cfg *envConfig) {
 						if c.cfg != nil {
 							c.cfg(cfg, h.value)
 						}
@@ -106,17 +115,5 @@ func oneField(v string) string {
 	if ok := versionField(v) == v; ok {
 		return v
 	}
-	return Unknown
-}
-
-func TestVersionField(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"3.5.1", "3.5.1"}, {"1:2.3~rc1+dfsg-4", "1:2.3~rc1+dfsg-4"}, {"WordPress_x", "WordPress_x"}, {"a,b", "unknown"}, {"a b", "unknown"},
-		{"", "unknown"}, {strings.Repeat("1", 64), strings.Repeat("1", 64)}, {strings.Repeat("1", 65), "unknown"},
-		{"3.5<1", "unknown"}, {"ünicode", "unknown"},
-	} {
-		if got := versionField(c.in); got != c.want {
-			t.Errorf("versionField(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
+	return status.Unknown
 }

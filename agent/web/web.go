@@ -14,8 +14,9 @@
 // control bytes) is refused, and the tree is opened as an os.Root so a
 // symlink out of it is refused too.
 //
-// API. GET /api/v1/status is the Status document as JSON; GET /metrics is
-// the Prometheus text format from a registry private to the server.
+// API. GET /api/v1/status is the status document (agent/status) as JSON;
+// GET /metrics is the Prometheus text format from a registry private to
+// the server.
 //
 // The server is a supervisor service: Run listens, serves until its context
 // ends and then shuts down gracefully. Every connection has read, write and
@@ -34,17 +35,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"osmanager/agent/clock"
-	"osmanager/agent/internal/hostname"
 	"osmanager/agent/state"
+	"osmanager/agent/status"
 )
 
 // DefaultAddr is where the server listens unless told otherwise.
@@ -58,48 +57,28 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultShutdownTimeout   = 5 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
-	DefaultRefresh           = 5 * time.Second
 )
 
-// Terminal says where the web terminal is, for the page's link.
-type Terminal struct {
-	Enabled bool   `json:"enabled"`
-	Port    int    `json:"port,omitempty"` // on the host the page was loaded from
-	TLS     bool   `json:"tls"`            // https rather than http
-	Path    string `json:"path,omitempty"` // default "/"
-}
-
-// Config configures a Server. WWW, VersionFile and State are needed; the
-// rest has defaults.
+// Config configures a Server. WWW, Status and State are needed; the rest
+// has defaults.
 type Config struct {
-	Addr        string // listen address; default DefaultAddr
-	WWW         string // host path of custom/www, holding withcookie/ and nocookie/
-	VersionFile string // host path of build/VERSION
+	Addr string // listen address; default DefaultAddr
+	WWW  string // host path of custom/www, holding withcookie/ and nocookie/
 	// Cookie is the instance cookie (the JSON's "cookie"); empty matches
 	// no request.
 	Cookie string
-	// Hostname is the JSON's domain.name; empty or not an RFC 1123 name
-	// means the OS host name (itself checked; else "localhost").
-	Hostname     string
-	Terminal     Terminal
-	State        *state.Store
-	AgentVersion string
-	Log          *slog.Logger
+	// Status builds the status document, and gives the page's host name
+	// and VERSION.
+	Status *status.Source
+	State  *state.Store // for the metrics
+	Log    *slog.Logger
 
-	// Refresh is how often the default page polls the status API.
-	Refresh time.Duration
 	// FrameAncestors are origins, besides the page's own, that may show
 	// the pages in a frame (the cloud console, say).
 	FrameAncestors []string
 
-	// Where system figures come from: default /proc, / and the host's
-	// interfaces and host name; tests point them elsewhere.
-	Proc       string
-	Disk       string
-	Interfaces func() ([]Interface, error)
-	OSHostname func() (string, error)
-	Clock      clock.Clock
-	Location   *time.Location // $curtime's zone; default time.Local
+	Clock    clock.Clock
+	Location *time.Location // $curtime's zone; default time.Local
 
 	// Connection limits; zero means the Default… value.
 	ReadHeaderTimeout time.Duration
@@ -119,12 +98,11 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	state   *state.Store
+	status  *status.Source
 	clock   clock.Clock
-	started time.Time
 	handler http.Handler
 
 	vars    varSource
-	sys     sysReader
 	pages   pageCache
 	loads   singleflight.Group // page reads and compiles in progress
 	hooks   testHooks
@@ -137,9 +115,6 @@ type Server struct {
 	hdr        headers
 
 	addr atomic.Pointer[net.Addr]
-
-	errMu   sync.Mutex
-	lastErr map[string]string // per source, so a lasting fault is logged once
 }
 
 // testHooks are called, when set, at points of the page cache the tests
@@ -169,8 +144,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.State == nil {
 		return nil, errors.New("web: no state store")
 	}
-	if cfg.WWW == "" || cfg.VersionFile == "" {
-		return nil, errors.New("web: WWW and VersionFile are needed")
+	if cfg.Status == nil {
+		return nil, errors.New("web: no status source")
+	}
+	if cfg.WWW == "" {
+		return nil, errors.New("web: WWW is needed")
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
@@ -178,29 +156,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Refresh <= 0 {
-		cfg.Refresh = DefaultRefresh
-	}
-	if cfg.Proc == "" {
-		cfg.Proc = "/proc"
-	}
-	if cfg.Disk == "" {
-		cfg.Disk = "/"
-	}
-	if cfg.Interfaces == nil {
-		cfg.Interfaces = HostInterfaces
-	}
-	if cfg.OSHostname == nil {
-		cfg.OSHostname = os.Hostname
-	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.Local
-	}
-	if cfg.Terminal.Enabled && cfg.Terminal.Path == "" {
-		cfg.Terminal.Path = "/"
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -221,19 +181,8 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
-	s := &Server{
-		cfg: cfg, log: cfg.Log.With("service", "web"), state: cfg.State, clock: cfg.Clock,
-		started: cfg.Clock.Now(), lastErr: map[string]string{},
-	}
-	host := cfg.Hostname
-	if host != "" && hostname.Check(host) != nil {
-		// The host-name step refused it too; the page must not show it.
-		s.log.Warn("domain.name is not an RFC 1123 host name; the page shows the OS host name")
-		host = ""
-	}
-	s.vars = varSource{hostname: host, osHostname: cfg.OSHostname, versionFile: cfg.VersionFile,
-		location: cfg.Location, onError: s.noteError}
-	s.sys = sysReader{proc: cfg.Proc, disk: cfg.Disk}
+	s := &Server{cfg: cfg, log: cfg.Log.With("service", "web"), state: cfg.State, status: cfg.Status, clock: cfg.Clock}
+	s.vars = varSource{ident: cfg.Status.Identity, location: cfg.Location}
 	if cfg.Cookie != "" {
 		s.hasCookie, s.cookieSum = true, sha256.Sum256([]byte(cfg.Cookie))
 	}
@@ -434,15 +383,3 @@ func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// noteError logs a failure to read a system figure once, not on every
-// request, and again only when it changes.
-func (s *Server) noteError(what string, err error) {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	if s.lastErr[what] == err.Error() {
-		return
-	}
-	s.lastErr[what] = err.Error()
-	s.log.Warn("cannot read "+what, "err", err)
-}

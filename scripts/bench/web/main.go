@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"osmanager/agent/state"
+	"osmanager/agent/status"
 	"osmanager/agent/web"
 )
 
@@ -99,9 +100,15 @@ func serveAgent(dir string) error {
 	for _, n := range []string{"floppy", "conf", "password", "sshkeys", "hostname", "nameservers", "network", "script"} {
 		st.SetStep(state.Step{Name: n, Status: state.StepOK, Started: time.Now(), Duration: time.Millisecond})
 	}
+	src, err := status.New(status.Config{
+		VersionFile: filepath.Join(dir, "build/VERSION"), Hostname: "bench.osmanager.test", State: st, AgentVersion: "bench",
+	})
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(web.Config{
-		Addr: "127.0.0.1:0", WWW: filepath.Join(dir, "custom/www"), VersionFile: filepath.Join(dir, "build/VERSION"),
-		Cookie: "bench-cookie", Hostname: "bench.osmanager.test", State: st, AgentVersion: "bench",
+		Addr: "127.0.0.1:0", WWW: filepath.Join(dir, "custom/www"), Status: src,
+		Cookie: "bench-cookie", State: st,
 		Log:      slog.New(slog.DiscardHandler),
 		OnListen: func(a net.Addr) { fmt.Println(a.String()) },
 	})

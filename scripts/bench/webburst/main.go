@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"osmanager/agent/state"
+	"osmanager/agent/status"
 	"osmanager/agent/web"
 )
 
@@ -48,8 +49,14 @@ func main() {
 	os.WriteFile(filepath.Join(dir, "www/nocookie/big.txt"), []byte(strings.Repeat(unit, *size/len(unit))), 0o644)
 	os.WriteFile(filepath.Join(dir, "VERSION"), []byte("osmanager 0.1.0\napp: 1\n"), 0o644)
 	listening := make(chan net.Addr, 1)
-	srv, err := web.New(web.Config{Addr: "127.0.0.1:0", WWW: filepath.Join(dir, "www"), VersionFile: filepath.Join(dir, "VERSION"),
-		State: &state.Store{}, Hostname: "app1.example.com", OnListen: func(a net.Addr) { listening <- a }})
+	st := &state.Store{}
+	src, err := status.New(status.Config{VersionFile: filepath.Join(dir, "VERSION"), State: st, Hostname: "app1.example.com"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webburst:", err)
+		os.Exit(1)
+	}
+	srv, err := web.New(web.Config{Addr: "127.0.0.1:0", WWW: filepath.Join(dir, "www"), Status: src,
+		State: st, OnListen: func(a net.Addr) { listening <- a }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "webburst:", err)
 		os.Exit(1)
