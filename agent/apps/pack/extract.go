@@ -125,6 +125,16 @@ type extractor struct {
 	entries  int
 	content  int64
 	streamed int64
+	zeros    int64 // zero bytes at the end of what tar read: 1024 end the archive
+}
+
+func trailingZeros(run int64, b []byte) int64 {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] != 0 {
+			return int64(len(b) - 1 - i)
+		}
+	}
+	return run + int64(len(b))
 }
 
 // countReader counts the decompressed stream against its cap and stops
@@ -140,6 +150,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.x.streamed += int64(n)
+	c.x.zeros = trailingZeros(c.x.zeros, p[:n])
 	if c.x.streamed > c.x.lim.MaxBytes+int64(c.x.lim.MaxFiles+2)*headerAllowance {
 		return n, errStreamCap
 	}
@@ -176,6 +187,9 @@ func (x *extractor) run(r io.Reader) error {
 		if errors.Is(err, io.EOF) {
 			if x.entries == 0 {
 				return badArchive("no entries (not a tar archive, or empty)")
+			}
+			if x.zeros < 1024 { // archive/tar takes a missing end marker for the end
+				return badArchive("truncated (no end-of-archive marker)")
 			}
 			return nil
 		}

@@ -214,6 +214,9 @@ func ParseManifest(data []byte) (*Manifest, error) {
 func jsonError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		if te.Field == "" {
+			return "want a JSON object, not " + te.Value
+		}
 		return fmt.Sprintf("%q: want %s, not %s", te.Field, te.Type, te.Value)
 	}
 	var se *json.SyntaxError
@@ -272,8 +275,10 @@ func walkValue(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 				return err
 			}
 		}
-		_, err := dec.Token()
-		return err
+		if _, err := dec.Token(); err != nil {
+			return bad("%s", jsonError(err))
+		}
+		return nil
 	}
 	var fields map[string]reflect.Type
 	if t != nil && t.Kind() == reflect.Struct {
@@ -306,8 +311,10 @@ func walkValue(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 			return err
 		}
 	}
-	_, err = dec.Token()
-	return err
+	if _, err := dec.Token(); err != nil {
+		return bad("%s", jsonError(err))
+	}
+	return nil
 }
 
 // check validates every field and fills in defaults.
