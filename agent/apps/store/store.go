@@ -122,6 +122,7 @@ const (
 	StepExtracted Step = "extracted"  // tree unpacked and checked
 	StepSynced    Step = "synced"     // tree fsynced
 	StepInPlace   Step = "in-place"   // tree renamed to apps/<id>/<tree>; state unchanged
+	StepCommit    Step = "commit"     // about to write state.json naming the new version
 	StepCommitted Step = "committed"  // state.json names the new current version
 	StepDropped   Step = "dropped"    // an unneeded tree removed
 	StepUninstall Step = "uninstall"  // state.json no longer names the app
@@ -208,6 +209,9 @@ func Open(root *sysroot.Root, p paths.Paths, o Options) (*Store, error) {
 		}
 	}
 	s.sweep()
+	if _, err := root.MkdirAll(p.AppsStaging(), 0o700, 0o755, sysroot.Keep); err != nil {
+		return nil, apperr.Wrap(apperr.Internal, "open app store", err)
+	}
 	for _, a := range s.state.Apps {
 		s.load(a)
 	}
@@ -464,8 +468,18 @@ func (p *Pending) Commit() (App, error) {
 		return App{}, apperr.New(apperr.InvalidState, "install already committed or aborted")
 	}
 	m := p.version.Manifest
+	_, statErr := s.root.Lstat(s.dataName(p.id))
 	if err := s.makeDataDir(p.id, m.User); err != nil {
 		return App{}, err
+	}
+	committed := false
+	defer func() {
+		if !committed && statErr != nil { // made just now: no trace of a failed commit
+			s.root.RemoveAll(s.dataName(p.id))
+		}
+	}()
+	if err := s.hook(StepCommit, p.id); err != nil {
+		return App{}, apperr.Wrap(apperr.Internal, "commit", err)
 	}
 	old := s.state.Apps[p.id]
 	var a *App
@@ -489,6 +503,7 @@ func (p *Pending) Commit() (App, error) {
 		}
 		return App{}, err
 	}
+	committed = true
 	p.done = true
 	delete(s.pending, p.id)
 	s.load(a)

@@ -4,14 +4,14 @@
 package packtest
 
 import (
-	"strings"
-
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"osmanager/agent/apps/apperr"
+	"strings"
 	"time"
+
+	"osmanager/agent/apps/apperr"
 )
 
 // Entry is one archive entry. Type defaults to a regular file; Mode to
