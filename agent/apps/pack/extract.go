@@ -261,7 +261,7 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 			return x.fsError(name, err)
 		}
 		x.dirs[name] = true
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar turns the old TypeRegA into TypeReg or TypeDir
 		if hdr.Size < 0 || hdr.Size > x.lim.MaxBytes-x.content {
 			return x.tooLarge()
 		}
@@ -273,16 +273,16 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if err != nil {
 			return x.fsError(name, err)
 		}
-		n, err := io.Copy(f, tr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		w := &writeTracker{w: f}
+		n, err := io.Copy(w, tr)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err, w.err = cerr, cerr
 		}
-		if err != nil {
-			if errors.Is(err, errStreamCap) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled) ||
-				errors.Is(err, context.DeadlineExceeded) || errors.Is(err, tar.ErrHeader) {
-				return x.readError(err)
-			}
+		switch {
+		case err != nil && err == w.err:
 			return x.fsError(name, err)
+		case err != nil: // reading: corrupt, truncated, over the cap
+			return x.readError(err)
 		}
 		if n != hdr.Size {
 			return badArchive("truncated")
@@ -471,4 +471,18 @@ func (x *extractor) check() (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// writeTracker tells a write error from a read error in io.Copy.
+type writeTracker struct {
+	w   io.Writer
+	err error
+}
+
+func (t *writeTracker) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
 }
