@@ -140,7 +140,7 @@ type Options struct {
 	Limits pack.Limits
 	Users  UserLookup   // nil: only root (an empty "user", or "root") is accepted
 	HTTP   *http.Client // nil: a client with no timeout of its own (Limits.FetchTimeout applies)
-	Log    *slog.Logger
+	Log    *slog.Logger // the manager's logger (it carries service=); nil logs nothing
 	Now    func() time.Time
 	// Hook, when set, is called at each Step; an error it returns fails
 	// the operation at that point, as a real error would (the tests
@@ -177,7 +177,7 @@ func Open(root *sysroot.Root, p paths.Paths, o Options) (*Store, error) {
 		o.Now = time.Now
 	}
 	o.Limits = o.Limits.WithDefaults()
-	s := &Store{root: root, paths: p, opts: o, log: o.Log.With("service", "apps"), pending: map[string]*Pending{}}
+	s := &Store{root: root, paths: p, opts: o, log: o.Log, pending: map[string]*Pending{}}
 	for _, d := range []string{p.AppsDir, p.AppsData} {
 		if _, err := root.MkdirAll(d, 0o755, 0o755, sysroot.Keep); err != nil {
 			return nil, apperr.Wrap(apperr.Internal, "open app store", err)
