@@ -488,3 +488,46 @@ func BenchmarkInstall1MB(b *testing.B) {
 }
 
 var _ = tar.TypeReg
+
+// TestConcurrent installs apps and hands out runids from many goroutines
+// (run with -race): every install lands, runids are unique.
+func TestConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	const n = 8
+	errs := make(chan error, 2*n)
+	ids := make(chan uint64, n*5)
+	for i := range n {
+		go func() {
+			_, err := s.Install(context.Background(), body(packtest.Tar(false, packtest.Hello(fmt.Sprintf("app%d", i), "1.0.0")...)), InstallOptions{})
+			errs <- err
+		}()
+		go func() {
+			var err error
+			for range 5 {
+				var id uint64
+				if id, err = s.NextRunID(); err != nil {
+					break
+				}
+				ids <- id
+			}
+			errs <- err
+		}()
+	}
+	for range 2 * n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(ids)
+	seen := map[uint64]bool{}
+	for id := range ids {
+		if seen[id] {
+			t.Errorf("runid %d handed out twice", id)
+		}
+		seen[id] = true
+	}
+	if got := len(open(t, dir, Options{}).List()); got != n || len(seen) != n*5 {
+		t.Errorf("%d apps, %d runids; want %d, %d", got, len(seen), n, n*5)
+	}
+}
