@@ -102,16 +102,47 @@ func badArchive(format string, a ...any) error {
 // syncs the tree once (sysroot.SyncTree) before moving it into place.
 // The manifest's user is not checked here (see store).
 func Extract(ctx context.Context, r io.Reader, root *sysroot.Root, dir string, lim Limits) (*Manifest, error) {
-	lim = lim.WithDefaults()
+	t, err := Unpack(ctx, r, root, dir, lim)
+	if err != nil {
+		return nil, err
+	}
+	return t.x.check()
+}
+
+// Tree is an unpacked archive whose every entry and symlink passed the
+// archive rules.
+type Tree struct{ x *extractor }
+
+// Unpack is Extract without the manifest: it unpacks and checks the
+// archive by the same rules and leaves the reading of the tree to the
+// caller (an OCI bundle's config.json, say).
+func Unpack(ctx context.Context, r io.Reader, root *sysroot.Root, dir string, lim Limits) (*Tree, error) {
 	x := &extractor{
-		ctx: ctx, root: root, dir: path.Clean(dir), lim: lim,
+		ctx: ctx, root: root, dir: path.Clean(dir), lim: lim.WithDefaults(),
 		seen: map[string]bool{}, files: map[string]bool{}, dirs: map[string]bool{".": true},
 	}
 	if err := x.run(r); err != nil {
 		return nil, err
 	}
-	return x.check()
+	for _, l := range x.links {
+		if _, _, err := x.resolve(l); err != nil {
+			return nil, badArchive("symlink %s: %v", l, err)
+		}
+	}
+	return &Tree{x}, nil
 }
+
+// Resolve follows name inside the tree, symlinks included, and returns
+// the name it ends at with its info (not following a final symlink, since
+// none is left). Leaving the tree, a missing component or a symlink loop
+// is an error.
+func (t *Tree) Resolve(name string) (string, fs.FileInfo, error) { return t.x.resolve(name) }
+
+// Entries is the number of archive entries unpacked; Bytes their content.
+func (t *Tree) Entries() int { return t.x.entries }
+
+// Bytes is the content unpacked, in bytes.
+func (t *Tree) Bytes() int64 { return t.x.content }
 
 type extractor struct {
 	ctx      context.Context
@@ -433,14 +464,8 @@ func (x *extractor) resolve(name string) (string, fs.FileInfo, error) {
 	return strings.Join(cur, "/"), fi, nil
 }
 
-// check resolves every symlink, reads the manifest and checks exec and
-// workdir against the tree.
+// check reads the manifest and checks exec and workdir against the tree.
 func (x *extractor) check() (*Manifest, error) {
-	for _, l := range x.links {
-		if _, _, err := x.resolve(l); err != nil {
-			return nil, badArchive("symlink %s: %v", l, err)
-		}
-	}
 	st, err := x.root.Lstat(x.host(ManifestName))
 	if err != nil || !st.Mode().IsRegular() {
 		return nil, badArchive("no %s (a regular file) at the top", ManifestName)

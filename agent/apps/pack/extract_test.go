@@ -138,3 +138,20 @@ func FuzzExtract(f *testing.F) {
 		checkInside(t, dir)
 	})
 }
+
+func TestUnpackWithoutManifest(t *testing.T) {
+	r, _ := stage(t)
+	data := packtest.Tar(false, E{Name: "b/config.json", Body: "{}"}, E{Name: "b/rootfs/bin/sh", Mode: 0o755, Body: "x"},
+		E{Name: "b/rootfs/bin/ash", Type: tar.TypeSymlink, Link: "sh"})
+	tree, err := Unpack(context.Background(), bytes.NewReader(data), r, "/stage", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, fi, err := tree.Resolve("b/rootfs/bin/ash")
+	if err != nil || name != "b/rootfs/bin/sh" || !fi.Mode().IsRegular() || tree.Entries() != 3 || tree.Bytes() != 3 {
+		t.Errorf("Resolve = %q %v %v; entries %d bytes %d", name, fi, err, tree.Entries(), tree.Bytes())
+	}
+	if _, _, err := tree.Resolve("b/../../x"); err == nil {
+		t.Error("Resolve left the tree")
+	}
+}

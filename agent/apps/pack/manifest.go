@@ -58,6 +58,10 @@
 // or invalid manifest. Owners in the archive are ignored: files belong to
 // the agent, with the archive's permission bits masked to 0755 (no
 // group or world write), directories at least 0700.
+//
+// Unpack applies the same rules without the manifest, for other formats
+// carried in such archives (part 2's OCI bundles); Tree.Resolve follows
+// a name inside the unpacked tree.
 package pack
 
 import (
