@@ -79,7 +79,7 @@ type Version struct {
 	Size      int64     `json:"size"` // archive bytes
 	Installed time.Time `json:"installed"`
 
-	Manifest *pack.Manifest `json:"-"` // read from the tree at Open and install
+	Manifest *pack.Manifest `json:"-"` // read from the tree at Open and install; shared, read only
 	Dir      string         `json:"-"` // host path of the tree, for exec
 }
 
