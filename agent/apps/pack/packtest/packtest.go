@@ -137,6 +137,8 @@ func BadArchives() []Bad {
 		{"dotdot", Tar(false, hello(Entry{Name: "../evil", Body: "x"})...), apperr.BadRequest, `".."`},
 		{"dotdot inside", Tar(false, hello(Entry{Name: "a/../../evil", Body: "x"})...), apperr.BadRequest, `".."`},
 		{"absolute", Tar(false, hello(Entry{Name: "/etc/evil", Body: "x"})...), apperr.BadRequest, "absolute"},
+		{"name component too long", Tar(false, hello(Entry{Name: strings.Repeat("n", 300), Body: "x"})...), apperr.BadRequest, "archive"},
+		{"name too long", Tar(false, hello(Entry{Name: strings.Repeat("d/", 600) + "x", Body: "x"})...), apperr.BadRequest, "over 1024"},
 		{"control byte", Tar(false, hello(Entry{Name: "a\x1bb", Body: "x"})...), apperr.BadRequest, "control"},
 		{"newline name", Tar(false, hello(Entry{Name: "a\nb", Body: "x"})...), apperr.BadRequest, "control"},
 		{"bad utf8", Tar(false, hello(Entry{Name: "a\xffb", Body: "x"})...), apperr.BadRequest, "UTF-8"},
