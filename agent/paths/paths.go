@@ -38,6 +38,8 @@ type Paths struct {
 	WebSSHKey    string // its private key (PEM), 0600
 	KnownHosts   string // the local sshd's host key, pinned on first use, 0600
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
+	AppsDir      string // installed applications: <id>/<tree>/, .staging/, state.json
+	AppsData     string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
 }
 
 // Default returns the production paths.
@@ -63,6 +65,8 @@ func Default() Paths {
 		WebSSHKey:    "/conf/webssh-key.pem",
 		KnownHosts:   "/conf/webssh-known-hosts",
 		WebSSHShells: "/conf/webssh-shells",
+		AppsDir:      "/apps",
+		AppsData:     "/apps-data",
 	}
 }
 
@@ -71,3 +75,11 @@ func (p Paths) SSHDir() string { return p.RootHome + "/.ssh" }
 
 // AuthorizedKeys is root's authorized_keys file.
 func (p Paths) AuthorizedKeys() string { return p.SSHDir() + "/authorized_keys" }
+
+// AppsState is the app store's state file (installed apps, desired
+// states, runid counter).
+func (p Paths) AppsState() string { return p.AppsDir + "/state.json" }
+
+// AppsStaging holds the app store's staging dirs, one per install in
+// progress; whatever is there at start was left by a crash.
+func (p Paths) AppsStaging() string { return p.AppsDir + "/.staging" }
