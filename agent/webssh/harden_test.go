@@ -68,11 +68,14 @@ func TestBodyCap(t *testing.T) {
 // TestWebsocketOutlivesHTTPTimeouts: once upgraded, a terminal is not cut
 // by the HTTP server's read and write timeouts.
 func TestWebsocketOutlivesHTTPTimeouts(t *testing.T) {
-	lim := HTTPLimits{ReadHeader: 100 * time.Millisecond, Read: 100 * time.Millisecond, Write: 100 * time.Millisecond, Idle: 100 * time.Millisecond}
+	// Long enough for the login itself (a crypt(3) check under -race on a
+	// loaded machine), short enough that the terminal clearly outlives it.
+	const d = time.Second
+	lim := HTTPLimits{ReadHeader: d, Read: d, Write: d, Idle: d}
 	e := newEnv(t, func(c *Config) { c.HTTP = lim })
 	w := e.mustLogin("root").open()
 	start := time.Now()
-	for i := 0; time.Since(start) < 5*lim.Write; i++ {
+	for i := 0; time.Since(start) < 3*lim.Write; i++ {
 		w.typeIn(fmt.Sprintf("echo ro''und %d\n", i))
 		w.expect(fmt.Sprintf("round %d", i), 10*time.Second)
 	}
