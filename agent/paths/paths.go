@@ -38,6 +38,14 @@ type Paths struct {
 	WebSSHKey    string // its private key (PEM), 0600
 	KnownHosts   string // the local sshd's host key, pinned on first use, 0600
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
+
+	// Per instance (agent/instance).
+	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
+	SSHHostKeys   string // system root: the directory of sshd's host keys
+	MachineID     string // system root: systemd's machine ID
+	DBusMachineID string // system root: D-Bus's copy, when a file of its own
+	SSHDPid       string // system root: sshd's pid file, for SIGHUP without systemd
+	AgentLog      string // system root: the agent's log file under sysvinit (rotated copies beside it)
 }
 
 // Default returns the production paths.
@@ -63,6 +71,13 @@ func Default() Paths {
 		WebSSHKey:    "/conf/webssh-key.pem",
 		KnownHosts:   "/conf/webssh-known-hosts",
 		WebSSHShells: "/conf/webssh-shells",
+
+		InstanceID:    "/conf/instance-id",
+		SSHHostKeys:   "/etc/ssh",
+		MachineID:     "/etc/machine-id",
+		DBusMachineID: "/var/lib/dbus/machine-id",
+		SSHDPid:       "/run/sshd.pid",
+		AgentLog:      "/var/log/osmanager.log",
 	}
 }
 

@@ -50,7 +50,7 @@ func TestRun(t *testing.T) {
 		{"bad log level", []string{"boot", "--log-level", "loud"}, "--log-level", ""},
 		{"extra args", []string{"boot", "x"}, "unexpected arguments", ""},
 		{"boot demo", bootArgs, "", "ok      password"},
-		{"boot missing floppy", append(bootArgs[:len(bootArgs):len(bootArgs)], "--floppy", filepath.Join(dir, "nope.img")), "boot steps failed: 1 of 8", "failed  floppy"},
+		{"boot missing floppy", append(bootArgs[:len(bootArgs):len(bootArgs)], "--floppy", filepath.Join(dir, "nope.img")), "boot steps failed: 1 of 9", "failed  floppy"},
 		{"demo", []string{"demo", "--duration", "10ms"}, "", "0 files written"},
 		{"demo says scratch", []string{"demo", "--duration", "10ms"}, "", "changed 1: [<sysroot>/etc/shadow]"},
 		{"demo boot result", []string{"demo", "--duration", "10ms"}, "", "; boot ok\n"},
