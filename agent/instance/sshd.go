@@ -28,16 +28,32 @@ type SSHD interface {
 // it starts.
 type HostSSHD struct {
 	PidFile string // /run/sshd.pid
+	// SystemdDir exists when systemd is PID 1; default /run/systemd/system.
+	SystemdDir string
+	// Systemctl runs systemctl with args; nil runs the real one. Tests
+	// record the calls.
+	Systemctl func(ctx context.Context, args ...string) ([]byte, error)
+}
+
+func systemctl(ctx context.Context, args ...string) ([]byte, error) {
+	return exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
 }
 
 // Reload implements SSHD.
 func (h HostSSHD) Reload(ctx context.Context) (string, error) {
-	if fi, err := os.Stat("/run/systemd/system"); err == nil && fi.IsDir() {
+	dir, run := h.SystemdDir, h.Systemctl
+	if dir == "" {
+		dir = "/run/systemd/system"
+	}
+	if run == nil {
+		run = systemctl
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		for _, unit := range []string{"ssh.service", "sshd.service"} {
-			if exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", unit).Run() != nil {
+			if _, err := run(ctx, "is-active", "--quiet", unit); err != nil {
 				continue
 			}
-			out, err := exec.CommandContext(ctx, "systemctl", "reload-or-restart", unit).CombinedOutput()
+			out, err := run(ctx, "reload-or-restart", unit)
 			if err != nil {
 				return "", fmt.Errorf("systemctl reload-or-restart %s: %w: %s", unit, err, bytes.TrimSpace(out))
 			}
