@@ -18,7 +18,7 @@ func (b *boot) instance(ctx context.Context) ([]string, string, error) {
 		return nil, "", supervisor.Skip("no TAG or KEY to tell instances apart")
 	}
 	comment := "root@localhost"
-	if d := b.cfg.Payload.Domain; d != nil && d.Name != "" {
+	if d := b.cfg.Payload.Domain; d != nil && hostChars(d.Name) {
 		comment = "root@" + d.Name
 	}
 	c := &instance.Config{
@@ -33,4 +33,19 @@ func (b *boot) instance(ctx context.Context) ([]string, string, error) {
 	}
 	r, err := c.Apply(ctx, id)
 	return r.Changed, r.Note, err
+}
+
+// hostChars reports whether s is a plausible host name for a key comment;
+// a bad one is the hostname step's to refuse, and must not keep the host
+// keys from being made.
+func hostChars(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -121,3 +121,14 @@ func TestNetworkStepLeavesLateNICToTheWatcher(t *testing.T) {
 		t.Errorf("services = %v, want netwatch", svc)
 	}
 }
+
+func TestHostKeyComment(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{{"web1.example.com", true}, {"", false}, {"bad\nname", false}, {"a b", false}, {"bad_name!", false}} {
+		if got := hostChars(c.name); got != c.ok {
+			t.Errorf("hostChars(%q) = %v, want %v", c.name, got, c.ok)
+		}
+	}
+}

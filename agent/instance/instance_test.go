@@ -470,3 +470,16 @@ func TestSealCommand(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkNewHostKey measures making each host key at its production size.
+func BenchmarkNewHostKey(b *testing.B) {
+	for _, typ := range HostKeyTypes {
+		b.Run(typ, func(b *testing.B) {
+			for range b.N {
+				if _, _, err := newHostKey(typ, DefaultRSABits, "root@x"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -293,7 +293,9 @@ func (w *Watcher) found(ctx context.Context, links []netlink.Link) error {
 		return nil
 	}
 	log := w.logger()
-	changes, err := w.Config.Apply(ctx, w.Entries)
+	c := *w.Config
+	c.Log = log // the supervisor's, with service=netwatch
+	changes, err := c.Apply(ctx, w.Entries)
 	if ctx.Err() != nil {
 		return nil
 	}
