@@ -51,6 +51,7 @@ func (s NetnsSubscriber) Subscribe(ctx context.Context) (<-chan netlink.LinkUpda
 		},
 	}
 	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+		close(done) // ends the library's closer goroutine, if it started one
 		return nil, fmt.Errorf("subscribe to link updates: %w", err)
 	}
 	go func() {
