@@ -28,6 +28,9 @@ func (b *boot) instance(ctx context.Context) ([]string, string, error) {
 		Comment: comment,
 		Log:     b.log.With("step", "instance"),
 	}
+	if !b.sys.IsHost() {
+		c.SysLabel = "<sysroot>"
+	}
 	if c.SSHD == nil && b.sys.IsHost() {
 		c.SSHD = instance.HostSSHD{PidFile: b.paths.SSHDPid}
 	}

@@ -80,7 +80,11 @@ type Config struct {
 	RSABits int
 	// Comment ends each public key line ("root@host").
 	Comment string
-	Log     *slog.Logger
+	// SysLabel, when set, stands for the system root's directory in
+	// Result and notes ("<sysroot>" for a scratch root, as the boot
+	// summary writes it); empty shows the real path.
+	SysLabel string
+	Log      *slog.Logger
 }
 
 // Result says what Apply did.
@@ -156,6 +160,9 @@ func (c *Config) log() *slog.Logger {
 
 // show names a file of root for the summary: the real path.
 func (c *Config) show(root *sysroot.Root, name string) string {
+	if root == c.Sys && c.SysLabel != "" {
+		return c.SysLabel + name
+	}
 	return path.Join(root.Dir(), name)
 }
 
