@@ -1,6 +1,6 @@
 // Package agent wires osmanager together: it builds every part once from
-// Options, runs the boot steps in order (floppy → luoyun.conf → root
-// password → SSH keys → host name → name servers → network → appliance
+// Options, runs the boot steps in order (floppy → luoyun.conf → instance
+// → root password → SSH keys → host name → name servers → network → appliance
 // config script) and then the long-running services under one supervisor.
 package agent
 
