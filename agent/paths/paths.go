@@ -38,6 +38,9 @@ type Paths struct {
 	WebSSHKey    string // its private key (PEM), 0600
 	KnownHosts   string // the local sshd's host key, pinned on first use, 0600
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
+
+	// Application runs.
+	AppPATH string // the PATH a run gets: it inherits nothing of the agent's environment
 }
 
 // Default returns the production paths.
@@ -63,6 +66,8 @@ func Default() Paths {
 		WebSSHKey:    "/conf/webssh-key.pem",
 		KnownHosts:   "/conf/webssh-known-hosts",
 		WebSSHShells: "/conf/webssh-shells",
+
+		AppPATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}
 }
 
