@@ -51,15 +51,15 @@ func (r *Root) MakeFIFO(name string, mode, dirMode fs.FileMode) error {
 	return nil
 }
 
-// OpenFIFO opens the named pipe name with flag (unix.O_RDONLY, O_RDWR;
-// O_NONBLOCK is added, so an open for reading never waits for a writer).
+// OpenFIFO opens the named pipe name with flag (unix.O_RDWR, maybe with
+// O_NONBLOCK; O_RDONLY without O_NONBLOCK waits for a writer).
 func (r *Root) OpenFIFO(name string, flag int) (*os.File, error) {
 	dirfd, base, err := r.openDir(name, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", r.show(name), err)
 	}
 	defer unix.Close(dirfd)
-	fd, err := unix.Openat(dirfd, base, flag|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dirfd, base, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) {
 		err = ErrSymlink
 	}
