@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -270,7 +271,33 @@ func (in *procInstance) Pause() error {
 		return in.cg.freeze(true)
 	}
 	in.paused = true
-	return in.Signal(unix.SIGSTOP)
+	if err := in.Signal(unix.SIGSTOP); err != nil {
+		return err
+	}
+	// SIGSTOP takes effect as each process is next scheduled: wait
+	// until every one has stopped, as the freezer's "frozen 1".
+	return in.waitGroup(5*time.Second, func(st proc.Stat) bool { return st.State == 'T' || st.State == 't' || st.Zombie() })
+}
+
+// waitGroup waits until every process of the group satisfies ok.
+func (in *procInstance) waitGroup(d time.Duration, ok func(proc.Stat) bool) error {
+	deadline := time.Now().Add(d)
+	for {
+		all := true
+		for _, st := range in.rt.Table.Group(in.pid, in.start) {
+			if !ok(st) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("run of pid %d: processes not stopped after %s", in.pid, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (in *procInstance) Resume() error {
@@ -310,7 +337,9 @@ func (in *procInstance) Kill() error {
 func (in *procInstance) Cleanup() error {
 	err := in.Kill()
 	if in.cg != "" {
-		err = in.cg.waitEvent("populated", false, 5e9)
+		err = in.cg.waitEvent("populated", false, 5*time.Second)
+	} else {
+		err = errors.Join(err, in.waitGroup(5*time.Second, proc.Stat.Zombie))
 	}
 	if in.pidfd != nil {
 		in.pidfd.Close()
