@@ -95,7 +95,7 @@ func setupCgroups(c CgroupConfig) *Cgroups {
 		mount, mode = filepath.Join(fsDir, "unified"), CgroupHybrid
 	}
 	if c.Base != "" {
-		if !isCgroup2(c.Base) {
+		if !isCgroup2(filepath.Dir(c.Base)) {
 			return &Cgroups{Mode: CgroupNone, Reason: c.Base + " is not in a cgroup v2 tree"}
 		}
 		if mode == CgroupNone {

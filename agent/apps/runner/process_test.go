@@ -82,6 +82,7 @@ func helper(mode string) {
 // env is a real Runner: process groups only, or cgroups under a test
 // cgroup of its own.
 type env struct {
+	keep   bool // leave runs running at shutdown, even without cgroups
 	t      *testing.T
 	r      *Runner
 	sys    *sysroot.Root
@@ -141,7 +142,11 @@ func newEnv(t *testing.T, cg *Cgroups) *env {
 }
 
 func (e *env) runner() *Runner {
-	r := New(Config{Sys: e.sys, Runtime: &Process{Cgroups: e.cg, Log: testLogger(e.t)}, Log: testLogger(e.t), LogMax: 4096})
+	var stop *bool
+	if e.keep {
+		stop = new(bool)
+	}
+	r := New(Config{Sys: e.sys, Runtime: &Process{Cgroups: e.cg, Log: testLogger(e.t)}, Log: testLogger(e.t), LogMax: 4096, StopOnShutdown: stop})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { r.Run(ctx); close(ran) }()
@@ -253,6 +258,11 @@ func TestProcessTerminate(t *testing.T) {
 			for _, p := range pids {
 				if alive(p) {
 					t.Errorf("pid %d alive after terminate", p)
+				}
+			}
+			if e.cg != nil {
+				if _, err := os.Stat(filepath.Join(e.cg.Base, "app-helper-2")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("run's cgroup left after terminate: %v", err)
 				}
 			}
 		})
