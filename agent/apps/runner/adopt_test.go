@@ -36,7 +36,10 @@ func testAdopt(t *testing.T, e *env) {
 	}
 	rec := *st.Record
 	waitLog(t, e, sp, "tick 3")
-	e.cancel() // the agent stops
+	if _, err := e.r.Pause(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.cancel() // the agent stops, the run paused
 	<-e.ran
 	if !alive(rec.Pid) {
 		t.Fatalf("run %d's leader %d did not outlive its agent", rec.RunID, rec.Pid)
@@ -46,8 +49,11 @@ func testAdopt(t *testing.T, e *env) {
 	r2 := e.runner()
 	e.r = r2
 	st, err = r2.Adopt(ctx, sp, rec)
-	if err != nil || st.State != Running || len(st.Pids) == 0 || st.Pids[0] != rec.Pid {
-		t.Fatalf("Adopt = %+v, %v; want running, leader %d", st, err, rec.Pid)
+	if err != nil || st.State != Paused || len(st.Pids) == 0 || st.Pids[0] != rec.Pid {
+		t.Fatalf("Adopt = %+v, %v; want paused (as left), leader %d", st, err, rec.Pid)
+	}
+	if st, err := r2.Resume(ctx, 1); err != nil || st.State != Running {
+		t.Fatalf("Resume of an adopted run = %s, %v", st.State, err)
 	}
 	// The output written meanwhile waited in the pipe; the log goes on.
 	deadline := time.Now().Add(10 * time.Second)

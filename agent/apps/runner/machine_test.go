@@ -26,8 +26,8 @@ type fakeRT struct {
 	ignoreTerm bool
 }
 
-func (f *fakeRT) Name() string           { return "fake" }
-func (f *fakeRT) Mode() CgroupMode       { return CgroupNone }
+func (f *fakeRT) Name() string            { return "fake" }
+func (f *fakeRT) Mode() CgroupMode        { return CgroupNone }
 func (f *fakeRT) Sweep([]Record) []string { return nil }
 func (f *fakeRT) Adopt(Record) (Instance, error) {
 	return nil, ErrGone
@@ -91,6 +91,7 @@ func (in *fakeInst) op(s string) error {
 	in.ops = append(in.ops, s)
 	return nil
 }
+func (in *fakeInst) Paused() bool  { return false }
 func (in *fakeInst) Pause() error  { return in.op("pause") }
 func (in *fakeInst) Resume() error { return in.op("resume") }
 func (in *fakeInst) Signal(sig syscall.Signal) error {

@@ -266,6 +266,23 @@ func (in *procInstance) Pids() []int {
 	return out
 }
 
+func (in *procInstance) Paused() bool {
+	if in.cg != "" {
+		frozen, _ := in.cg.event("frozen")
+		return frozen
+	}
+	if in.paused {
+		return true
+	}
+	sts := in.rt.Table.Group(in.pid, in.start)
+	for _, st := range sts {
+		if st.State != 'T' && st.State != 't' {
+			return false
+		}
+	}
+	return len(sts) > 0
+}
+
 func (in *procInstance) Pause() error {
 	if in.cg != "" {
 		return in.cg.freeze(true)

@@ -416,3 +416,13 @@ func waitPids(t *testing.T, r *Runner, runid uint64, n int) []int {
 
 // runtimeYield paces a poll with a deadline.
 func runtimeYield() { <-time.After(5 * time.Millisecond) }
+
+func TestProcessCannotStart(t *testing.T) {
+	e := newEnv(t, nil)
+	sp := e.spec(1, "sleep")
+	sp.Exec = "/nonexistent/program"
+	st, err := e.r.Start(context.Background(), sp)
+	if !errors.Is(err, ErrCantStart) || st.State != Failed || !strings.Contains(st.Reason, "no such file") {
+		t.Errorf("Start = %s (%q), %v; want failed, ErrCantStart, naming the cause", st.State, st.Reason, err)
+	}
+}

@@ -276,7 +276,7 @@ func (u *run) start() (Instance, error) {
 
 // watch waits for the instance's leader to exit, serving commands.
 func (u *run) watch(ctx context.Context, inst Instance) outcome {
-	paused := false
+	paused := inst.Paused()
 	for {
 		select {
 		case <-inst.Done():

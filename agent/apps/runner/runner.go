@@ -192,6 +192,9 @@ func (r *Runner) launch(ctx context.Context, u *run, inst Instance) (State, erro
 		u.inst = inst
 		rec := inst.Record()
 		u.st.State, u.st.Record = Running, &rec
+		if inst.Paused() {
+			u.st.State = Paused
+		}
 		close(u.up)
 	}
 	r.wg.Add(1)

@@ -46,6 +46,9 @@ type Instance interface {
 	Pids() []int
 	Pause() error
 	Resume() error
+	// Paused reports whether the instance is paused now (an adopted run
+	// may have been paused by the earlier agent).
+	Paused() bool
 	// Signal sends sig to every process of the run.
 	Signal(sig syscall.Signal) error
 	// Kill sends SIGKILL to every process of the run.
