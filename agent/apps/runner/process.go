@@ -325,20 +325,19 @@ func (in *procInstance) Resume() error {
 	return in.Signal(unix.SIGCONT)
 }
 
-// Signal signals the cgroup's processes and the process group (a child
-// that left the group is still in the cgroup).
+// Signal signals the cgroup's processes (a child that left the group is
+// still in the cgroup), or without one the process group's.
 func (in *procInstance) Signal(sig syscall.Signal) error {
-	var err error
 	if in.cg != "" {
-		err = in.cg.signal(sig)
+		return in.cg.signal(sig)
 	}
 	if in.child != nil {
-		return errors.Join(err, in.child.Signal(sig))
+		return in.child.Signal(sig)
 	}
 	for _, st := range in.rt.Table.Group(in.pid, in.start) {
 		unix.Kill(st.Pid, sig)
 	}
-	return err
+	return nil
 }
 
 func (in *procInstance) Kill() error {

@@ -126,6 +126,14 @@ func testCgroups(t testing.TB) *Cgroups {
 	return cg
 }
 
+func mustExe(t testing.TB) string {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
 func newEnv(t *testing.T, cg *Cgroups) *env {
 	t.Helper()
 	sys, err := sysroot.New(t.TempDir())

@@ -157,12 +157,13 @@ func (u *run) set(f func(*State)) {
 		}
 	}
 	u.mu.Unlock()
+	if u.r.cfg.OnChange == nil {
+		return
+	}
 	if inst != nil && !st.State.Final() {
 		st.Pids = inst.Pids()
 	}
-	if u.r.cfg.OnChange != nil {
-		u.r.cfg.OnChange(st)
-	}
+	u.r.cfg.OnChange(st)
 }
 
 func (u *run) now() time.Time { return u.r.clock().Now() }
