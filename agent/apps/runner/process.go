@@ -59,6 +59,12 @@ func (p *Process) Start(l Launch) (Instance, error) {
 	o := proc.Options{Mode: proc.OwnSession, Credential: sp.Credential, Table: p.Table}
 	cg := p.leaf(sp.ID, sp.RunID)
 	if cg != "" {
+		// A fresh leaf for every start: once cgroup.kill was written to a
+		// cgroup, Linux (seen on 6.18) kills every child cloned into it
+		// later, so a restart must not reuse its predecessor's leaf.
+		if err := cg.remove(); err != nil {
+			return nil, err
+		}
 		if err := cg.make(); err != nil {
 			return nil, err
 		}
@@ -351,7 +357,10 @@ func (in *procInstance) Kill() error {
 
 // Cleanup kills what is left of the run once its leader has exited.
 func (in *procInstance) Cleanup() error {
-	err := in.Kill()
+	var err error
+	if pids := in.Pids(); len(pids) > 0 {
+		err = in.Kill()
+	}
 	if in.cg != "" {
 		err = in.cg.waitEvent("populated", false, 5*time.Second)
 	} else {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"osmanager/agent/backoff"
 	"osmanager/agent/proc"
 	"osmanager/agent/sysroot"
 )
@@ -154,7 +155,8 @@ func (e *env) runner() *Runner {
 	if e.keep {
 		stop = new(bool)
 	}
-	r := New(Config{Sys: e.sys, Runtime: &Process{Cgroups: e.cg, Log: testLogger(e.t)}, Log: testLogger(e.t), LogMax: 4096, StopOnShutdown: stop})
+	r := New(Config{Sys: e.sys, Runtime: &Process{Cgroups: e.cg, Log: testLogger(e.t)}, Log: testLogger(e.t), LogMax: 4096, StopOnShutdown: stop,
+		NewBackoff: func() *backoff.Backoff { return backoff.New(time.Millisecond, 4*time.Millisecond) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { r.Run(ctx); close(ran) }()
@@ -433,4 +435,35 @@ func TestProcessCannotStart(t *testing.T) {
 	if !errors.Is(err, ErrCantStart) || st.State != Failed || !strings.Contains(st.Reason, "no such file") {
 		t.Errorf("Start = %s (%q), %v; want failed, ErrCantStart, naming the cause", st.State, st.Reason, err)
 	}
+}
+
+func TestProcessCrashLoop(t *testing.T) {
+	modes(t, func(t *testing.T, e *env) {
+		sp := e.spec(1, "exit=1")
+		sp.Restart, sp.StartLimit = RestartOnFailure, StartLimit{Burst: 3, Interval: time.Minute}
+		e.r.Start(context.Background(), sp)
+		st := e.wait(1)
+		if st.State != Failed || st.Restarts != 2 || st.LastExit.String() != "exit 1" || !strings.HasPrefix(st.Reason, "start limit hit: 3 starts") {
+			t.Errorf("state %s, restarts %d, last exit %s, reason %q; want failed after 3 starts, exit 1", st.State, st.Restarts, st.LastExit, st.Reason)
+		}
+		if e.cg != nil {
+			if _, err := os.Stat(filepath.Join(e.cg.Base, "app-helper-1")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("failed run's cgroup left: %v", err)
+			}
+		}
+	})
+}
+
+// TestProcessRestartAfterKill: a run whose leftovers were killed (its
+// daemon child, by cgroup.kill) starts again cleanly.
+func TestProcessRestartAfterKill(t *testing.T) {
+	modes(t, func(t *testing.T, e *env) {
+		sp := e.spec(1, "fork")
+		sp.Restart, sp.StartLimit = RestartAlways, StartLimit{Burst: 3, Interval: time.Minute}
+		e.r.Start(context.Background(), sp)
+		st := e.wait(1)
+		if st.Restarts != 2 || st.LastExit.String() != "exit 0" {
+			t.Errorf("restarts %d, last exit %s; want 2, exit 0 (no start killed)", st.Restarts, st.LastExit)
+		}
+	})
 }
