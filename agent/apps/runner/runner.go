@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,7 +210,7 @@ func (r *Runner) launch(ctx context.Context, u *run, inst Instance) (State, erro
 	}
 	st := u.state()
 	if st.State == Failed {
-		return st, fmt.Errorf("%w: %s", ErrCantStart, st.Reason)
+		return st, fmt.Errorf("%w: %s", ErrCantStart, strings.TrimPrefix(st.Reason, ErrCantStart.Error()+": "))
 	}
 	return st, nil
 }
