@@ -131,3 +131,47 @@ func TestSweep(t *testing.T) {
 		t.Errorf("known run %s after Sweep, want running", now.State)
 	}
 }
+
+// TestAdoptGone: the leader died while no agent ran; its child is still
+// there. The next agent reports the run gone and stops the child.
+func TestAdoptGone(t *testing.T) {
+	modes(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.cancel()
+		<-e.ran
+		e.keep = true
+		e.r = e.runner()
+		sp := e.spec(1, "forkwait")
+		st, err := e.r.Start(ctx, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := *st.Record
+		pids := waitPids(t, e.r, 1, 2)
+		e.cancel()
+		<-e.ran
+		syscall.Kill(rec.Pid, syscall.SIGKILL) // the leader dies, its child stays
+		for deadline := time.Now().Add(10 * time.Second); alive(rec.Pid); runtimeYield() {
+			if time.Now().After(deadline) {
+				t.Fatalf("leader %d did not die", rec.Pid)
+			}
+		}
+		r2 := e.runner()
+		e.r = r2
+		if _, err := r2.Adopt(ctx, sp, rec); !errors.Is(err, ErrGone) {
+			t.Fatalf("Adopt = %v, want ErrGone", err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(pids[1]) {
+			if time.Now().After(deadline) {
+				t.Fatalf("child %d of a gone run alive", pids[1])
+			}
+			runtimeYield()
+		}
+		if rec.Cgroup != "" {
+			if _, err := os.Stat(rec.Cgroup); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("gone run's cgroup left: %v", err)
+			}
+		}
+	})
+}

@@ -315,9 +315,13 @@ func TestRestartPolicy(t *testing.T) {
 			}
 			f.clk.Advance(time.Second)
 			<-rt.started
-			st, _ := f.r.State(1)
-			for st.State != Running {
-				st, _ = f.r.State(1)
+			u, _ := f.r.get(1)
+			st := u.state()
+			for deadline := time.Now().Add(10 * time.Second); st.State != Running; st = u.state() {
+				if time.Now().After(deadline) {
+					t.Fatalf("not running again: %+v", st)
+				}
+				runtimeYield()
 			}
 			if st.Restarts != 1 {
 				t.Errorf("restarts = %d, want 1", st.Restarts)

@@ -138,6 +138,12 @@ func (p *Process) Adopt(rec Record) (Instance, error) {
 			if rerr := cg.remove(); rerr != nil {
 				p.log().Warn("cannot clean up a gone run's cgroup", "runid", rec.RunID, "err", rerr)
 			}
+		} else if rec.StartTime != 0 {
+			// The group's members that started after its leader (none,
+			// when the pid now names a newer process).
+			for _, st := range p.Table.Group(rec.Pid, rec.StartTime) {
+				unix.Kill(st.Pid, unix.SIGKILL)
+			}
 		}
 		return nil, fmt.Errorf("%w: run %d: %v", ErrGone, rec.RunID, err)
 	}

@@ -302,8 +302,11 @@ func TestProcessTerminate(t *testing.T) {
 func TestProcessPause(t *testing.T) {
 	modes(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.r.Start(ctx, e.spec(1, "forkwait"))
+		started, _ := e.r.Start(ctx, e.spec(1, "forkwait"))
 		pids := waitPids(t, e.r, 1, 2)
+		if pids[0] != started.Record.Pid {
+			t.Errorf("pids %v, want the leader %d first", pids, started.Record.Pid)
+		}
 		st, err := e.r.Pause(ctx, 1)
 		if err != nil || st.State != Paused {
 			t.Fatalf("Pause = %s, %v", st.State, err)

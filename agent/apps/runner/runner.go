@@ -188,7 +188,9 @@ func (r *Runner) launch(ctx context.Context, u *run, inst Instance) (State, erro
 		r.mu.Unlock()
 		return State{}, fmt.Errorf("%w: log: %v", ErrCantStart, err)
 	}
+	u.mu.Lock()
 	u.sink = s
+	u.mu.Unlock()
 	if inst != nil {
 		u.inst = inst
 		rec := inst.Record()
@@ -355,8 +357,11 @@ func (r *Runner) Follow(ctx context.Context, runid uint64, n int, w io.Writer) e
 			return err
 		}
 	}
-	if u.sink == nil {
+	u.mu.Lock()
+	s := u.sink
+	u.mu.Unlock()
+	if s == nil {
 		return nil
 	}
-	return u.sink.follow(ctx, w)
+	return s.follow(ctx, w)
 }
