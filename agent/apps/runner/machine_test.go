@@ -29,8 +29,15 @@ type fakeRT struct {
 func (f *fakeRT) Name() string            { return "fake" }
 func (f *fakeRT) Mode() CgroupMode        { return CgroupNone }
 func (f *fakeRT) Sweep([]Record) []string { return nil }
-func (f *fakeRT) Adopt(Record) (Instance, error) {
-	return nil, ErrGone
+func (f *fakeRT) Adopt(rec Record) (Instance, error) {
+	if rec.Pid == 0 {
+		return nil, ErrGone
+	}
+	in := &fakeInst{rt: f, pid: rec.Pid, done: make(chan struct{})}
+	if f.started != nil {
+		f.started <- in
+	}
+	return in, nil
 }
 
 func (f *fakeRT) Start(l Launch) (Instance, error) {
@@ -407,5 +414,37 @@ func TestEnviron(t *testing.T) {
 				t.Errorf("Check = %v, want ErrBadSpec", err)
 			}
 		})
+	}
+}
+
+// TestAdoptedRestart: an adopted run keeps its restart count, and its
+// next start counts as a restart.
+func TestAdoptedRestart(t *testing.T) {
+	ctx := context.Background()
+	rt := &fakeRT{started: make(chan *fakeInst, 2)}
+	f := newFixture(t, rt)
+	sp := spec(4, RestartAlways)
+	if _, err := f.r.Adopt(ctx, sp, Record{ID: "other", RunID: 4, Pid: 77}); !errors.Is(err, ErrBadSpec) {
+		t.Errorf("Adopt with another app's record = %v, want ErrBadSpec", err)
+	}
+	if _, err := f.r.Adopt(ctx, sp, Record{ID: "hello", RunID: 4}); !errors.Is(err, ErrGone) {
+		t.Errorf("Adopt of a gone run = %v, want ErrGone", err)
+	}
+	st, err := f.r.Adopt(ctx, sp, Record{ID: "hello", RunID: 4, Pid: 77, Restarts: 3})
+	if err != nil || st.State != Running || st.Restarts != 3 || st.Pids[0] != 77 {
+		t.Fatalf("Adopt = %+v, %v; want running, restarts 3, leader 77", st, err)
+	}
+	(<-rt.started).exit(proc.Exit{Code: 1})
+	f.clk.WaitPending(1, nil)
+	f.clk.Advance(time.Second)
+	<-rt.started
+	u, _ := f.r.get(4)
+	for deadline := time.Now().Add(10 * time.Second); u.state().State != Running; runtimeYield() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not running again: %+v", u.state())
+		}
+	}
+	if got := u.state().Restarts; got != 4 {
+		t.Errorf("restarts = %d, want 4", got)
 	}
 }

@@ -127,6 +127,7 @@ type run struct {
 	starts  []time.Time
 	waiters []chan error // terminates answered at the end
 	last    Instance     // the last instance, cleaned up
+	begun   bool         // started or adopted once: the next start is a restart
 }
 
 func (u *run) state() State {
@@ -251,7 +252,8 @@ func (u *run) loop(ctx context.Context, inst Instance) {
 // start starts a new instance of the run.
 func (u *run) start() (Instance, error) {
 	now := u.now()
-	restart := len(u.starts) > 0
+	restart := u.begun
+	u.begun = true
 	u.starts = append(u.starts, now)
 	u.set(func(s *State) {
 		s.State, s.Since, s.NextStart = Starting, now, time.Time{}

@@ -147,7 +147,7 @@ func (r *Runner) Adopt(ctx context.Context, sp Spec, rec Record) (State, error) 
 		inst.Detach()
 		return State{}, err
 	}
-	u.st.Restarts, u.st.Since = rec.Restarts, rec.Started
+	u.st.Restarts, u.st.Since, u.begun = rec.Restarts, rec.Started, true
 	r.log().Info("run adopted", "app", rec.ID, "runid", rec.RunID, "pid", rec.Pid, "cgroup", rec.Cgroup)
 	return r.launch(ctx, u, inst)
 }
