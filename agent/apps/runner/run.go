@@ -150,7 +150,7 @@ func (u *run) set(f func(*State)) {
 	f(&u.st)
 	st := u.st
 	inst := u.inst
-	if st.State == Running || st.State.Final() {
+	if st.State == Running || st.State == Paused || st.State.Final() {
 		select {
 		case <-u.up:
 		default:

@@ -192,13 +192,13 @@ func (r *Runner) launch(ctx context.Context, u *run, inst Instance) (State, erro
 	u.sink = s
 	u.mu.Unlock()
 	if inst != nil {
-		u.inst = inst
+		u.setInst(inst)
 		rec := inst.Record()
-		u.st.State, u.st.Record = Running, &rec
+		st := Running
 		if inst.Paused() {
-			u.st.State = Paused
+			st = Paused
 		}
-		close(u.up)
+		u.set(func(s *State) { s.State, s.Record = st, &rec }) // closes up
 	}
 	r.wg.Add(1)
 	go func() {
