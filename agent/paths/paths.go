@@ -48,6 +48,9 @@ type Paths struct {
 	DBusMachineID string // system root: D-Bus's copy, when a file of its own
 	SSHDPid       string // system root: sshd's pid file, for SIGHUP without systemd
 	AgentLog      string // system root: the agent's log file under sysvinit (rotated copies beside it)
+
+	// Application runs.
+	AppPATH string // the PATH a run gets: it inherits nothing of the agent's environment
 }
 
 // Default returns the production paths.
@@ -82,6 +85,8 @@ func Default() Paths {
 		DBusMachineID: "/var/lib/dbus/machine-id",
 		SSHDPid:       "/run/sshd.pid",
 		AgentLog:      "/var/log/osmanager.log",
+
+		AppPATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}
 }
 
