@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,86 +23,10 @@ import (
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"
 	"osmanager/agent/state"
+	"osmanager/agent/status"
 	"osmanager/agent/supervisor"
 	"osmanager/agent/sysroot"
 )
-
-// Options configure an Agent. The zero value plus a Log is production.
-type Options struct {
-	Floppy        string        // device or image; default paths.DefaultFloppy
-	Root          string        // the LuoYun dir; default paths.DefaultRoot
-	Sysroot       string        // root for /etc, /root, …; default /
-	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
-	FloppyWait    time.Duration // how long to wait for the device after modprobe; default 3 s
-	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
-
-	// A system root other than "/" is not a sandbox: these three act on
-	// the real host whatever the root, so each is off with such a root
-	// unless set to SwitchOn (see Switch).
-	Network     Switch // the network step: interfaces and routes via netlink
-	Modprobe    Switch // "modprobe floppy" when the floppy device is missing
-	LoginShells Switch // web terminal shells in login mode, as a uid from <sysroot>/etc/passwd
-
-	// Controller link (agent/clc).
-	StatusPeriod time.Duration // how often custom/scripts/status runs; default 30 s
-	Heartbeat    time.Duration // ECHO_REQUEST period; default 30 s
-	// Status web server (agent/web).
-	ListenWeb string // default web.DefaultAddr
-	// Web terminal (agent/webssh).
-	ListenWebSSH  string   // overrides the JSON's webssh.port; default ":<port>"
-	WebSSHMode    string   // "ssh", "login" or "auto" (default)
-	WebSSHCert    string   // TLS certificate file; with WebSSHKey
-	WebSSHKey     string   //
-	WebSSHTLS     bool     // serve TLS with a self-signed certificate kept under <root>/conf
-	WebSSHOrigins []string // extra allowed Origins (the cloud console)
-	WebSSHAsSelf  bool     // demo: run shells as the agent's own user, never switching users
-	// Web terminal limits; 0 takes webssh's default.
-	WebSSHMaxShells   int // shells at once, all accounts
-	WebSSHUserShells  int // shells at once per account
-	WebSSHMaxLogins   int // logins at once; more are refused
-	WebSSHUserLogins  int // logins per account; more replace its oldest
-	WebSSHLoginBudget int // password checks per minute, all clients
-
-	Log *slog.Logger
-	Out io.Writer // one summary line per boot step; nil for none
-
-	// Paths overrides file locations; nil means paths.Default().
-	Paths *paths.Paths
-	// Kernel is set for the host name; nil means the running kernel when
-	// Sysroot is "/" and none otherwise.
-	Kernel osconfig.Kernel
-	// Netlink configures interfaces; nil means a handle on the current
-	// network namespace.
-	Netlink netconf.Netlink
-	// WriteHook is handed to both roots (crash tests).
-	WriteHook func(sysroot.Stage, string)
-}
-
-// Switch turns on or off something the agent does to the real host
-// whatever its system root: changing network interfaces, loading the
-// floppy driver, starting login shells as users of the system root's
-// passwd file. SwitchAuto, the zero value, is on when the system root is
-// "/" and off otherwise, so a scratch system root (a test, an image being
-// prepared) does not reach out to the host running the agent.
-type Switch string
-
-// The values of a Switch.
-const (
-	SwitchAuto Switch = ""
-	SwitchOn   Switch = "on"
-	SwitchOff  Switch = "off"
-)
-
-// ParseSwitch reads a Switch flag: "auto", "on" or "off".
-func ParseSwitch(v string) (Switch, error) {
-	switch v {
-	case "auto", "":
-		return SwitchAuto, nil
-	case "on", "off":
-		return Switch(v), nil
-	}
-	return "", fmt.Errorf("%q: want auto, on or off", v)
-}
 
 // allowed decides a Switch for this agent; when it is off, why says so
 // and names the flag that turns it on.
@@ -127,6 +52,9 @@ type Agent struct {
 	state *state.Store
 	sup   *supervisor.Supervisor
 	cfg   *conf.Config // the instance config in force after Boot; nil if none
+
+	status    *status.Source // the status document, built once (statusSource)
+	statusErr error
 }
 
 // New checks the options and builds an Agent.
@@ -134,22 +62,14 @@ func New(opts Options) (*Agent, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if opts.Root == "" {
-		opts.Root = paths.DefaultRoot
-	}
-	if opts.ScriptTimeout == 0 {
-		opts.ScriptTimeout = 5 * time.Minute
-	}
-	if opts.FloppyWait == 0 {
-		opts.FloppyWait = 3 * time.Second
-	}
+	opts.Root = cmp.Or(opts.Root, paths.DefaultRoot)
+	opts.ScriptTimeout = cmp.Or(opts.ScriptTimeout, DefaultScriptTimeout)
+	opts.FloppyWait = cmp.Or(opts.FloppyWait, DefaultFloppyWait)
 	p := paths.Default()
 	if opts.Paths != nil {
 		p = *opts.Paths
 	}
-	if opts.Floppy != "" {
-		p.Floppy = opts.Floppy
-	}
+	p.Floppy = cmp.Or(opts.Floppy, p.Floppy)
 	sys, err := sysroot.New(opts.Sysroot)
 	if err != nil {
 		return nil, err
@@ -204,29 +124,52 @@ func (a *Agent) Boot(ctx context.Context) error {
 	return nil
 }
 
-// Run boots, then runs the services until ctx ends. A failed boot step is
-// logged and reported, not fatal: the services still start.
+// Run boots, tells the init system the agent is ready, then serves until
+// ctx ends. A failed boot step is logged and reported, not fatal: the
+// services still start.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Boot(ctx); err != nil {
 		a.log.Warn("continuing after failed boot steps", "err", err)
 	}
 	a.ready()
 	defer a.unready()
-	if err := a.sup.Serve(ctx, a.services()); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
+	return a.Serve(ctx)
 }
 
-// services lists the long-running services, built from the config in
-// force after Boot. Each service wires itself in its own wire_*.go file.
-func (a *Agent) services() []supervisor.Named {
-	var s []supervisor.Named
-	for _, f := range []func() []supervisor.Named{a.clcServices, a.webServices, a.websshServices} {
+// Serve runs the long-running services, built from the config in force
+// after Boot, under the supervisor until ctx ends, and returns nil once
+// they have all stopped. Call it once, after Boot.
+func (a *Agent) Serve(ctx context.Context) error {
+	return a.sup.Serve(ctx, a.services())
+}
+
+// Writes counts the files the agent has written in the system root and
+// the LuoYun dir.
+func (a *Agent) Writes() int64 { return a.sys.Writes() + a.ly.Writes() }
+
+// services lists the long-running services. Each service wires itself in
+// its own wire_*.go file.
+func (a *Agent) services() []supervisor.Spec {
+	var s []supervisor.Spec
+	for _, f := range []func() []supervisor.Spec{a.clcServices, a.webServices, a.websshServices} {
 		s = append(s, f()...)
 	}
 	return s
+}
+
+// failed stands in for a service that could not be built: it fails for
+// good with err, since building it again would fail the same way.
+func failed(name string, err error) supervisor.Spec {
+	return supervisor.Spec{Name: name, Service: supervisor.ServiceFunc(func(context.Context) error {
+		return supervisor.Permanent(err)
+	})}
+}
+
+// scriptEnv is the environment of the appliance's scripts (config and
+// status): where the LuoYun dir, the kept luoyun.conf and the system root are.
+func (a *Agent) scriptEnv() []string {
+	confPath, _ := a.ly.Path(a.paths.Conf)
+	return []string{"LUOYUN_ROOT=" + a.opts.Root, "LUOYUN_CONF=" + confPath, "OSM_SYSROOT=" + a.sys.Dir()}
 }
 
 func (a *Agent) netlink() (netconf.Netlink, error) {

@@ -199,11 +199,10 @@ func (b *boot) script(ctx context.Context) ([]string, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	confPath, _ := b.ly.Path(b.paths.Conf)
 	s := &script.Script{
 		Path:    p,
 		Timeout: b.opts.ScriptTimeout,
-		Env:     []string{"LUOYUN_ROOT=" + b.opts.Root, "LUOYUN_CONF=" + confPath, "OSM_SYSROOT=" + b.sys.Dir()},
+		Env:     b.scriptEnv(),
 		Log:     b.log.With("step", "script"),
 	}
 	res, err := s.Run(ctx)

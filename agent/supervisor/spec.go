@@ -69,9 +69,6 @@ type Spec struct {
 	StartLimit  StartLimit
 }
 
-// Named is Spec under the name the wiring files know it by.
-type Named = Spec
-
 func (sp Spec) check() error {
 	switch {
 	case sp.Name == "":

@@ -71,7 +71,7 @@ type Config struct {
 	// and VERSION.
 	Status *status.Source
 	State  *state.Store // for the metrics
-	Log    *slog.Logger
+	Log    *slog.Logger // carries the service attribute; the server adds none
 
 	// FrameAncestors are origins, besides the page's own, that may show
 	// the pages in a frame (the cloud console, say).
@@ -181,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
-	s := &Server{cfg: cfg, log: cfg.Log.With("service", "web"), state: cfg.State, status: cfg.Status, clock: cfg.Clock}
+	s := &Server{cfg: cfg, log: cfg.Log, state: cfg.State, status: cfg.Status, clock: cfg.Clock}
 	s.vars = varSource{ident: cfg.Status.Identity, location: cfg.Location}
 	if cfg.Cookie != "" {
 		s.hasCookie, s.cookieSum = true, sha256.Sum256([]byte(cfg.Cookie))
@@ -267,6 +267,11 @@ func (s *Server) Addr() net.Addr {
 	}
 	return nil
 }
+
+// SetLogger replaces Config.Log: the supervisor hands the server its
+// logger, which carries the service attribute (see
+// supervisor.LogReceiver). Call it before Run.
+func (s *Server) SetLogger(log *slog.Logger) { s.log = log }
 
 // Run listens on Config.Addr and serves until ctx ends, then stops
 // accepting, lets requests in flight finish (up to ShutdownTimeout) and

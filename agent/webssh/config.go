@@ -1,7 +1,6 @@
 package webssh
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"osmanager/agent/accounts"
@@ -32,8 +31,18 @@ const (
 )
 
 // ErrConfig is wrapped by errors no restart can cure: a bad mode, unreadable
-// certificate files, AsSelf on a real system root.
-var ErrConfig = errors.New("web terminal configuration")
+// certificate files, AsSelf on a real system root. Errors wrapping it say
+// so to the supervisor through ConfigError's Permanent method.
+var ErrConfig error = &ConfigError{"web terminal configuration"}
+
+// ConfigError is the type of ErrConfig.
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+// Permanent reports that restarting cannot cure the error (see
+// supervisor.IsPermanent).
+func (e *ConfigError) Permanent() bool { return true }
 
 // Files names the files the terminal reads and writes.
 type Files struct {
@@ -134,7 +143,7 @@ type Config struct {
 
 	Clock clock.Clock  // default clock.Real
 	State *state.Store // terminal counters; may be nil
-	Log   *slog.Logger
+	Log   *slog.Logger // carries the service attribute; the terminal adds none
 }
 
 // HTTPLimits are the HTTP server's timeouts, as the status server's. A
