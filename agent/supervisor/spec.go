@@ -69,6 +69,9 @@ type Spec struct {
 	StartLimit  StartLimit
 }
 
+// Named is Spec under its earlier name.
+type Named = Spec
+
 func (sp Spec) check() error {
 	switch {
 	case sp.Name == "":
