@@ -165,13 +165,6 @@ func failed(name string, err error) supervisor.Spec {
 	})}
 }
 
-// scriptEnv is the environment of the appliance's scripts (config and
-// status): where the LuoYun dir, the kept luoyun.conf and the system root are.
-func (a *Agent) scriptEnv() []string {
-	confPath, _ := a.ly.Path(a.paths.Conf)
-	return []string{"LUOYUN_ROOT=" + a.opts.Root, "LUOYUN_CONF=" + confPath, "OSM_SYSROOT=" + a.sys.Dir()}
-}
-
 func (a *Agent) netlink() (netconf.Netlink, error) {
 	if a.opts.Netlink != nil {
 		return a.opts.Netlink, nil
@@ -186,7 +179,7 @@ func (a *Agent) netlink() (netconf.Netlink, error) {
 }
 
 func (a *Agent) floppyReader() *floppy.Reader {
-	r := &floppy.Reader{Path: a.paths.Floppy, Wait: a.opts.FloppyWait, Log: a.log}
+	r := &floppy.Reader{Path: a.paths.Floppy, Modprobe: a.paths.Modprobe, Wait: a.opts.FloppyWait, Log: a.log}
 	if on, why := a.allowed(a.opts.Modprobe, "--modprobe"); !on {
 		r.NoLoad = why
 	}

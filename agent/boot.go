@@ -51,7 +51,7 @@ func (b *boot) inSysroot(changed []string) []string {
 }
 
 func (b *boot) os() *osconfig.Config {
-	return &osconfig.Config{Root: b.sys, Paths: b.paths, Log: b.log}
+	return &osconfig.Config{Root: b.sys, Files: osFiles(b.paths), Log: b.log}
 }
 
 func (b *boot) floppy(ctx context.Context) ([]string, string, error) {

@@ -57,6 +57,7 @@ func (a *Agent) newStatus() (*status.Source, error) {
 		VersionFile:  versionFile,
 		State:        a.state,
 		AgentVersion: version.String(),
+		Proc:         a.paths.Proc,
 		Log:          a.sup.Logger("status"),
 		Terminal:     a.webTerminal(),
 	}

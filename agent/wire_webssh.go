@@ -32,7 +32,7 @@ func (a *Agent) websshServices() []supervisor.Spec {
 		AsSelf:     a.opts.WebSSHAsSelf,
 		Sys:        a.sys,
 		Conf:       a.ly,
-		Files:      webssh.FilesFrom(a.paths),
+		Files:      websshFiles(a.paths),
 		CertFile:   a.opts.WebSSHCert,
 		KeyFile:    a.opts.WebSSHKey,
 		SelfSigned: a.opts.WebSSHTLS,

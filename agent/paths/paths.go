@@ -2,12 +2,17 @@
 // place, so an odd image or a test can move any of them.
 //
 // System names are slash paths inside the system root (a sysroot.Root for
-// "/" in production); LuoYun names are inside the LuoYun root (/LuoYun).
+// "/" in production); LuoYun names are inside the LuoYun root (/LuoYun);
+// kernel names (/proc, /sys/fs/cgroup) are of the running host.
+//
+// Only the wiring (agent) reads this table: each package declares the
+// small struct or fields of the files it uses, and agent fills them from
+// here, so no other package imports paths.
 package paths
 
 // Production locations that are also flag defaults.
 const (
-	DefaultFloppy = "/dev/fd0" // the floppy the compute node attaches
+	DefaultFloppy = "/dev/fd0" // the floppy the compute node attaches (floppy.DefaultPath)
 	DefaultRoot   = "/LuoYun"  // the LuoYun dir
 )
 
@@ -27,6 +32,17 @@ type Paths struct {
 	Hostname   string
 	Hosts      string
 	Resolv     string
+	APISocket  string // the local API's Unix socket
+	Binary     string // where osmanager is installed; the init files start it from there (filled in by the build)
+
+	// Of the running host, whatever the system root.
+	Proc   string // procfs: system figures, process scans
+	Cgroup string // cgroup v2 hierarchy, for the app manager
+
+	// Commands and the environment of children.
+	Modprobe string // the modprobe command, for "modprobe floppy"
+	PATH     string // PATH of the appliance's scripts and of root's login shells
+	UserPATH string // PATH of other accounts' login shells (login(1)'s)
 
 	// In the LuoYun root.
 	Conf         string // the kept copy of luoyun.ini
@@ -38,6 +54,7 @@ type Paths struct {
 	WebSSHKey    string // its private key (PEM), 0600
 	KnownHosts   string // the local sshd's host key, pinned on first use, 0600
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
+	Apps         string // the applications' dir (agent/apps)
 }
 
 // Default returns the production paths.
@@ -53,6 +70,15 @@ func Default() Paths {
 		Hostname:   "/etc/hostname",
 		Hosts:      "/etc/hosts",
 		Resolv:     "/etc/resolv.conf",
+		APISocket:  "/run/osmanager.sock",
+		Binary:     "/usr/local/sbin/osmanager",
+
+		Proc:   "/proc",
+		Cgroup: "/sys/fs/cgroup",
+
+		Modprobe: "modprobe",
+		PATH:     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		UserPATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
 
 		Conf:         "/conf/luoyun.conf",
 		ConfigScript: "/custom/scripts/config",
@@ -63,6 +89,7 @@ func Default() Paths {
 		WebSSHKey:    "/conf/webssh-key.pem",
 		KnownHosts:   "/conf/webssh-known-hosts",
 		WebSSHShells: "/conf/webssh-shells",
+		Apps:         "/apps",
 	}
 }
 

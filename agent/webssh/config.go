@@ -9,8 +9,6 @@ import (
 	"osmanager/agent/clock"
 	"osmanager/agent/state"
 	"osmanager/agent/sysroot"
-
-	"osmanager/agent/paths"
 )
 
 // Mode says how a login is checked and where its shell comes from.
@@ -56,6 +54,11 @@ type Files struct {
 	Key        string // its private key (PEM), 0600
 	KnownHosts string // the local sshd's pinned host key, 0600
 	Shells     string // the live login-mode shells, to end after a crash
+	// Of the running host.
+	Proc string // procfs, for the scan of a shell's session
+	// The login shells' PATH, as login(1) sets it.
+	PATH     string // root's
+	UserPATH string // every other account's
 }
 
 // accounts names the account files for the accounts package.
@@ -63,16 +66,18 @@ func (f Files) accounts() accounts.Files {
 	return accounts.Files{Passwd: f.Passwd, Group: f.Group, Shadow: f.Shadow}
 }
 
-// FilesFrom takes the terminal's files from the agent's path table.
-func FilesFrom(p paths.Paths) Files {
+// DefaultFiles returns the production names, those of the agent's path
+// table (agent/paths), which fills Files itself; these serve a zero
+// Config (tests).
+func DefaultFiles() Files {
 	return Files{
-		Shadow: p.Shadow, Passwd: p.Passwd, Group: p.Group, Locale: p.Locale,
-		Cert: p.WebSSHCert, Key: p.WebSSHKey, KnownHosts: p.KnownHosts, Shells: p.WebSSHShells,
+		Shadow: "/etc/shadow", Passwd: "/etc/passwd", Group: "/etc/group", Locale: "/etc/default/locale",
+		Cert: "/conf/webssh-cert.pem", Key: "/conf/webssh-key.pem", KnownHosts: "/conf/webssh-known-hosts", Shells: "/conf/webssh-shells",
+		Proc:     "/proc",
+		PATH:     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		UserPATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
 	}
 }
-
-// DefaultFiles returns the production file names.
-func DefaultFiles() Files { return FilesFrom(paths.Default()) }
 
 // Defaults.
 const (
