@@ -62,6 +62,14 @@ func New(opts Options) (*Agent, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--script-timeout", opts.ScriptTimeout}, {"floppy wait", opts.FloppyWait}, {"--status-period", opts.StatusPeriod}, {"--heartbeat", opts.Heartbeat}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("%s %s is negative", d.flag, d.v)
+		}
+	}
 	opts.Root = cmp.Or(opts.Root, paths.DefaultRoot)
 	opts.ScriptTimeout = cmp.Or(opts.ScriptTimeout, DefaultScriptTimeout)
 	opts.FloppyWait = cmp.Or(opts.FloppyWait, DefaultFloppyWait)

@@ -62,6 +62,7 @@
 package clc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -322,19 +323,14 @@ func (r *runner) fill() {
 	if r.State == nil {
 		r.State = &state.Store{}
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&r.StatusPeriod, DefaultPeriod)
-	def(&r.StatusTimeout, DefaultTimeout)
+	r.StatusPeriod = cmp.Or(r.StatusPeriod, DefaultPeriod)
+	r.StatusTimeout = cmp.Or(r.StatusTimeout, DefaultTimeout)
 	r.StatusTimeout = min(r.StatusTimeout, r.StatusPeriod)
-	def(&r.ReportEvery, DefaultReportEvery)
-	def(&r.Heartbeat, DefaultPeriod)
-	def(&r.EchoTimeout, DefaultTimeout)
-	def(&r.StepTimeout, DefaultTimeout)
-	def(&r.StableAfter, DefaultStableAfter)
+	r.ReportEvery = cmp.Or(r.ReportEvery, DefaultReportEvery)
+	r.Heartbeat = cmp.Or(r.Heartbeat, DefaultPeriod)
+	r.EchoTimeout = cmp.Or(r.EchoTimeout, DefaultTimeout)
+	r.StepTimeout = cmp.Or(r.StepTimeout, DefaultTimeout)
+	r.StableAfter = cmp.Or(r.StableAfter, DefaultStableAfter)
 	switch {
 	case r.JoinSpread == 0:
 		r.JoinSpread = DefaultJoinSpread

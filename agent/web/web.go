@@ -25,6 +25,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	_ "embed"
@@ -162,16 +163,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	def(&cfg.ReadTimeout, DefaultReadTimeout)
-	def(&cfg.WriteTimeout, DefaultWriteTimeout)
-	def(&cfg.IdleTimeout, DefaultIdleTimeout)
-	def(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	cfg.ReadHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, DefaultReadTimeout)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -215,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/status", s.methods(s.serveStatus))
 	mux.Handle("/metrics", s.methods(s.metrics.handler.ServeHTTP))
-	mux.HandleFunc("/", s.servePage)
+	mux.HandleFunc("/", s.methods(s.servePage))
 	s.handler = s.wrap(mux)
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package webssh
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"osmanager/agent/accounts"
@@ -195,36 +196,26 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("%w: %s %d is negative", ErrConfig, v.name, v.n)
 		}
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.IdleTimeout, DefaultIdleTimeout)
-	def(&c.MaxSession, DefaultMaxSession)
-	def(&c.ResumeWindow, DefaultResumeWindow)
-	def(&c.FailWindow, DefaultFailWindow)
-	def(&c.KillGrace, 5*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.MaxSession = cmp.Or(c.MaxSession, DefaultMaxSession)
+	c.ResumeWindow = cmp.Or(c.ResumeWindow, DefaultResumeWindow)
+	c.FailWindow = cmp.Or(c.FailWindow, DefaultFailWindow)
+	c.KillGrace = cmp.Or(c.KillGrace, 5*time.Second)
 	if c.FailDelay == 0 {
 		c.FailDelay = DefaultFailDelay
 	}
-	def(&c.HTTP.ReadHeader, 5*time.Second)
-	def(&c.HTTP.Read, 10*time.Second)
-	def(&c.HTTP.Write, 30*time.Second)
-	def(&c.HTTP.Idle, 60*time.Second)
-	defInt(&c.MaxSessions, DefaultMaxSessions)
-	defInt(&c.UserSessions, min(DefaultUserSessions, c.MaxSessions))
-	defInt(&c.MaxLogins, DefaultMaxLogins)
-	defInt(&c.UserLogins, min(DefaultUserLogins, c.MaxLogins))
-	defInt(&c.LoginBudget, DefaultLoginBudget)
-	defInt(&c.Window, DefaultWindow)
-	defInt(&c.InWindow, DefaultInWindow)
-	defInt(&c.MaxFailures, DefaultMaxFailures)
+	c.HTTP.ReadHeader = cmp.Or(c.HTTP.ReadHeader, 5*time.Second)
+	c.HTTP.Read = cmp.Or(c.HTTP.Read, 10*time.Second)
+	c.HTTP.Write = cmp.Or(c.HTTP.Write, 30*time.Second)
+	c.HTTP.Idle = cmp.Or(c.HTTP.Idle, 60*time.Second)
+	c.MaxSessions = cmp.Or(c.MaxSessions, DefaultMaxSessions)
+	c.UserSessions = cmp.Or(c.UserSessions, min(DefaultUserSessions, c.MaxSessions))
+	c.MaxLogins = cmp.Or(c.MaxLogins, DefaultMaxLogins)
+	c.UserLogins = cmp.Or(c.UserLogins, min(DefaultUserLogins, c.MaxLogins))
+	c.LoginBudget = cmp.Or(c.LoginBudget, DefaultLoginBudget)
+	c.Window = cmp.Or(c.Window, DefaultWindow)
+	c.InWindow = cmp.Or(c.InWindow, DefaultInWindow)
+	c.MaxFailures = cmp.Or(c.MaxFailures, DefaultMaxFailures)
 	if c.AddrFailures <= 0 {
 		c.AddrFailures = max(DefaultAddrFailures, c.MaxFailures)
 	}

@@ -110,8 +110,7 @@ type localAccount struct {
 	tty    *ttyOwner // nil with asSelf
 }
 
-func (l *localAccount) name() string { return l.u.Name }
-func (l *localAccount) close()       {}
+func (l *localAccount) close() {}
 
 func (l *localAccount) start(cols, rows uint16) (shell, error) {
 	cmd := exec.Command(l.u.Shell)
