@@ -72,7 +72,6 @@ func New(opts Options) (*Agent, error) {
 	}
 	opts.Root = cmp.Or(opts.Root, paths.DefaultRoot)
 	opts.ScriptTimeout = cmp.Or(opts.ScriptTimeout, DefaultScriptTimeout)
-	opts.FloppyWait = cmp.Or(opts.FloppyWait, DefaultFloppyWait)
 	p := paths.Default()
 	if opts.Paths != nil {
 		p = *opts.Paths

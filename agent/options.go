@@ -17,13 +17,11 @@ import (
 	"osmanager/agent/webssh"
 )
 
-// Defaults of Options that the agent fills itself; the services' own
-// defaults (clc.DefaultPeriod, web.DefaultAddr, webssh's limits) are
-// theirs. The flags show these same values.
-const (
-	DefaultScriptTimeout = 5 * time.Minute // custom/scripts/config's limit
-	DefaultFloppyWait    = 3 * time.Second // for the device after modprobe
-)
+// DefaultScriptTimeout is custom/scripts/config's time limit. It is the
+// one default of Options the agent fills itself; the others are the
+// parts' own (floppy.DefaultWait, clc.DefaultPeriod, web.DefaultAddr,
+// webssh's limits), and the flags show the same values.
+const DefaultScriptTimeout = 5 * time.Minute
 
 // Options configure an Agent. The zero value plus a Log is production.
 type Options struct {
@@ -31,7 +29,7 @@ type Options struct {
 	Root          string        // the LuoYun dir; default paths.DefaultRoot
 	Sysroot       string        // root for /etc, /root, …; default /
 	ScriptTimeout time.Duration // custom/scripts/config's limit; default DefaultScriptTimeout
-	FloppyWait    time.Duration // how long to wait for the device after modprobe; default DefaultFloppyWait
+	FloppyWait    time.Duration // how long to wait for the device after modprobe; default floppy.DefaultWait
 	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
 
 	// A system root other than "/" is not a sandbox: these three act on
