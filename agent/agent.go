@@ -28,6 +28,83 @@ import (
 	"osmanager/agent/sysroot"
 )
 
+// Options configure an Agent. The zero value plus a Log is production.
+type Options struct {
+	Floppy        string        // device or image; default paths.DefaultFloppy
+	Root          string        // the LuoYun dir; default paths.DefaultRoot
+	Sysroot       string        // root for /etc, /root, …; default /
+	ScriptTimeout time.Duration // custom/scripts/config's limit; default DefaultScriptTimeout
+	FloppyWait    time.Duration // how long to wait for the device after modprobe; default floppy.DefaultWait
+	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
+
+	// A system root other than "/" is not a sandbox: these three act on
+	// the real host whatever the root, so each is off with such a root
+	// unless set to SwitchOn (see Switch).
+	Network     Switch // the network step: interfaces and routes via netlink
+	Modprobe    Switch // "modprobe floppy" when the floppy device is missing
+	LoginShells Switch // web terminal shells in login mode, as a uid from <sysroot>/etc/passwd
+
+	// Controller link (agent/clc).
+	StatusPeriod time.Duration // how often custom/scripts/status runs; default clc.DefaultPeriod
+	Heartbeat    time.Duration // ECHO_REQUEST period; default clc.DefaultPeriod
+	// Status web server (agent/web).
+	ListenWeb string // default web.DefaultAddr
+	// Web terminal (agent/webssh).
+	ListenWebSSH  string   // overrides the JSON's webssh.port; default ":<port>"
+	WebSSHMode    string   // "ssh", "login" or "auto" (webssh.ModeAuto, the default)
+	WebSSHCert    string   // TLS certificate file; with WebSSHKey
+	WebSSHKey     string   //
+	WebSSHTLS     bool     // serve TLS with a self-signed certificate kept under <root>/conf
+	WebSSHOrigins []string // extra allowed Origins (the cloud console)
+	WebSSHAsSelf  bool     // demo: run shells as the agent's own user, never switching users
+	// Web terminal limits; 0 takes webssh's default.
+	WebSSHMaxShells   int // shells at once, all accounts
+	WebSSHUserShells  int // shells at once per account
+	WebSSHMaxLogins   int // logins at once; more are refused
+	WebSSHUserLogins  int // logins per account; more replace its oldest
+	WebSSHLoginBudget int // password checks per minute, all clients
+
+	Log *slog.Logger
+	Out io.Writer // one summary line per boot step; nil for none
+
+	// Paths overrides file locations; nil means paths.Default().
+	Paths *paths.Paths
+	// Kernel is set for the host name; nil means the running kernel when
+	// Sysroot is "/" and none otherwise.
+	Kernel osconfig.Kernel
+	// Netlink configures interfaces; nil means a handle on the current
+	// network namespace.
+	Netlink netconf.Netlink
+	// WriteHook is handed to both roots (crash tests).
+	WriteHook func(sysroot.Stage, string)
+}
+
+// Switch turns on or off something the agent does to the real host
+// whatever its system root: changing network interfaces, loading the
+// floppy driver, starting login shells as users of the system root's
+// passwd file. SwitchAuto, the zero value, is on when the system root is
+// "/" and off otherwise, so a scratch system root (a test, an image being
+// prepared) does not reach out to the host running the agent.
+type Switch string
+
+// The values of a Switch.
+const (
+	SwitchAuto Switch = ""
+	SwitchOn   Switch = "on"
+	SwitchOff  Switch = "off"
+)
+
+// ParseSwitch reads a Switch flag: "auto", "on" or "off".
+func ParseSwitch(v string) (Switch, error) {
+	switch v {
+	case "auto", "":
+		return SwitchAuto, nil
+	case "on", "off":
+		return Switch(v), nil
+	}
+	return "", fmt.Errorf("%q: want auto, on or off", v)
+}
+
 // allowed decides a Switch for this agent; when it is off, why says so
 // and names the flag that turns it on.
 func (a *Agent) allowed(s Switch, flag string) (on bool, why string) {
