@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"
 	"osmanager/agent/state"
+	"osmanager/agent/status"
 	"osmanager/agent/supervisor"
 	"osmanager/agent/sysroot"
 )
@@ -32,8 +34,8 @@ type Options struct {
 	Floppy        string        // device or image; default paths.DefaultFloppy
 	Root          string        // the LuoYun dir; default paths.DefaultRoot
 	Sysroot       string        // root for /etc, /root, …; default /
-	ScriptTimeout time.Duration // custom/scripts/config's limit; default 5 min
-	FloppyWait    time.Duration // how long to wait for the device after modprobe; default 3 s
+	ScriptTimeout time.Duration // custom/scripts/config's limit; default DefaultScriptTimeout
+	FloppyWait    time.Duration // how long to wait for the device after modprobe; default floppy.DefaultWait
 	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
 
 	// A system root other than "/" is not a sandbox: these three act on
@@ -44,13 +46,13 @@ type Options struct {
 	LoginShells Switch // web terminal shells in login mode, as a uid from <sysroot>/etc/passwd
 
 	// Controller link (agent/clc).
-	StatusPeriod time.Duration // how often custom/scripts/status runs; default 30 s
-	Heartbeat    time.Duration // ECHO_REQUEST period; default 30 s
+	StatusPeriod time.Duration // how often custom/scripts/status runs; default clc.DefaultPeriod
+	Heartbeat    time.Duration // ECHO_REQUEST period; default clc.DefaultPeriod
 	// Status web server (agent/web).
 	ListenWeb string // default web.DefaultAddr
 	// Web terminal (agent/webssh).
 	ListenWebSSH  string   // overrides the JSON's webssh.port; default ":<port>"
-	WebSSHMode    string   // "ssh", "login" or "auto" (default)
+	WebSSHMode    string   // "ssh", "login" or "auto" (webssh.ModeAuto, the default)
 	WebSSHCert    string   // TLS certificate file; with WebSSHKey
 	WebSSHKey     string   //
 	WebSSHTLS     bool     // serve TLS with a self-signed certificate kept under <root>/conf
@@ -135,7 +137,9 @@ type Agent struct {
 	sup   *supervisor.Supervisor
 	cfg   *conf.Config // the instance config in force after Boot; nil if none
 
-	netwatch *netconf.Watcher // configures the NICs the network step gave up on; nil if none
+	netwatch  *netconf.Watcher // configures the NICs the network step gave up on; nil if none
+	status    *status.Source   // the status document, built once (statusSource)
+	statusErr error
 }
 
 // New checks the options and builds an Agent.
@@ -143,18 +147,17 @@ func New(opts Options) (*Agent, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if opts.Root == "" {
-		opts.Root = paths.DefaultRoot
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--script-timeout", opts.ScriptTimeout}, {"floppy wait", opts.FloppyWait}, {"--status-period", opts.StatusPeriod}, {"--heartbeat", opts.Heartbeat}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("%s %s is negative", d.flag, d.v)
+		}
 	}
-	if opts.ScriptTimeout == 0 {
-		opts.ScriptTimeout = 5 * time.Minute
-	}
-	if opts.FloppyWait == 0 {
-		opts.FloppyWait = 3 * time.Second
-	}
-	if opts.NetWait == 0 {
-		opts.NetWait = 30 * time.Second
-	}
+	opts.Root = cmp.Or(opts.Root, paths.DefaultRoot)
+	opts.ScriptTimeout = cmp.Or(opts.ScriptTimeout, DefaultScriptTimeout)
+	opts.NetWait = cmp.Or(opts.NetWait, DefaultNetWait)
 	if opts.NetSubscriber == nil && opts.Netlink == nil {
 		opts.NetSubscriber = netconf.NetnsSubscriber{Log: opts.Log}
 	}
@@ -162,9 +165,7 @@ func New(opts Options) (*Agent, error) {
 	if opts.Paths != nil {
 		p = *opts.Paths
 	}
-	if opts.Floppy != "" {
-		p.Floppy = opts.Floppy
-	}
+	p.Floppy = cmp.Or(opts.Floppy, p.Floppy)
 	sys, err := sysroot.New(opts.Sysroot)
 	if err != nil {
 		return nil, err
@@ -219,29 +220,45 @@ func (a *Agent) Boot(ctx context.Context) error {
 	return nil
 }
 
-// Run boots, then runs the services until ctx ends. A failed boot step is
-// logged and reported, not fatal: the services still start.
+// Run boots, tells the init system the agent is ready, then serves until
+// ctx ends. A failed boot step is logged and reported, not fatal: the
+// services still start.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Boot(ctx); err != nil {
 		a.log.Warn("continuing after failed boot steps", "err", err)
 	}
 	a.ready()
 	defer a.unready()
-	if err := a.sup.Serve(ctx, a.services()); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
+	return a.Serve(ctx)
 }
 
-// services lists the long-running services, built from the config in
-// force after Boot. Each service wires itself in its own wire_*.go file.
-func (a *Agent) services() []supervisor.Named {
-	var s []supervisor.Named
-	for _, f := range []func() []supervisor.Named{a.clcServices, a.webServices, a.websshServices, a.netwatchServices} {
+// Serve runs the long-running services, built from the config in force
+// after Boot, under the supervisor until ctx ends, and returns nil once
+// they have all stopped. Call it once, after Boot.
+func (a *Agent) Serve(ctx context.Context) error {
+	return a.sup.Serve(ctx, a.services())
+}
+
+// Writes counts the files the agent has written in the system root and
+// the LuoYun dir.
+func (a *Agent) Writes() int64 { return a.sys.Writes() + a.ly.Writes() }
+
+// services lists the long-running services. Each service wires itself in
+// its own wire_*.go file.
+func (a *Agent) services() []supervisor.Spec {
+	var s []supervisor.Spec
+	for _, f := range []func() []supervisor.Spec{a.clcServices, a.webServices, a.websshServices, a.netwatchServices} {
 		s = append(s, f()...)
 	}
 	return s
+}
+
+// failed stands in for a service that could not be built: it fails for
+// good with err, since building it again would fail the same way.
+func failed(name string, err error) supervisor.Spec {
+	return supervisor.Spec{Name: name, Service: supervisor.ServiceFunc(func(context.Context) error {
+		return supervisor.Permanent(err)
+	})}
 }
 
 func (a *Agent) netlink() (netconf.Netlink, error) {
@@ -258,7 +275,7 @@ func (a *Agent) netlink() (netconf.Netlink, error) {
 }
 
 func (a *Agent) floppyReader() *floppy.Reader {
-	r := &floppy.Reader{Path: a.paths.Floppy, Wait: a.opts.FloppyWait, Log: a.log}
+	r := &floppy.Reader{Path: a.paths.Floppy, Modprobe: a.paths.Modprobe, Wait: a.opts.FloppyWait, Log: a.log}
 	if on, why := a.allowed(a.opts.Modprobe, "--modprobe"); !on {
 		r.NoLoad = why
 	}

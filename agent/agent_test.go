@@ -16,6 +16,7 @@ import (
 	"osmanager/agent/floppy"
 	"osmanager/agent/internal/testlog"
 	"osmanager/agent/state"
+	"osmanager/internal/scratch"
 )
 
 // systemFiles are the files a boot may write, relative to the demo dir.
@@ -27,7 +28,7 @@ var systemFiles = []string{
 func demoDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if _, err := MakeDemo(dir); err != nil {
+	if _, err := scratch.Make(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -104,7 +105,7 @@ func TestBootThenNoChange(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	if s := snapshot(t, dir)["sysroot/etc/shadow"]; !strings.HasPrefix(s, "root:"+demoHash+":") {
+	if s := snapshot(t, dir)["sysroot/etc/shadow"]; !strings.HasPrefix(s, "root:"+scratch.PasswordHash+":") {
 		t.Errorf("shadow = %q", s)
 	}
 	conf, _ := os.ReadFile(filepath.Join(dir, "LuoYun/conf/luoyun.conf"))
@@ -321,7 +322,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 	}
 	out := logs.String() + o.Out.(*bytes.Buffer).String()
-	for what, secret := range map[string]string{"KEY": key, "passwd_hash": demoHash, "hash salt": "osmdemo0", "cookie": "demo-cookie"} {
+	for what, secret := range map[string]string{"KEY": key, "passwd_hash": scratch.PasswordHash, "hash salt": "osmdemo0", "cookie": "demo-cookie"} {
 		if secret == "" {
 			t.Fatalf("no %s in the demo config", what)
 		}

@@ -53,7 +53,7 @@ func (b *boot) inSysroot(changed []string) []string {
 }
 
 func (b *boot) os() *osconfig.Config {
-	return &osconfig.Config{Root: b.sys, Paths: b.paths, Log: b.log}
+	return &osconfig.Config{Root: b.sys, Files: osFiles(b.paths), Log: b.log}
 }
 
 func (b *boot) floppy(ctx context.Context) ([]string, string, error) {
@@ -231,11 +231,10 @@ func (b *boot) script(ctx context.Context) ([]string, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	confPath, _ := b.ly.Path(b.paths.Conf)
 	s := &script.Script{
 		Path:    p,
 		Timeout: b.opts.ScriptTimeout,
-		Env:     []string{"LUOYUN_ROOT=" + b.opts.Root, "LUOYUN_CONF=" + confPath, "OSM_SYSROOT=" + b.sys.Dir()},
+		Env:     b.scriptEnv(),
 		Log:     b.log.With("step", "script"),
 	}
 	res, err := s.Run(ctx)

@@ -22,7 +22,7 @@ func (b *boot) instance(ctx context.Context) ([]string, string, error) {
 		comment = "root@" + d.Name
 	}
 	c := &instance.Config{
-		Sys: b.sys, LY: b.ly, Paths: b.paths,
+		Sys: b.sys, LY: b.ly, Files: instanceFiles(b.paths),
 		SSHD:    b.opts.SSHD,
 		RSABits: b.opts.HostKeyBits,
 		Comment: comment,

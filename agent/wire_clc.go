@@ -11,36 +11,34 @@ import (
 	"osmanager/agent/supervisor"
 )
 
-// clcServices builds the cloud-controller link (agent/clc) from a.cfg and the options.
-func (a *Agent) clcServices() []supervisor.Named {
-	return []supervisor.Named{{Name: "clc", Service: supervisor.ServiceFunc(a.runCLC)}}
-}
-
-// runCLC runs the link with the instance config in force. Without a
-// config, or without TAG and KEY in it, the link cannot start: that is a
+// clcServices builds the cloud-controller link (agent/clc) from a.cfg and
+// the options. Without a config the link cannot start: that is a
 // permanent failure of this service only, shown in its state and the
-// link's.
-func (a *Agent) runCLC(ctx context.Context) error {
+// link's. A config without TAG and KEY fails the same way, from the link
+// itself (clc.ErrConfig says restarting will not help).
+func (a *Agent) clcServices() []supervisor.Spec {
 	if a.cfg == nil {
 		err := errors.New("no instance config (no luoyun.ini from the floppy and no earlier luoyun.conf): the controller link needs TAG and KEY")
-		a.state.UpdateLink(func(l *state.Link) { l.Status, l.Since, l.LastError = state.LinkDisconnected, time.Now(), err.Error() })
-		return supervisor.Permanent(err)
+		return []supervisor.Spec{{Name: "clc", Service: supervisor.ServiceFunc(func(context.Context) error {
+			a.state.UpdateLink(func(l *state.Link) { l.Status, l.Since, l.LastError = state.LinkDisconnected, time.Now(), err.Error() })
+			return supervisor.Permanent(err)
+		})}}
 	}
 	status, err := a.ly.Path(a.paths.StatusScript)
 	if err != nil {
-		return supervisor.Permanent(fmt.Errorf("status script: %w", err))
+		return []supervisor.Spec{failed("clc", fmt.Errorf("status script: %w", err))}
 	}
-	confPath, _ := a.ly.Path(a.paths.Conf)
 	l := clc.FromConf(a.cfg)
 	l.StatusScript = status
-	l.ScriptEnv = []string{"LUOYUN_ROOT=" + a.opts.Root, "LUOYUN_CONF=" + confPath, "OSM_SYSROOT=" + a.sys.Dir()}
+	l.ScriptEnv = a.scriptEnv()
 	l.StatusPeriod = a.opts.StatusPeriod
 	l.Heartbeat = a.opts.Heartbeat
 	l.State = a.state
-	l.Log = a.log
-	err = l.Run(ctx)
-	if errors.Is(err, clc.ErrConfig) {
-		return supervisor.Permanent(err)
-	}
-	return err
+	l.Log = a.sup.Logger("clc")
+	return []supervisor.Spec{{Name: "clc", Service: l}}
+}
+
+// runCLC runs the link as the supervisor would, once.
+func (a *Agent) runCLC(ctx context.Context) error {
+	return a.clcServices()[0].Service.Run(ctx)
 }

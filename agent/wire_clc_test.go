@@ -60,22 +60,38 @@ func runAgent(t *testing.T, ini []byte) (*Agent, string) {
 	return a, dir
 }
 
+// waitState waits, on the store's change signal, until ok holds; it
+// reports whether it did within 10 s.
+func waitState(st *state.Store, ok func() bool) bool {
+	timeout := time.After(10 * time.Second)
+	for {
+		ch := st.Changed() // before the read, so no change is missed
+		if ok() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return false
+		}
+	}
+}
+
 func waitService(t *testing.T, a *Agent, name string, cond func(state.Service) bool) state.Service {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
+	var got state.Service
+	if !waitState(a.State(), func() bool {
 		for _, s := range a.State().Services() {
 			if s.Name == name && cond(s) {
-				return s
+				got = s
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service %s: timed out (services %+v, link %+v)", name, a.State().Services(), a.State().Link())
-		}
-		<-tick.C
+		return false
+	}) {
+		t.Fatalf("service %s: timed out (services %+v, link %+v)", name, a.State().Services(), a.State().Link())
 	}
+	return got
 }
 
 // TestCLCEndToEnd: `osmanager run` with a node-layout floppy pointing at
@@ -159,19 +175,8 @@ func TestRunCLCConfig(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- a.runCLC(ctx) }()
-			l := func() state.Link {
-				deadline := time.Now().Add(10 * time.Second)
-				tick := time.NewTicker(time.Millisecond)
-				defer tick.Stop()
-				for {
-					l := a.State().Link()
-					if strings.Contains(l.LastError, tc.want) || time.Now().After(deadline) {
-						return l
-					}
-					<-tick.C
-				}
-			}()
-			if !strings.Contains(l.LastError, tc.want) {
+			waitState(a.State(), func() bool { return strings.Contains(a.State().Link().LastError, tc.want) })
+			if l := a.State().Link(); !strings.Contains(l.LastError, tc.want) {
 				t.Errorf("link %+v, want last error saying %q", l, tc.want)
 			}
 			cancel()

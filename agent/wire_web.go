@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"context"
-
 	"osmanager/agent/status"
 	"osmanager/agent/supervisor"
 	"osmanager/agent/web"
@@ -10,14 +8,12 @@ import (
 )
 
 // webServices builds the status web server (agent/web) from a.cfg and the options.
-func (a *Agent) webServices() []supervisor.Named {
+func (a *Agent) webServices() []supervisor.Spec {
 	srv, err := a.newWeb()
 	if err != nil {
-		return []supervisor.Named{{Name: "web", Service: supervisor.ServiceFunc(func(context.Context) error {
-			return supervisor.Permanent(err)
-		})}}
+		return []supervisor.Spec{failed("web", err)}
 	}
-	return []supervisor.Named{{Name: "web", Service: srv}}
+	return []supervisor.Spec{{Name: "web", Service: srv}}
 }
 
 func (a *Agent) newWeb() (*web.Server, error) {
@@ -25,7 +21,7 @@ func (a *Agent) newWeb() (*web.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := a.newStatus()
+	src, err := a.statusSource()
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +30,7 @@ func (a *Agent) newWeb() (*web.Server, error) {
 		WWW:    www,
 		Status: src,
 		State:  a.state,
-		Log:    a.log,
+		Log:    a.sup.Logger("web"),
 	}
 	if a.cfg != nil && a.cfg.Payload.Cookie != nil {
 		cfg.Cookie = *a.cfg.Payload.Cookie
@@ -42,8 +38,16 @@ func (a *Agent) newWeb() (*web.Server, error) {
 	return web.New(cfg)
 }
 
-// newStatus builds the status document's source (agent/status), which the
-// web server renders.
+// statusSource returns the status document's source (agent/status),
+// built once from the config in force after Boot: the web server renders
+// it, and every other reader of the document serves the same one.
+func (a *Agent) statusSource() (*status.Source, error) {
+	if a.status == nil && a.statusErr == nil {
+		a.status, a.statusErr = a.newStatus()
+	}
+	return a.status, a.statusErr
+}
+
 func (a *Agent) newStatus() (*status.Source, error) {
 	versionFile, err := a.ly.Path(a.paths.Version)
 	if err != nil {
@@ -53,7 +57,8 @@ func (a *Agent) newStatus() (*status.Source, error) {
 		VersionFile:  versionFile,
 		State:        a.state,
 		AgentVersion: version.String(),
-		Log:          a.log.With("service", "web"),
+		Proc:         a.paths.Proc,
+		Log:          a.sup.Logger("status"),
 		Terminal:     a.webTerminal(),
 	}
 	if a.cfg != nil && a.cfg.Payload.Domain != nil {

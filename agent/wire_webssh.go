@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -15,7 +13,7 @@ import (
 // options: none without an instance config or with webssh.status
 // "disable"; the address is --listen-webssh, else ":<webssh.port>"
 // (default 8001).
-func (a *Agent) websshServices() []supervisor.Named {
+func (a *Agent) websshServices() []supervisor.Spec {
 	addr, _, on := a.websshAddr()
 	if !on {
 		return nil
@@ -26,9 +24,7 @@ func (a *Agent) websshServices() []supervisor.Named {
 	}
 	mode, err := a.websshMode()
 	if err != nil {
-		return []supervisor.Named{{Name: "webssh", Service: supervisor.ServiceFunc(func(context.Context) error {
-			return supervisor.Permanent(err)
-		})}}
+		return []supervisor.Spec{failed("webssh", err)}
 	}
 	srv, err := webssh.New(webssh.Config{
 		Addr:       addr,
@@ -36,14 +32,14 @@ func (a *Agent) websshServices() []supervisor.Named {
 		AsSelf:     a.opts.WebSSHAsSelf,
 		Sys:        a.sys,
 		Conf:       a.ly,
-		Files:      webssh.FilesFrom(a.paths),
+		Files:      websshFiles(a.paths),
 		CertFile:   a.opts.WebSSHCert,
 		KeyFile:    a.opts.WebSSHKey,
 		SelfSigned: a.opts.WebSSHTLS,
 		Hostname:   host,
 		Origins:    a.opts.WebSSHOrigins,
 		State:      a.state,
-		Log:        a.log.With("service", "webssh"),
+		Log:        a.sup.Logger("webssh"),
 
 		MaxSessions:  a.opts.WebSSHMaxShells,
 		UserSessions: a.opts.WebSSHUserShells,
@@ -51,17 +47,10 @@ func (a *Agent) websshServices() []supervisor.Named {
 		UserLogins:   a.opts.WebSSHUserLogins,
 		LoginBudget:  a.opts.WebSSHLoginBudget,
 	})
-	run := func(ctx context.Context) error {
-		if err != nil {
-			return supervisor.Permanent(err)
-		}
-		rerr := srv.Run(ctx)
-		if errors.Is(rerr, webssh.ErrConfig) {
-			return supervisor.Permanent(rerr)
-		}
-		return rerr
+	if err != nil {
+		return []supervisor.Spec{failed("webssh", err)}
 	}
-	return []supervisor.Named{{Name: "webssh", Service: supervisor.ServiceFunc(run)}}
+	return []supervisor.Spec{{Name: "webssh", Service: srv}}
 }
 
 // websshMode is --webssh-mode, unless login shells are off (a system root
@@ -83,7 +72,7 @@ func (a *Agent) websshMode() (webssh.Mode, error) {
 	if mode == webssh.ModeLogin {
 		return "", fmt.Errorf("%w: login mode refused: login shells are off (%s)", webssh.ErrConfig, why)
 	}
-	a.log.Info("web terminal in ssh mode only: login shells are off", "service", "webssh", "reason", why)
+	a.sup.Logger("webssh").Info("web terminal in ssh mode only: login shells are off", "reason", why)
 	return webssh.ModeSSH, nil
 }
 

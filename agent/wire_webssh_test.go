@@ -1,9 +1,15 @@
 package agent
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
+	"osmanager/agent/clc"
 	"osmanager/agent/conf"
+	"osmanager/agent/supervisor"
+	"osmanager/agent/webssh"
 )
 
 func TestWebsshAddrAndPageLink(t *testing.T) {
@@ -43,5 +49,57 @@ func TestWebsshAddrAndPageLink(t *testing.T) {
 				t.Errorf("%d terminal services, want one only when on", got)
 			}
 		})
+	}
+}
+
+// TestConfigErrorsPermanent: the services' configuration errors tell the
+// supervisor themselves that restarting will not help; the wiring maps
+// none. A terminal refused login mode fails for good.
+func TestConfigErrorsPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"clc.ErrConfig wrapped", fmt.Errorf("%w: no KEY", clc.ErrConfig), true},
+		{"webssh.ErrConfig wrapped", fmt.Errorf("%w: bad mode", webssh.ErrConfig), true},
+		{"other error", errors.New("connection refused"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := supervisor.IsPermanent(tc.err); got != tc.want {
+				t.Errorf("IsPermanent(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+	t.Run("login mode refused", func(t *testing.T) {
+		o, _ := testOptions(t, demoDir(t))
+		o.WebSSHMode, o.LoginShells = "login", SwitchOff
+		a, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.cfg = &conf.Config{}
+		s := a.websshServices()
+		if len(s) != 1 {
+			t.Fatalf("%d terminal services, want 1", len(s))
+		}
+		if err := s[0].Service.Run(context.Background()); !supervisor.IsPermanent(err) || !errors.Is(err, webssh.ErrConfig) {
+			t.Errorf("Run = %v, want a permanent webssh.ErrConfig", err)
+		}
+	})
+}
+
+// TestStatusSourceOnce: the status document's source is built once, for
+// every reader.
+func TestStatusSourceOnce(t *testing.T) {
+	o, _ := testOptions(t, demoDir(t))
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err1 := a.statusSource()
+	s2, err2 := a.statusSource()
+	if err1 != nil || err2 != nil || s1 == nil || s1 != s2 {
+		t.Errorf("statusSource = %p %v, then %p %v: want one source", s1, err1, s2, err2)
 	}
 }

@@ -62,6 +62,7 @@
 package clc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,8 +87,18 @@ import (
 var errNoAddress = errors.New("no controller address: CLC_IP is empty and no JOIN seen yet")
 
 // ErrConfig marks a configuration the link cannot run with (no TAG, no
-// KEY, a KEY too short): restarting does not help.
-var ErrConfig = errors.New("controller link not configured")
+// KEY, a KEY too short): restarting does not help. Errors wrapping it say
+// so to the supervisor through ConfigError's Permanent method.
+var ErrConfig error = &ConfigError{"controller link not configured"}
+
+// ConfigError is the type of ErrConfig.
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+// Permanent reports that restarting cannot cure the error (see
+// supervisor.IsPermanent).
+func (e *ConfigError) Permanent() bool { return true }
 
 // Defaults.
 const (
@@ -137,7 +148,7 @@ type Link struct {
 	MaxAttempts int
 
 	State      *state.Store
-	Log        *slog.Logger
+	Log        *slog.Logger            // carries the service attribute; the link adds none
 	Clock      clock.Clock             // default clock.Real
 	NewBackoff func() *backoff.Backoff // default 1 s to 30 s, doubling, 50% jitter
 	Rand       func() float64          // [0,1), for JoinSpread and the heartbeat's jitter; default math/rand/v2
@@ -244,6 +255,10 @@ type runner struct {
 	badJoins   int         // datagrams refused; touched by one reader at a time
 }
 
+// SetLogger sets Log: the supervisor hands the link its logger, which
+// carries the service attribute (see supervisor.LogReceiver).
+func (l *Link) SetLogger(log *slog.Logger) { l.Log = log }
+
 // Run runs the link until ctx ends, then returns nil. It returns early
 // only with an error wrapping ErrConfig.
 func (l *Link) Run(ctx context.Context) error {
@@ -304,23 +319,18 @@ func (r *runner) fill() {
 	if r.Log == nil {
 		r.Log = slog.New(slog.DiscardHandler)
 	}
-	r.log = r.Log.With("service", "clc")
+	r.log = r.Log
 	if r.State == nil {
 		r.State = &state.Store{}
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&r.StatusPeriod, DefaultPeriod)
-	def(&r.StatusTimeout, DefaultTimeout)
+	r.StatusPeriod = cmp.Or(r.StatusPeriod, DefaultPeriod)
+	r.StatusTimeout = cmp.Or(r.StatusTimeout, DefaultTimeout)
 	r.StatusTimeout = min(r.StatusTimeout, r.StatusPeriod)
-	def(&r.ReportEvery, DefaultReportEvery)
-	def(&r.Heartbeat, DefaultPeriod)
-	def(&r.EchoTimeout, DefaultTimeout)
-	def(&r.StepTimeout, DefaultTimeout)
-	def(&r.StableAfter, DefaultStableAfter)
+	r.ReportEvery = cmp.Or(r.ReportEvery, DefaultReportEvery)
+	r.Heartbeat = cmp.Or(r.Heartbeat, DefaultPeriod)
+	r.EchoTimeout = cmp.Or(r.EchoTimeout, DefaultTimeout)
+	r.StepTimeout = cmp.Or(r.StepTimeout, DefaultTimeout)
+	r.StableAfter = cmp.Or(r.StableAfter, DefaultStableAfter)
 	switch {
 	case r.JoinSpread == 0:
 		r.JoinSpread = DefaultJoinSpread

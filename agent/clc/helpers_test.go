@@ -241,7 +241,7 @@ func newHarness(t *testing.T, opts ...option) *harness {
 	h.link = &Link{
 		Tag: testTag, Key: testKey, Controller: "192.0.2.1:1369",
 		StatusPeriod: 1000 * time.Hour, // tests that want it to run again say so
-		State:        &state.Store{}, Log: log, Clock: h.clk,
+		State:        &state.Store{}, Log: log.With("service", "clc"), Clock: h.clk,
 		NewBackoff: func() *backoff.Backoff {
 			b := backoff.New(time.Second, 30*time.Second)
 			b.Rand = func() float64 { return 0 } // no jitter: delays are 1 s, 2 s, 4 s, …

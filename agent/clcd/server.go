@@ -398,19 +398,6 @@ func (s *Server) WaitRegistered(ctx context.Context, tag int32, n int) error {
 	return s.Wait(ctx, func(st Stats) bool { return st.Registrations[tag] >= n })
 }
 
-// Disconnect closes the session of tag, as a crashing controller would;
-// it reports whether there was one.
-func (s *Server) Disconnect(tag int32) bool {
-	s.mu.Lock()
-	c := s.byTag[tag]
-	s.mu.Unlock()
-	if c == nil {
-		return false
-	}
-	c.close("disconnected on request")
-	return true
-}
-
 // Query sends OSM_QUERY_REQUEST to tag's session and waits for the reply.
 // If ctx's deadline passes first, the session is dropped, as the field's
 // controller drops it when the job times out.

@@ -74,8 +74,6 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"golang.org/x/sys/unix"
-
-	"osmanager/agent/paths"
 )
 
 // FileName is the name of the instance configuration file on the floppy.
@@ -86,7 +84,7 @@ const FileName = "luoyun.ini"
 const MaxSize = 64 << 10
 
 // DefaultPath is the floppy device the compute node attaches to instances.
-const DefaultPath = paths.DefaultFloppy
+const DefaultPath = "/dev/fd0"
 
 // Errors returned by ReadFile and Reader.Read, wrapped: test with errors.Is.
 var (

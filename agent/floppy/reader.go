@@ -30,8 +30,10 @@ type Reader struct {
 	// Wait bounds the wait for the device node after LoadModule; zero means
 	// DefaultWait.
 	Wait time.Duration
-	// LoadModule loads the floppy driver; nil runs "modprobe floppy".
+	// LoadModule loads the floppy driver; nil runs "Modprobe floppy".
 	LoadModule func(ctx context.Context) error
+	// Modprobe is the modprobe command; empty means "modprobe" from PATH.
+	Modprobe string
 	// NoLoad, when set, says why the driver must not be loaded (the agent
 	// is configuring a scratch system root, not this host): a missing
 	// device is then an error saying so.
@@ -63,13 +65,10 @@ func (r *Reader) Read(ctx context.Context) ([]byte, error) {
 	if r.NoLoad != "" {
 		return nil, fmt.Errorf("read floppy %s: %w; floppy driver not loaded: %s", path, ErrNoDevice, r.NoLoad)
 	}
-	log := r.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := cmp.Or(r.Log, slog.New(slog.DiscardHandler))
 	load := r.LoadModule
 	if load == nil {
-		load = modprobeFloppy
+		load = func(ctx context.Context) error { return modprobeFloppy(ctx, cmp.Or(r.Modprobe, "modprobe")) }
 	}
 	wait := cmp.Or(r.Wait, DefaultWait)
 
@@ -106,8 +105,8 @@ func waitForPath(ctx context.Context, path string, wait time.Duration) error {
 }
 
 // modprobeFloppy is Reader's default LoadModule.
-func modprobeFloppy(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "modprobe", "floppy").CombinedOutput()
+func modprobeFloppy(ctx context.Context, modprobe string) error {
+	out, err := exec.CommandContext(ctx, modprobe, "floppy").CombinedOutput()
 	if err != nil {
 		msg := strings.Join(strings.Fields(string(out)), " ")
 		if msg == "" {

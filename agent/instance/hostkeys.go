@@ -31,7 +31,7 @@ const DefaultRSABits = 3072
 // hostKeys makes new host keys when the image has the host key directory,
 // removes stale types, and reports whether it made keys.
 func (c *Config) hostKeys(r *Result) (bool, error) {
-	dir := c.Paths.SSHHostKeys
+	dir := c.Files.SSHHostKeys
 	fi, err := c.Sys.Lstat(dir)
 	if err != nil || !fi.IsDir() {
 		return false, nil
@@ -43,7 +43,7 @@ func (c *Config) hostKeys(r *Result) (bool, error) {
 	if bits == 0 {
 		bits = DefaultRSABits
 	}
-	owner := sysroot.Owner{UID: c.Paths.RootUID, GID: c.Paths.RootGID}
+	owner := sysroot.Owner{UID: c.Files.RootUID, GID: c.Files.RootGID}
 	for _, t := range HostKeyTypes {
 		priv, pub, err := newHostKey(t, bits, c.Comment)
 		if err != nil {

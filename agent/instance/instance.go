@@ -45,7 +45,6 @@ import (
 	"strconv"
 	"strings"
 
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
@@ -68,11 +67,31 @@ func Identity(tag int, hasTag bool, key string) string {
 	return idPrefix + hex.EncodeToString(sum[:])
 }
 
+// Files names what the package acts on, in the system root or the LuoYun
+// dir; the agent fills it from its path table.
+type Files struct {
+	// In the LuoYun dir.
+	Conf         string // the kept luoyun.conf
+	InstanceID   string // the instance identity last acted on (a hash, never the KEY)
+	KnownHosts   string // the web terminal's pin of the local sshd's host key
+	WebSSHCert   string // the web terminal's self-signed certificate
+	WebSSHKey    string // and its key
+	WebSSHShells string // the web terminal's live login shells
+	// In the system root.
+	SSHHostKeys   string // the directory of sshd's host keys
+	MachineID     string // systemd's machine ID
+	DBusMachineID string // D-Bus's copy, when a file of its own
+	SSHDPid       string // sshd's pid file, for SIGHUP without systemd
+	AgentLog      string // the agent's log file under sysvinit (rotated copies beside it)
+	RootUID       int    // owner of the host keys (0; tests use their own uid)
+	RootGID       int
+}
+
 // Config says where Apply acts.
 type Config struct {
 	Sys   *sysroot.Root // the system root (/etc)
 	LY    *sysroot.Root // the LuoYun dir
-	Paths paths.Paths
+	Files Files
 	// SSHD reloads sshd after new host keys; nil leaves it alone (a
 	// system root other than "/").
 	SSHD SSHD
@@ -99,7 +118,7 @@ func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
 	if id == "" || strings.ContainsAny(id, "\r\n") {
 		return Result{}, errors.New("no instance identity")
 	}
-	old, err := c.LY.ReadFile(c.Paths.InstanceID, 4096)
+	old, err := c.LY.ReadFile(c.Files.InstanceID, 4096)
 	var why string
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -131,22 +150,22 @@ func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
 			}
 		}
 	} else if err == nil {
-		notes = append(notes, "no "+c.show(c.Sys, c.Paths.SSHHostKeys)+": no host keys")
+		notes = append(notes, "no "+c.show(c.Sys, c.Files.SSHHostKeys)+": no host keys")
 	}
 	if err := c.machineID(&r); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.remove(&r, c.LY, c.Paths.KnownHosts); err != nil {
+	if err := c.remove(&r, c.LY, c.Files.KnownHosts); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		r.Note = why + "; identity not recorded, so the next boot tries again"
 		return r, err
 	}
-	if _, err := c.LY.WriteFile(c.Paths.InstanceID, []byte(id+"\n"), sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755}); err != nil {
+	if _, err := c.LY.WriteFile(c.Files.InstanceID, []byte(id+"\n"), sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755}); err != nil {
 		return r, fmt.Errorf("record instance identity: %w", err)
 	}
-	r.Changed = append(r.Changed, c.show(c.LY, c.Paths.InstanceID))
+	r.Changed = append(r.Changed, c.show(c.LY, c.Files.InstanceID))
 	r.Note = strings.Join(append([]string{why}, notes...), "; ")
 	return r, nil
 }
@@ -180,14 +199,14 @@ func (c *Config) remove(r *Result, root *sysroot.Root, name string) error {
 // machine-id that is a file of its own.
 func (c *Config) machineID(r *Result) error {
 	var errs []error
-	emptied, err := emptyMachineID(c.Sys, c.Paths.MachineID)
+	emptied, err := emptyMachineID(c.Sys, c.Files.MachineID)
 	if emptied {
-		r.Changed = append(r.Changed, c.show(c.Sys, c.Paths.MachineID))
-		c.log().Info("emptied machine-id; systemd makes a new one at the next boot", "file", c.show(c.Sys, c.Paths.MachineID))
+		r.Changed = append(r.Changed, c.show(c.Sys, c.Files.MachineID))
+		c.log().Info("emptied machine-id; systemd makes a new one at the next boot", "file", c.show(c.Sys, c.Files.MachineID))
 	}
 	errs = append(errs, err)
-	if regular(c.Sys, c.Paths.DBusMachineID) {
-		errs = append(errs, c.remove(r, c.Sys, c.Paths.DBusMachineID))
+	if regular(c.Sys, c.Files.DBusMachineID) {
+		errs = append(errs, c.remove(r, c.Sys, c.Files.DBusMachineID))
 	}
 	return errors.Join(errs...)
 }

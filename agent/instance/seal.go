@@ -2,15 +2,11 @@ package instance
 
 import (
 	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"slices"
 	"strings"
 
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
@@ -34,7 +30,7 @@ import (
 // with dryRun "would remove <path>", "would empty <path>", changing
 // nothing. Sealing a sealed image finds nothing and says nothing. It goes
 // on after a failure; the failures are joined.
-func Seal(sys, ly *sysroot.Root, p paths.Paths, dryRun bool) ([]string, error) {
+func Seal(sys, ly *sysroot.Root, p Files, dryRun bool) ([]string, error) {
 	var lines []string
 	var errs []error
 	say := func(verb, dryVerb string, root *sysroot.Root, name string) {
@@ -97,41 +93,4 @@ func rotated(root *sysroot.Root, name string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// SealCommand is "osmanager seal": it parses its flags, seals, and prints
-// what it removed, one line each.
-func SealCommand(args []string, stdout, stderr io.Writer) error {
-	fset := flag.NewFlagSet("osmanager seal", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	root := fset.String("root", paths.DefaultRoot, "the LuoYun dir (conf/, custom/, build/)")
-	sysdir := fset.String("sysroot", "/", "root of the system to seal (/etc, /var/log, …)")
-	dry := fset.Bool("dry-run", false, "list what would be removed, remove nothing")
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: osmanager seal [--root DIR] [--sysroot DIR] [--dry-run]")
-		fmt.Fprintln(stderr, "removes the instance state before the image is captured (stop the agent first)")
-		fset.PrintDefaults()
-	}
-	if err := fset.Parse(args); err != nil {
-		return err
-	}
-	if fset.NArg() > 0 {
-		return fmt.Errorf("seal: unexpected arguments %q", fset.Args())
-	}
-	sys, err := sysroot.New(*sysdir)
-	if err != nil {
-		return err
-	}
-	ly, err := sysroot.New(*root)
-	if err != nil {
-		return err
-	}
-	lines, err := Seal(sys, ly, paths.Default(), *dry)
-	for _, l := range lines {
-		fmt.Fprintln(stdout, l)
-	}
-	if len(lines) == 0 && err == nil {
-		fmt.Fprintln(stdout, "nothing to remove: the image is sealed")
-	}
-	return err
 }

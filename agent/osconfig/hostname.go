@@ -79,12 +79,12 @@ func (c *Config) SetHostname(name, ip string, k Kernel) (changed []string, err e
 	hn.add("host name", short)
 	did, werr := false, hn.err()
 	if werr == nil {
-		did, werr = c.Root.WriteFile(c.Paths.Hostname, hn.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
+		did, werr = c.Root.WriteFile(c.Files.Hostname, hn.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
 	}
 	if werr != nil {
 		errs = append(errs, werr)
 	} else if did {
-		changed = append(changed, c.Paths.Hostname)
+		changed = append(changed, c.Files.Hostname)
 	}
 	names := short
 	if name != short {
@@ -93,7 +93,7 @@ func (c *Config) SetHostname(name, ip string, k Kernel) (changed []string, err e
 	if did, werr := c.setHostsLine(addr.String(), names); werr != nil {
 		errs = append(errs, werr)
 	} else if did {
-		changed = append(changed, c.Paths.Hosts)
+		changed = append(changed, c.Files.Hosts)
 	}
 	if k != nil {
 		cur, kerr := k.Hostname()
@@ -122,7 +122,7 @@ func (c *Config) SetHostname(name, ip string, k Kernel) (changed []string, err e
 // lines, from one starting "<IPv6>%" down to the marked one (see
 // injectedLines).
 func (c *Config) setHostsLine(addr, names string) (bool, error) {
-	old, err := c.Root.ReadFile(c.Paths.Hosts, 4<<20)
+	old, err := c.Root.ReadFile(c.Files.Hosts, 4<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		old, err = []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"), nil
 	}
@@ -151,7 +151,7 @@ func (c *Config) setHostsLine(addr, names string) (bool, error) {
 	if err := w.err(); err != nil {
 		return false, err
 	}
-	return c.Root.WriteFile(c.Paths.Hosts, w.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
+	return c.Root.WriteFile(c.Files.Hosts, w.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
 }
 
 // hostsMarked reports whether a hosts line is one the agent owns.

@@ -14,13 +14,26 @@ package osconfig
 import (
 	"log/slog"
 
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
 // Config is what every configurator needs.
 type Config struct {
 	Root  *sysroot.Root
-	Paths paths.Paths
+	Files Files
 	Log   *slog.Logger
+}
+
+// Files names the files the configurators read and write, as slash paths
+// in Root.
+type Files struct {
+	Shadow     string
+	ShadowLock string // lckpwdf(3)'s lock file
+	SSHDir     string // root's .ssh
+	AuthKeys   string // root's authorized_keys, in SSHDir
+	RootUID    int    // owner of SSHDir and AuthKeys (0; tests use their own uid)
+	RootGID    int
+	Hostname   string
+	Hosts      string
+	Resolv     string
 }

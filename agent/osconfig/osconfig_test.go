@@ -12,7 +12,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"osmanager/agent/internal/testlog"
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
@@ -32,10 +31,12 @@ func setup(t *testing.T) (*Config, string, *testlog.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := paths.Default()
-	p.RootUID, p.RootGID = os.Getuid(), os.Getgid()
+	f := Files{
+		Shadow: "/etc/shadow", ShadowLock: "/etc/.pwd.lock", SSHDir: "/root/.ssh", AuthKeys: "/root/.ssh/authorized_keys",
+		RootUID: os.Getuid(), RootGID: os.Getgid(), Hostname: "/etc/hostname", Hosts: "/etc/hosts", Resolv: "/etc/resolv.conf",
+	}
 	log, buf := testlog.New(t)
-	return &Config{Root: r, Paths: p, Log: log}, dir, buf
+	return &Config{Root: r, Files: f, Log: log}, dir, buf
 }
 
 func read(t *testing.T, dir, name string) string {

@@ -64,12 +64,12 @@ func (c *Config) SetRootHash(hash string) (changed []string, err error) {
 	if err := CheckHash(hash); err != nil {
 		return nil, fmt.Errorf("passwd_hash refused: %w", err)
 	}
-	unlock, err := c.Root.Lock(c.Paths.ShadowLock, 15*time.Second)
+	unlock, err := c.Root.Lock(c.Files.ShadowLock, 15*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	old, err := c.Root.ReadFile(c.Paths.Shadow, 8<<20)
+	old, err := c.Root.ReadFile(c.Files.Shadow, 8<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -85,21 +85,21 @@ func (c *Config) SetRootHash(hash string) (changed []string, err error) {
 		// The fields after the hash are the file's own; the line ends as
 		// it did.
 		if !sl.HasRest { // "root:hash" with nothing after
-			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash)
+			w.replace(l, "root's line of "+c.Files.Shadow, "root:", hash)
 		} else {
-			w.replace(l, "root's line of "+c.Paths.Shadow, "root:", hash, ":", sl.Rest)
+			w.replace(l, "root's line of "+c.Files.Shadow, "root:", hash, ":", sl.Rest)
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("set root password: no root entry in %s", c.Paths.Shadow)
+		return nil, fmt.Errorf("set root password: no root entry in %s", c.Files.Shadow)
 	}
 	if err := w.err(); err != nil {
 		return nil, err
 	}
-	did, err := c.Root.WriteFile(c.Paths.Shadow, w.bytes(), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
+	did, err := c.Root.WriteFile(c.Files.Shadow, w.bytes(), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
 	if err != nil || !did {
 		return nil, err
 	}
-	c.Log.Info("root password hash set", "file", c.Paths.Shadow)
-	return []string{c.Paths.Shadow}, nil
+	c.Log.Info("root password hash set", "file", c.Files.Shadow)
+	return []string{c.Files.Shadow}, nil
 }

@@ -42,17 +42,17 @@ func (c *Config) SetNameservers(servers []string) (changed []string, note string
 	if len(servers) == 0 {
 		return nil, "no name servers in the config", nil
 	}
-	fi, err := c.Root.Lstat(c.Paths.Resolv)
+	fi, err := c.Root.Lstat(c.Files.Resolv)
 	if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		target := "?"
-		if p, perr := c.Root.Path(c.Paths.Resolv); perr == nil {
+		if p, perr := c.Root.Path(c.Files.Resolv); perr == nil {
 			target, _ = os.Readlink(p)
 		}
-		note = fmt.Sprintf("%s is a symlink to %s, owned by another resolver; left alone", c.Paths.Resolv, target)
-		c.Log.Warn("resolv.conf left alone", "file", c.Paths.Resolv, "target", target, "reason", "symlink owned by another resolver")
+		note = fmt.Sprintf("%s is a symlink to %s, owned by another resolver; left alone", c.Files.Resolv, target)
+		c.Log.Warn("resolv.conf left alone", "file", c.Files.Resolv, "target", target, "reason", "symlink owned by another resolver")
 		return nil, note, nil
 	}
-	old, err := c.Root.ReadFile(c.Paths.Resolv, 1<<20)
+	old, err := c.Root.ReadFile(c.Files.Resolv, 1<<20)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", err
 	}
@@ -77,10 +77,10 @@ func (c *Config) SetNameservers(servers []string) (changed []string, note string
 	if len(servers) > 3 {
 		note = fmt.Sprintf("%d name servers; the C library uses the first 3", len(servers))
 	}
-	did, err := c.Root.WriteFile(c.Paths.Resolv, w.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
+	did, err := c.Root.WriteFile(c.Files.Resolv, w.bytes(), sysroot.WriteOptions{Mode: 0o644, Owner: sysroot.Keep, KeepMeta: true})
 	if err != nil || !did {
 		return nil, note, err
 	}
-	c.Log.Info("name servers set", "file", c.Paths.Resolv, "servers", strings.Join(servers, " "))
-	return []string{c.Paths.Resolv}, note, nil
+	c.Log.Info("name servers set", "file", c.Files.Resolv, "servers", strings.Join(servers, " "))
+	return []string{c.Files.Resolv}, note, nil
 }

@@ -55,8 +55,8 @@ func (c *Config) SetRootKeys(text string) (changed []string, err error) {
 	if len(good) == 0 && perr != nil {
 		return nil, perr
 	}
-	owner := sysroot.Owner{UID: c.Paths.RootUID, GID: c.Paths.RootGID}
-	dir, file := c.Paths.SSHDir(), c.Paths.AuthorizedKeys()
+	owner := sysroot.Owner{UID: c.Files.RootUID, GID: c.Files.RootGID}
+	dir, file := c.Files.SSHDir, c.Files.AuthKeys
 	did, err := c.Root.MkdirAll(dir, 0o700, 0o755, owner)
 	if err != nil {
 		return nil, errors.Join(perr, err)

@@ -2,12 +2,17 @@
 // place, so an odd image or a test can move any of them.
 //
 // System names are slash paths inside the system root (a sysroot.Root for
-// "/" in production); LuoYun names are inside the LuoYun root (/LuoYun).
+// "/" in production); LuoYun names are inside the LuoYun root (/LuoYun);
+// kernel names (/proc, /sys/fs/cgroup) are of the running host.
+//
+// Only the wiring (agent) reads this table: each package declares the
+// small struct or fields of the files it uses, and agent fills them from
+// here, so no other package imports paths.
 package paths
 
 // Production locations that are also flag defaults.
 const (
-	DefaultFloppy = "/dev/fd0" // the floppy the compute node attaches
+	DefaultFloppy = "/dev/fd0" // the floppy the compute node attaches (floppy.DefaultPath)
 	DefaultRoot   = "/LuoYun"  // the LuoYun dir
 )
 
@@ -27,6 +32,17 @@ type Paths struct {
 	Hostname   string
 	Hosts      string
 	Resolv     string
+	APISocket  string // the local API's Unix socket
+	Binary     string // where osmanager is installed; the init files start it from there (filled in by the build)
+
+	// Of the running host, whatever the system root.
+	Proc   string // procfs: system figures, process scans
+	Cgroup string // cgroup v2 hierarchy, for the app manager
+
+	// Commands and the environment of children.
+	Modprobe string // the modprobe command, for "modprobe floppy"
+	PATH     string // PATH of the appliance's scripts and of root's login shells
+	UserPATH string // PATH of other accounts' login shells (login(1)'s)
 
 	// In the LuoYun root.
 	Conf         string // the kept copy of luoyun.ini
@@ -48,9 +64,6 @@ type Paths struct {
 	DBusMachineID string // system root: D-Bus's copy, when a file of its own
 	SSHDPid       string // system root: sshd's pid file, for SIGHUP without systemd
 	AgentLog      string // system root: the agent's log file under sysvinit (rotated copies beside it)
-
-	// Application runs.
-	AppPATH string // the PATH a run gets: it inherits nothing of the agent's environment
 }
 
 // Default returns the production paths.
@@ -66,6 +79,15 @@ func Default() Paths {
 		Hostname:   "/etc/hostname",
 		Hosts:      "/etc/hosts",
 		Resolv:     "/etc/resolv.conf",
+		APISocket:  "/run/osmanager.sock",
+		Binary:     "/usr/local/sbin/osmanager",
+
+		Proc:   "/proc",
+		Cgroup: "/sys/fs/cgroup",
+
+		Modprobe: "modprobe",
+		PATH:     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		UserPATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
 
 		Conf:         "/conf/luoyun.conf",
 		ConfigScript: "/custom/scripts/config",
@@ -85,8 +107,6 @@ func Default() Paths {
 		DBusMachineID: "/var/lib/dbus/machine-id",
 		SSHDPid:       "/run/sshd.pid",
 		AgentLog:      "/var/log/osmanager.log",
-
-		AppPATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}
 }
 

@@ -27,7 +27,7 @@ var ErrNotExecutable = errors.New("no executable script")
 type Script struct {
 	Path    string
 	Dir     string   // working directory; default the script's directory
-	Env     []string // extra KEY=VALUE pairs on top of a minimal environment
+	Env     []string // KEY=VALUE pairs, PATH among them, on top of HOME=/root and LANG=C.UTF-8
 	Timeout time.Duration
 	// MaxLog caps how many bytes of output are logged; the rest is read and
 	// dropped, so a flooding script neither blocks nor fills the log.
@@ -72,7 +72,7 @@ func (s *Script) Run(ctx context.Context) (Result, error) {
 	if cmd.Dir == "" {
 		cmd.Dir = dirOf(s.Path)
 	}
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"}, s.Env...)
+	cmd.Env = append([]string{"HOME=/root", "LANG=C.UTF-8"}, s.Env...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return res, fmt.Errorf("run %s: %w", s.Path, err)

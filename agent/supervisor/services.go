@@ -52,6 +52,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	return nil
 }
 
+// Logger returns the logger the supervisor hands the named service (see
+// LogReceiver): Supervisor.Log with service=name. The supervisor is the one
+// owner of that attribute; the wiring logs what it decides about a service
+// before it runs through this logger too.
+func (s *Supervisor) Logger(name string) *slog.Logger {
+	return cmp.Or(s.Log, slog.New(slog.DiscardHandler)).With("service", name)
+}
+
 // Add adds a service: it starts at once if Run is running, else when Run
 // starts. The name must be new.
 func (s *Supervisor) Add(sp Spec) error {
@@ -68,7 +76,7 @@ func (s *Supervisor) Add(sp Spec) error {
 	}
 	u := &unit{
 		spec: sp,
-		log:  cmp.Or(s.Log, slog.New(slog.DiscardHandler)).With("service", sp.Name),
+		log:  s.Logger(sp.Name),
 		cmds: make(chan command),
 		done: make(chan struct{}),
 	}

@@ -69,7 +69,7 @@ type Spec struct {
 	StartLimit  StartLimit
 }
 
-// Named is Spec under the name the wiring files know it by.
+// Named is Spec under its earlier name.
 type Named = Spec
 
 func (sp Spec) check() error {

@@ -411,13 +411,9 @@ func openRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-// servePage serves an appliance page or the built-in page.
+// servePage serves an appliance page or the built-in page, for GET and
+// HEAD (see methods).
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header()["Allow"] = s.hdr.allowGetHead
-		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	p := r.URL.Path
 	if hidden(p) {
 		http.NotFound(w, r)

@@ -25,6 +25,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	_ "embed"
@@ -71,7 +72,7 @@ type Config struct {
 	// and VERSION.
 	Status *status.Source
 	State  *state.Store // for the metrics
-	Log    *slog.Logger
+	Log    *slog.Logger // carries the service attribute; the server adds none
 
 	// FrameAncestors are origins, besides the page's own, that may show
 	// the pages in a frame (the cloud console, say).
@@ -162,16 +163,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.Local
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	def(&cfg.ReadTimeout, DefaultReadTimeout)
-	def(&cfg.WriteTimeout, DefaultWriteTimeout)
-	def(&cfg.IdleTimeout, DefaultIdleTimeout)
-	def(&cfg.ShutdownTimeout, DefaultShutdownTimeout)
+	cfg.ReadHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, DefaultReadTimeout)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, DefaultShutdownTimeout)
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -181,7 +177,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
-	s := &Server{cfg: cfg, log: cfg.Log.With("service", "web"), state: cfg.State, status: cfg.Status, clock: cfg.Clock}
+	s := &Server{cfg: cfg, log: cfg.Log, state: cfg.State, status: cfg.Status, clock: cfg.Clock}
 	s.vars = varSource{ident: cfg.Status.Identity, location: cfg.Location}
 	if cfg.Cookie != "" {
 		s.hasCookie, s.cookieSum = true, sha256.Sum256([]byte(cfg.Cookie))
@@ -215,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/status", s.methods(s.serveStatus))
 	mux.Handle("/metrics", s.methods(s.metrics.handler.ServeHTTP))
-	mux.HandleFunc("/", s.servePage)
+	mux.HandleFunc("/", s.methods(s.servePage))
 	s.handler = s.wrap(mux)
 	return s, nil
 }
@@ -267,6 +263,11 @@ func (s *Server) Addr() net.Addr {
 	}
 	return nil
 }
+
+// SetLogger replaces Config.Log: the supervisor hands the server its
+// logger, which carries the service attribute (see
+// supervisor.LogReceiver). Call it before Run.
+func (s *Server) SetLogger(log *slog.Logger) { s.log = log }
 
 // Run listens on Config.Addr and serves until ctx ends, then stops
 // accepting, lets requests in flight finish (up to ShutdownTimeout) and

@@ -1,7 +1,7 @@
 package webssh
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
 	"log/slog"
 	"osmanager/agent/accounts"
@@ -10,8 +10,6 @@ import (
 	"osmanager/agent/clock"
 	"osmanager/agent/state"
 	"osmanager/agent/sysroot"
-
-	"osmanager/agent/paths"
 )
 
 // Mode says how a login is checked and where its shell comes from.
@@ -32,8 +30,18 @@ const (
 )
 
 // ErrConfig is wrapped by errors no restart can cure: a bad mode, unreadable
-// certificate files, AsSelf on a real system root.
-var ErrConfig = errors.New("web terminal configuration")
+// certificate files, AsSelf on a real system root. Errors wrapping it say
+// so to the supervisor through ConfigError's Permanent method.
+var ErrConfig error = &ConfigError{"web terminal configuration"}
+
+// ConfigError is the type of ErrConfig.
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+// Permanent reports that restarting cannot cure the error (see
+// supervisor.IsPermanent).
+func (e *ConfigError) Permanent() bool { return true }
 
 // Files names the files the terminal reads and writes.
 type Files struct {
@@ -47,6 +55,11 @@ type Files struct {
 	Key        string // its private key (PEM), 0600
 	KnownHosts string // the local sshd's pinned host key, 0600
 	Shells     string // the live login-mode shells, to end after a crash
+	// Of the running host.
+	Proc string // procfs, for the scan of a shell's session
+	// The login shells' PATH, as login(1) sets it.
+	PATH     string // root's
+	UserPATH string // every other account's
 }
 
 // accounts names the account files for the accounts package.
@@ -54,16 +67,18 @@ func (f Files) accounts() accounts.Files {
 	return accounts.Files{Passwd: f.Passwd, Group: f.Group, Shadow: f.Shadow}
 }
 
-// FilesFrom takes the terminal's files from the agent's path table.
-func FilesFrom(p paths.Paths) Files {
+// DefaultFiles returns the production names, those of the agent's path
+// table (agent/paths), which fills Files itself; these serve a zero
+// Config (tests).
+func DefaultFiles() Files {
 	return Files{
-		Shadow: p.Shadow, Passwd: p.Passwd, Group: p.Group, Locale: p.Locale,
-		Cert: p.WebSSHCert, Key: p.WebSSHKey, KnownHosts: p.KnownHosts, Shells: p.WebSSHShells,
+		Shadow: "/etc/shadow", Passwd: "/etc/passwd", Group: "/etc/group", Locale: "/etc/default/locale",
+		Cert: "/conf/webssh-cert.pem", Key: "/conf/webssh-key.pem", KnownHosts: "/conf/webssh-known-hosts", Shells: "/conf/webssh-shells",
+		Proc:     "/proc",
+		PATH:     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		UserPATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
 	}
 }
-
-// DefaultFiles returns the production file names.
-func DefaultFiles() Files { return FilesFrom(paths.Default()) }
 
 // Defaults.
 const (
@@ -134,7 +149,7 @@ type Config struct {
 
 	Clock clock.Clock  // default clock.Real
 	State *state.Store // terminal counters; may be nil
-	Log   *slog.Logger
+	Log   *slog.Logger // carries the service attribute; the terminal adds none
 }
 
 // HTTPLimits are the HTTP server's timeouts, as the status server's. A
@@ -181,36 +196,26 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("%w: %s %d is negative", ErrConfig, v.name, v.n)
 		}
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	defInt := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.IdleTimeout, DefaultIdleTimeout)
-	def(&c.MaxSession, DefaultMaxSession)
-	def(&c.ResumeWindow, DefaultResumeWindow)
-	def(&c.FailWindow, DefaultFailWindow)
-	def(&c.KillGrace, 5*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.MaxSession = cmp.Or(c.MaxSession, DefaultMaxSession)
+	c.ResumeWindow = cmp.Or(c.ResumeWindow, DefaultResumeWindow)
+	c.FailWindow = cmp.Or(c.FailWindow, DefaultFailWindow)
+	c.KillGrace = cmp.Or(c.KillGrace, 5*time.Second)
 	if c.FailDelay == 0 {
 		c.FailDelay = DefaultFailDelay
 	}
-	def(&c.HTTP.ReadHeader, 5*time.Second)
-	def(&c.HTTP.Read, 10*time.Second)
-	def(&c.HTTP.Write, 30*time.Second)
-	def(&c.HTTP.Idle, 60*time.Second)
-	defInt(&c.MaxSessions, DefaultMaxSessions)
-	defInt(&c.UserSessions, min(DefaultUserSessions, c.MaxSessions))
-	defInt(&c.MaxLogins, DefaultMaxLogins)
-	defInt(&c.UserLogins, min(DefaultUserLogins, c.MaxLogins))
-	defInt(&c.LoginBudget, DefaultLoginBudget)
-	defInt(&c.Window, DefaultWindow)
-	defInt(&c.InWindow, DefaultInWindow)
-	defInt(&c.MaxFailures, DefaultMaxFailures)
+	c.HTTP.ReadHeader = cmp.Or(c.HTTP.ReadHeader, 5*time.Second)
+	c.HTTP.Read = cmp.Or(c.HTTP.Read, 10*time.Second)
+	c.HTTP.Write = cmp.Or(c.HTTP.Write, 30*time.Second)
+	c.HTTP.Idle = cmp.Or(c.HTTP.Idle, 60*time.Second)
+	c.MaxSessions = cmp.Or(c.MaxSessions, DefaultMaxSessions)
+	c.UserSessions = cmp.Or(c.UserSessions, min(DefaultUserSessions, c.MaxSessions))
+	c.MaxLogins = cmp.Or(c.MaxLogins, DefaultMaxLogins)
+	c.UserLogins = cmp.Or(c.UserLogins, min(DefaultUserLogins, c.MaxLogins))
+	c.LoginBudget = cmp.Or(c.LoginBudget, DefaultLoginBudget)
+	c.Window = cmp.Or(c.Window, DefaultWindow)
+	c.InWindow = cmp.Or(c.InWindow, DefaultInWindow)
+	c.MaxFailures = cmp.Or(c.MaxFailures, DefaultMaxFailures)
 	if c.AddrFailures <= 0 {
 		c.AddrFailures = max(DefaultAddrFailures, c.MaxFailures)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"osmanager/agent/internal/testlog"
+	"osmanager/agent/proc"
 	"osmanager/agent/state"
 	"osmanager/agent/sysroot"
 )
@@ -408,3 +409,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 	}
 }
+
+// bootID is this boot's id, as the shells file records it.
+func bootID() string { return proc.Table{}.BootID() }

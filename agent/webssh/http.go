@@ -389,8 +389,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 				code = websocket.CloseTryAgainLater
 			}
 			s.log.Warn("terminal session refused", "user", l.user, "addr", r.RemoteAddr, "reason", err.Error())
-			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			conn.WriteMessage(websocket.BinaryMessage, Exit{Code: -1, Reason: err.Error()}.Append(nil))
+			send(conn, Exit{Code: -1, Reason: err.Error()})
 			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, err.Error()), time.Now().Add(time.Second))
 			return
 		}

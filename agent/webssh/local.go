@@ -85,9 +85,9 @@ func (a *localAuth) login(ctx context.Context, name, password string) (account, 
 
 // env is the login environment, as login(1) would make it.
 func (a *localAuth) env(u *accounts.User) []string {
-	p := "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+	p := a.files.UserPATH
 	if u.UID == 0 {
-		p = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		p = a.files.PATH
 	}
 	lang := "C.UTF-8"
 	if data, err := a.sys.ReadFile(a.files.Locale, 64<<10); err == nil {
@@ -110,8 +110,7 @@ type localAccount struct {
 	tty    *ttyOwner // nil with asSelf
 }
 
-func (l *localAccount) name() string { return l.u.Name }
-func (l *localAccount) close()       {}
+func (l *localAccount) close() {}
 
 func (l *localAccount) start(cols, rows uint16) (shell, error) {
 	cmd := exec.Command(l.u.Shell)

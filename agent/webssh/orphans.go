@@ -43,7 +43,8 @@ type shellsFile struct {
 	shells []shellRecord
 }
 
-func bootID() string { return proc.Table{}.BootID() }
+// procs is the process table under Files.Proc.
+func (s *Server) procs() proc.Table { return proc.Table{Dir: s.cfg.Files.Proc} }
 
 func (f shellsFile) append(b []byte) []byte {
 	if f.boot != "" {
@@ -128,7 +129,7 @@ func (s *Server) noteShell(sh shell, live bool) {
 }
 
 func (s *Server) writeShellsLocked() {
-	f := shellsFile{boot: bootID()}
+	f := shellsFile{boot: s.procs().BootID()}
 	for pid, start := range s.shells {
 		f.shells = append(f.shells, shellRecord{pid, start})
 	}
@@ -156,12 +157,12 @@ func (s *Server) endOrphans() {
 	if err != nil {
 		s.log.Warn("ignoring the terminal's shells file", "file", s.cfg.Files.Shells, "err", err.Error())
 	}
-	if err == nil && f.boot == bootID() {
+	if err == nil && f.boot == s.procs().BootID() {
 		for _, r := range f.shells {
 			if _, mine := s.shells[r.pid]; mine {
 				continue
 			}
-			if n := endSession(r); n > 0 {
+			if n := endSession(s.procs(), r); n > 0 {
 				s.log.Warn("ended a terminal shell left by an earlier run", "pid", r.pid, "processes", n)
 			}
 		}
@@ -172,10 +173,10 @@ func (s *Server) endOrphans() {
 // endSession sends SIGKILL to the processes of r's terminal session and
 // returns how many there were. It does nothing if r's pid now names
 // another process.
-func endSession(r shellRecord) int {
+func endSession(procs proc.Table, r shellRecord) int {
 	// Members started no earlier than their leader; a pid that now runs
 	// a process of another start time was reused: not ours.
-	pids := proc.Table{}.Session(r.pid, r.start)
+	pids := procs.Session(r.pid, r.start)
 	for _, st := range pids {
 		unix.Kill(st.Pid, unix.SIGKILL)
 	}

@@ -25,6 +25,7 @@ import (
 type Server struct {
 	cfg   Config
 	auth  authenticator
+	ssh   *sshAuth // the sshd login, alone or in auto mode; shares log
 	log   *slog.Logger
 	mux   *http.ServeMux
 	page  *template.Template
@@ -92,6 +93,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	local := &localAuth{sys: cfg.Sys, files: cfg.Files, asSelf: cfg.AsSelf, now: cfg.Clock.Now, hashes: make(chan struct{}, 2)}
 	remote := &sshAuth{addr: cfg.SSHAddr, conf: cfg.Conf, file: cfg.Files.KnownHosts, log: cfg.Log}
+	s.ssh = remote
 	switch cfg.Mode {
 	case ModeLogin:
 		s.auth = local
@@ -121,8 +123,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler (the page, login, websocket).
-func (s *Server) Handler() http.Handler { return s.mux }
+// SetLogger replaces Config.Log: the supervisor hands the terminal its
+// logger, which carries the service attribute (see
+// supervisor.LogReceiver). Call it before Run.
+func (s *Server) SetLogger(log *slog.Logger) { s.log, s.ssh.log = log, log }
 
 // Run listens on Config.Addr and serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {

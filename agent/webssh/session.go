@@ -78,8 +78,14 @@ type attachment struct {
 func (a *attachment) write(m Msg) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
+	return send(a.conn, m)
+}
+
+// send writes m as one binary frame within writeTimeout. The caller
+// holds the connection's write lock, or is its only writer.
+func send(conn *websocket.Conn, m Msg) error {
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
 }
 
 func (a *attachment) writeOutput(from uint64, views [][]byte) error {
@@ -426,8 +432,7 @@ func (t *term) attach(a *attachment, offset uint64, resumed bool) error {
 	t.inMu.Lock()
 	m.InOffset = t.inRecv
 	t.inMu.Unlock()
-	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	err := a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
+	err := send(a.conn, m)
 	a.wmu.Unlock()
 	if old != nil {
 		old.close(websocket.ClosePolicyViolation, "taken over by another connection")

@@ -18,7 +18,6 @@ import (
 
 // account is a successful login: it starts shells until closed.
 type account interface {
-	name() string
 	start(cols, rows uint16) (shell, error)
 	close()
 }

@@ -263,8 +263,7 @@ type sshAccount struct {
 	client *ssh.Client
 }
 
-func (s *sshAccount) name() string { return s.user }
-func (s *sshAccount) close()       { s.client.Close() }
+func (s *sshAccount) close() { s.client.Close() }
 
 func (s *sshAccount) start(cols, rows uint16) (shell, error) {
 	sess, err := s.client.NewSession()

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"osmanager/agent"
 	"osmanager/agent/floppy"
+	"osmanager/internal/scratch"
 )
 
 // TestMain lets the test binary stand in for the osmanager binary, so the
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := agent.MakeDemo(dir); err != nil {
+	if _, err := scratch.Make(dir); err != nil {
 		t.Fatal(err)
 	}
 	bootArgs := []string{"boot", "--no-network", "--floppy", filepath.Join(dir, "floppy.img"), "--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot")}
@@ -85,7 +85,7 @@ func TestRun(t *testing.T) {
 // needs root (giving /root/.ssh to root) and says so; as root it is applied.
 func TestBootAsNonRoot(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := agent.MakeDemo(dir); err != nil {
+	if _, err := scratch.Make(dir); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
@@ -155,7 +155,7 @@ func TestBootInNetns(t *testing.T) {
 	ip(t, "-n", ns, "link", "add", "eth0", "address", "52:54:00:aa:bb:01", "type", "veth", "peer", "name", "eth1", "address", "52:54:00:aa:bb:02")
 
 	dir := t.TempDir()
-	if _, err := agent.MakeDemo(dir); err != nil {
+	if _, err := scratch.Make(dir); err != nil {
 		t.Fatal(err)
 	}
 	ini := `TAG=3
@@ -198,7 +198,7 @@ JSON={"network": [{"mac": "52:54:00:AA:BB:02", "ip": "10.77.0.2", "netmask": "25
 // also clear what an agent before the check let the first one write.
 func TestHostsInjectionTwoBoots(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := agent.MakeDemo(dir); err != nil {
+	if _, err := scratch.Make(dir); err != nil {
 		t.Fatal(err)
 	}
 	img, hosts := filepath.Join(dir, "floppy.img"), filepath.Join(dir, "sysroot/etc/hosts")
@@ -237,7 +237,7 @@ func TestHostsInjectionTwoBoots(t *testing.T) {
 // not be loaded, and the web terminal must refuse login-mode shells.
 func TestScratchSysrootNotSandbox(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := agent.MakeDemo(dir); err != nil {
+	if _, err := scratch.Make(dir); err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(dir, "floppy.img")

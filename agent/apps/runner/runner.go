@@ -36,7 +36,6 @@ import (
 
 	"osmanager/agent/backoff"
 	"osmanager/agent/clock"
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
@@ -55,7 +54,8 @@ type Config struct {
 	// StableAfter is how long a run must last for its next exit to count
 	// as a first failure again; default one minute.
 	StableAfter time.Duration
-	// PATH is a run's PATH; default paths.Default().AppPATH.
+	// PATH is a run's PATH (the wiring gives the path table's); default
+	// DefaultPATH. A run inherits nothing of the agent's environment.
 	PATH string
 	// LogMax caps a run's log file (default 1 MiB); LogKeep is how many
 	// rotated files are kept beside it (default 1: the last two files).
@@ -90,9 +90,12 @@ func New(cfg Config) *Runner {
 	return r
 }
 
+// DefaultPATH is a run's PATH when Config.PATH is empty.
+const DefaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 func (r *Runner) clock() clock.Clock { return cmp.Or[clock.Clock](r.cfg.Clock, clock.Real{}) }
 func (r *Runner) log() *slog.Logger  { return cmp.Or(r.cfg.Log, slog.New(slog.DiscardHandler)) }
-func (r *Runner) pathList() string   { return cmp.Or(r.cfg.PATH, paths.Default().AppPATH) }
+func (r *Runner) pathList() string   { return cmp.Or(r.cfg.PATH, DefaultPATH) }
 func (r *Runner) stableAfter() time.Duration {
 	return cmp.Or(r.cfg.StableAfter, time.Minute)
 }

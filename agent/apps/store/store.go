@@ -54,7 +54,6 @@ import (
 
 	"osmanager/agent/apps/apperr"
 	"osmanager/agent/apps/pack"
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
@@ -156,7 +155,7 @@ type InstallOptions struct {
 // Store is the on-disk app store. Its methods are safe for concurrent use.
 type Store struct {
 	root  *sysroot.Root
-	paths paths.Paths
+	paths Files
 	opts  Options
 	log   *slog.Logger
 
@@ -165,11 +164,26 @@ type Store struct {
 	pending map[string]*Pending
 }
 
+// Files names the store's dirs in its root (the LuoYun dir); the wiring
+// fills them from the agent's path table (paths.AppsDir, paths.AppsData).
+type Files struct {
+	Dir  string // installed applications: <id>/<tree>/, .staging/, state.json
+	Data string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
+}
+
+// State is the store's state file (installed apps, desired states,
+// runid counter).
+func (f Files) State() string { return f.Dir + "/state.json" }
+
+// Staging holds the staging dirs, one per install in progress; whatever
+// is there at start was left by a crash.
+func (f Files) Staging() string { return f.Dir + "/.staging" }
+
 // Open reads the store under root (the LuoYun dir), creating its dirs,
 // and removes what a crash left: staging dirs and trees state.json does
 // not name. A state.json that cannot be read is an error, and then
 // nothing is removed.
-func Open(root *sysroot.Root, p paths.Paths, o Options) (*Store, error) {
+func Open(root *sysroot.Root, p Files, o Options) (*Store, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -178,12 +192,12 @@ func Open(root *sysroot.Root, p paths.Paths, o Options) (*Store, error) {
 	}
 	o.Limits = o.Limits.WithDefaults()
 	s := &Store{root: root, paths: p, opts: o, log: o.Log, pending: map[string]*Pending{}}
-	for _, d := range []string{p.AppsDir, p.AppsData} {
+	for _, d := range []string{p.Dir, p.Data} {
 		if _, err := root.MkdirAll(d, 0o755, 0o755, sysroot.Keep); err != nil {
 			return nil, apperr.Wrap(apperr.Internal, "open app store", err)
 		}
 	}
-	data, err := root.ReadFile(p.AppsState(), 64<<20)
+	data, err := root.ReadFile(p.State(), 64<<20)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.state = stateFile{Schema: Schema, NextRunID: 1, Apps: map[string]*App{}}
@@ -191,10 +205,10 @@ func Open(root *sysroot.Root, p paths.Paths, o Options) (*Store, error) {
 		return nil, apperr.Wrap(apperr.Internal, "read app state", err)
 	default:
 		if err := json.Unmarshal(data, &s.state); err != nil {
-			return nil, apperr.Wrap(apperr.Internal, "read app state "+p.AppsState(), err)
+			return nil, apperr.Wrap(apperr.Internal, "read app state "+p.State(), err)
 		}
 		if s.state.Schema > Schema {
-			return nil, apperr.New(apperr.Internal, fmt.Sprintf("app state %s has schema %d, newer than this agent's %d", p.AppsState(), s.state.Schema, Schema))
+			return nil, apperr.New(apperr.Internal, fmt.Sprintf("app state %s has schema %d, newer than this agent's %d", p.State(), s.state.Schema, Schema))
 		}
 		if s.state.Apps == nil {
 			s.state.Apps = map[string]*App{}
@@ -204,12 +218,12 @@ func Open(root *sysroot.Root, p paths.Paths, o Options) (*Store, error) {
 		}
 		for id, a := range s.state.Apps {
 			if !pack.ValidID(id) || a.ID != id || !validTree(a.Current.Tree) || (a.Previous != nil && !validTree(a.Previous.Tree)) {
-				return nil, apperr.New(apperr.Internal, fmt.Sprintf("app state %s: bad record for %q", p.AppsState(), id))
+				return nil, apperr.New(apperr.Internal, fmt.Sprintf("app state %s: bad record for %q", p.State(), id))
 			}
 		}
 	}
 	s.sweep()
-	if _, err := root.MkdirAll(p.AppsStaging(), 0o700, 0o755, sysroot.Keep); err != nil {
+	if _, err := root.MkdirAll(p.Staging(), 0o700, 0o755, sysroot.Keep); err != nil {
 		return nil, apperr.Wrap(apperr.Internal, "open app store", err)
 	}
 	for _, a := range s.state.Apps {
@@ -229,9 +243,9 @@ func validTree(t string) bool {
 	return pack.ValidVersion(v)
 }
 
-func (s *Store) appDir(id string) string      { return s.paths.AppsDir + "/" + id }
+func (s *Store) appDir(id string) string      { return s.paths.Dir + "/" + id }
 func (s *Store) treeName(id, t string) string { return s.appDir(id) + "/" + t }
-func (s *Store) dataName(id string) string    { return s.paths.AppsData + "/" + id }
+func (s *Store) dataName(id string) string    { return s.paths.Data + "/" + id }
 
 // load fills in the host paths and manifests of a record.
 func (s *Store) load(a *App) {
@@ -255,10 +269,10 @@ func (s *Store) load(a *App) {
 
 // sweep removes staging dirs and trees state.json does not name.
 func (s *Store) sweep() {
-	if err := s.root.RemoveAll(s.paths.AppsStaging()); err != nil {
+	if err := s.root.RemoveAll(s.paths.Staging()); err != nil {
 		s.log.Error("remove staging dirs", "err", err)
 	}
-	names, err := s.root.ReadDirNames(s.paths.AppsDir)
+	names, err := s.root.ReadDirNames(s.paths.Dir)
 	if err != nil {
 		s.log.Error("sweep app store", "err", err)
 		return
@@ -302,7 +316,7 @@ func (s *Store) writeState() error {
 	if err != nil {
 		return apperr.Wrap(apperr.Internal, "encode app state", err)
 	}
-	if _, err := s.root.WriteFile(s.paths.AppsState(), append(data, '\n'), sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755}); err != nil {
+	if _, err := s.root.WriteFile(s.paths.State(), append(data, '\n'), sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755}); err != nil {
 		return apperr.Wrap(apperr.Internal, "write app state", err)
 	}
 	return nil
@@ -338,8 +352,8 @@ func (p *Pending) App() App {
 // On any error nothing is left: no staging dir, no new tree, the state
 // untouched.
 func (s *Store) Prepare(ctx context.Context, src pack.Source, o InstallOptions) (_ *Pending, err error) {
-	staging := s.paths.AppsStaging() + "/" + strconv.FormatUint(rand.Uint64(), 36)
-	if _, err := s.root.MkdirAll(s.paths.AppsStaging(), 0o700, 0o755, sysroot.Keep); err != nil {
+	staging := s.paths.Staging() + "/" + strconv.FormatUint(rand.Uint64(), 36)
+	if _, err := s.root.MkdirAll(s.paths.Staging(), 0o700, 0o755, sysroot.Keep); err != nil {
 		return nil, apperr.Wrap(apperr.Internal, "make staging dir", err)
 	}
 	if err := s.root.Mkdir(staging, 0o700); err != nil {

@@ -25,7 +25,6 @@ import (
 	"osmanager/agent/apps/apperr"
 	"osmanager/agent/apps/pack"
 	"osmanager/agent/apps/pack/packtest"
-	"osmanager/agent/paths"
 	"osmanager/agent/sysroot"
 )
 
@@ -42,7 +41,7 @@ func users(name string) (int, int, error) {
 	return 0, 0, fmt.Errorf("user %s: %w", name, fs.ErrNotExist)
 }
 
-func testPaths() paths.Paths { return paths.Default() }
+func testPaths() Files { return Files{Dir: "/apps", Data: "/apps-data"} }
 
 // open opens the store in dir (the LuoYun dir).
 func open(t testing.TB, dir string, o Options) *Store {

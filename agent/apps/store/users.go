@@ -11,7 +11,7 @@ import (
 	"osmanager/agent/sysroot"
 )
 
-// PasswdUsers looks accounts up in the passwd file at name (paths.Passwd)
+// PasswdUsers looks accounts up in the passwd file at name (the path table's Passwd)
 // of the system root, read at each call, so an account added after the
 // agent started is found.
 func PasswdUsers(sys *sysroot.Root, name string) UserLookup {

@@ -16,7 +16,7 @@ import (
 	"slices"
 	"time"
 
-	"osmanager/agent"
+	"osmanager/internal/scratch"
 )
 
 func main() {
@@ -42,7 +42,7 @@ func run(n int) error {
 	dirs := make([]string, n)
 	for i := range dirs {
 		dirs[i] = filepath.Join(tmp, fmt.Sprint("d", i))
-		if _, err := agent.MakeDemo(dirs[i]); err != nil {
+		if _, err := scratch.Make(dirs[i]); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,7 @@
 // Command clc benchmarks the controller link of a real `osmanager run`
 // process against the in-tree controller (agent/clcd) running in this
 // process on loopback, with a node-layout floppy (floppy.NodeImage)
-// pointing at it and a system root made by agent.MakeDemo:
+// pointing at it and a system root made by scratch.Make:
 //
 //	(a) exec of `osmanager run` → REGISTER_REPLY sent, on a first boot
 //	    (target ≤ 60 ms), beside /bin/true and `osmanager boot` on the same
@@ -39,10 +39,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"osmanager/agent"
 	"osmanager/agent/clc/wire"
 	"osmanager/agent/clcd"
 	"osmanager/agent/floppy"
+	"osmanager/internal/scratch"
 )
 
 const tag = 1
@@ -155,7 +155,7 @@ func (b *bench) instance(name string, ctrlPort int) (string, error) {
 // instanceOf is instance for any TAG and KEY.
 func (b *bench) instanceOf(name string, ctrlPort, tag int, key string) (string, error) {
 	dir := filepath.Join(b.tmp, name)
-	img, err := agent.MakeDemo(dir)
+	img, err := scratch.Make(dir)
 	if err != nil {
 		return "", err
 	}

@@ -1,31 +1,31 @@
-package agent
+// Package demo runs osmanager against a scratch instance on loopback: the
+// agent's own boot and Serve, beside a local controller (agent/clcd). It
+// is `osmanager demo`; production wiring (agent) never imports it.
+package demo
 
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
-	"osmanager/agent/clc/wire"
+	"osmanager/agent"
 	"osmanager/agent/clcd"
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
-	"osmanager/internal/version"
+	"osmanager/internal/scratch"
 )
 
-// DemoOptions configure Demo.
-type DemoOptions struct {
+// Options configure Run.
+type Options struct {
 	Dir      string        // where to build the demo; default a new temp dir
 	Keep     bool          // leave the demo dir in place at the end
 	Duration time.Duration // how long to run the services; 0 = until ctx ends
@@ -33,14 +33,20 @@ type DemoOptions struct {
 	Out      io.Writer
 }
 
-// demoHash is crypt(3) SHA-512 of the password "demo".
-const demoHash = "$6$osmdemo0$qcTkflA.L.240CVr36ZC0AEEF3VQC9uRIBw/bVKPpz6xzhocUGI7g3hiEARO1Vs3auIDdCkLlf82S.Gb1U6Qa0"
+// Flags registers the demo's flags on fs.
+func (o *Options) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Dir, "dir", "", "build the demo here instead of a new temp dir (kept)")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir at the end")
+	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
+}
 
-// Demo builds a scratch system root, LuoYun dir and a floppy image laid
-// out exactly as the cloud's compute node writes it, boots the agent
-// against them twice (the second boot shows that nothing is rewritten), and
-// then runs the services on loopback. It touches nothing outside its dir.
-func Demo(ctx context.Context, o DemoOptions) error {
+// Run builds a scratch system root, LuoYun dir and a floppy image laid
+// out exactly as the cloud's compute node writes it (internal/scratch),
+// boots the agent against them twice (the second boot shows that nothing
+// is rewritten), and then serves the agent's services on loopback, with a
+// local controller. It touches nothing outside its dir.
+func Run(ctx context.Context, o Options) error {
+	o.Keep = o.Keep || o.Dir != "" // a dir of one's own is never removed
 	out := o.Out
 	if out == nil {
 		out = io.Discard
@@ -56,7 +62,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 			defer os.RemoveAll(dir)
 		}
 	}
-	img, err := MakeDemo(dir)
+	img, err := scratch.Make(dir)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -74,7 +80,7 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	opts := Options{
+	opts := agent.Options{
 		Floppy: img, Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
 		Log: o.Log, Out: out, ScriptTimeout: 30 * time.Second,
 		// Loopback only, and shells run as whoever runs the demo: the scratch
@@ -84,15 +90,15 @@ func Demo(ctx context.Context, o DemoOptions) error {
 	}
 	for i, title := range []string{"first boot", "second boot, same floppy"} {
 		fmt.Fprintf(out, "== %s\n", title)
-		a, err := New(opts)
+		a, err := agent.New(opts)
 		if err != nil {
 			return err
 		}
 		start := time.Now()
 		err = a.Boot(ctx)
-		fmt.Fprintf(out, "   %d files written in %s; %s\n\n", a.sys.Writes()+a.ly.Writes(), fmtDuration(time.Since(start)), okOr(err))
+		fmt.Fprintf(out, "   %d files written in %s; %s\n\n", a.Writes(), duration(time.Since(start)), okOr(err))
 		if i == 1 {
-			return demoServe(ctx, a, ctl, dir, o, out)
+			return serve(ctx, a, ctl, opts, dir, o, out)
 		}
 	}
 	return nil
@@ -128,12 +134,14 @@ func demoController(img string, out io.Writer) (*clcd.Server, error) {
 	return srv, os.WriteFile(img, floppy.NodeImage(ini), 0o600)
 }
 
-func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o DemoOptions, out io.Writer) error {
+// serve runs the agent's services, as `osmanager run` does, beside the
+// local controller.
+func serve(ctx context.Context, a *agent.Agent, ctl *clcd.Server, opts agent.Options, dir string, o Options, out io.Writer) error {
 	fmt.Fprintf(out, "look at the scratch copies: %s/sysroot/etc/{shadow,hostname,hosts,resolv.conf}, %s/sysroot/root/.ssh/authorized_keys, %s/LuoYun/conf/luoyun.conf\n",
 		dir, dir, dir)
-	w := "http://" + a.opts.ListenWeb
+	w := "http://" + opts.ListenWeb
 	fmt.Fprintf(out, "status page:  %s/\nowner page:   %s/?cookie=demo-cookie\nstatus API:   %s/api/v1/status\nmetrics:      %s/metrics\n", w, w, w, w)
-	fmt.Fprintf(out, "web terminal: http://%s/  (user root, password demo; the shell runs as you, loopback only)\n", a.opts.ListenWebSSH)
+	fmt.Fprintf(out, "web terminal: http://%s/  (user root, password demo; the shell runs as you, loopback only)\n", opts.ListenWebSSH)
 	if o.Keep {
 		fmt.Fprintf(out, "the demo dir stays; remove it with: rm -rf %s\n", dir)
 	}
@@ -147,10 +155,21 @@ func demoServe(ctx context.Context, a *Agent, ctl *clcd.Server, dir string, o De
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ctl.Run(gctx) })
-	g.Go(func() error { return a.sup.Serve(gctx, a.services()) })
+	g.Go(func() error { return a.Serve(gctx) })
 	err := g.Wait()
 	fmt.Fprintln(out, "demo stopped")
 	return err
+}
+
+// duration formats a boot's time as the agent's summary lines do.
+func duration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return d.Round(10 * time.Millisecond).String()
 }
 
 // okOr reads "boot ok" or the error ("boot steps failed: 1 of 8").
@@ -159,54 +178,6 @@ func okOr(err error) string {
 		return err.Error()
 	}
 	return "boot ok"
-}
-
-// MakeDemo lays out a demo under dir: sysroot/ (a tiny /etc and /root),
-// LuoYun/ (VERSION and a config script) and floppy.img. It returns the
-// floppy image's path.
-func MakeDemo(dir string) (string, error) {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	key, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	authKey := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))) + " owner@demo"
-	files := []struct {
-		name string
-		mode os.FileMode
-		body string
-	}{
-		{"sysroot/etc/shadow", 0o640, "root:*:20000:0:99999:7:::\ndaemon:*:20000:0:99999:7:::\n"},
-		{"sysroot/etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"},
-		{"sysroot/etc/hostname", 0o644, "localhost\n"},
-		{"sysroot/etc/hosts", 0o644, "127.0.0.1\tlocalhost\n"},
-		{"sysroot/etc/resolv.conf", 0o644, "nameserver 127.0.0.53\n"},
-		{"LuoYun/build/VERSION", 0o644, "osmanager-demo " + version.String() + "\ndemo-app: 1.0\n"},
-		{"LuoYun/custom/scripts/config", 0o755, "#!/bin/sh\n# The appliance's own boot-time configuration runs here.\necho \"demo config script: conf at $LUOYUN_CONF\"\n"},
-		{"LuoYun/custom/scripts/status", 0o755, "#!/bin/sh\n# The application's health: exit 0 = serving.\nexit 0\n"},
-	}
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
-			return "", err
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "sysroot/root"), 0o700); err != nil {
-		return "", err
-	}
-	ini := fmt.Sprintf("CLC_IP=127.0.0.1\nCLC_PORT=1369\nCLC_MCAST_IP=228.0.0.1\nCLC_MCAST_PORT=1369\nTAG=1\nKEY=%s\n"+
-		`JSON={"cookie": "demo-cookie", "webssh": {"status": "enable", "port": 8001}, "nameservers": "8.8.8.8 8.8.4.4", `+
-		`"domain": {"name": "demo.osmanager.test", "ip": "127.0.0.1"}, "passwd_hash": "%s", "public_key": "%s", `+
-		`"network": [{"mac": "52:54:00:12:34:56", "ip": "10.0.0.12", "netmask": "255.255.255.0", "gateway": "10.0.0.1"}]}`+"\n",
-		wire.NewKey(), demoHash, authKey)
-	img := filepath.Join(dir, "floppy.img")
-	return img, os.WriteFile(img, floppy.NodeImage([]byte(ini)), 0o600)
 }
 
 // freeLoopback returns a loopback address with a port free right now.

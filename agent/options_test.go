@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"osmanager/agent/clc"
+	"osmanager/agent/paths"
+	"osmanager/agent/web"
+	"osmanager/agent/webssh"
+)
+
+// TestFlagDefaults: the flags default to the values the agent and its
+// parts use for a zero option, so each default is written once.
+func TestFlagDefaults(t *testing.T) {
+	var o Options
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	o.Flags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"floppy", o.Floppy, paths.DefaultFloppy},
+		{"root", o.Root, paths.DefaultRoot},
+		{"script-timeout", o.ScriptTimeout, DefaultScriptTimeout},
+		{"status-period", o.StatusPeriod, clc.DefaultPeriod},
+		{"heartbeat", o.Heartbeat, clc.DefaultPeriod},
+		{"listen-web", o.ListenWeb, web.DefaultAddr},
+		{"webssh-mode", webssh.Mode(o.WebSSHMode), webssh.ModeAuto},
+		{"webssh-max-shells", o.WebSSHMaxShells, webssh.DefaultMaxSessions},
+		{"network", o.Network, SwitchAuto},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.got != c.want {
+				t.Errorf("--%s defaults to %v, want %v", c.name, c.got, c.want)
+			}
+		})
+	}
+	var b Options
+	bfs := flag.NewFlagSet("boot", flag.ContinueOnError)
+	bfs.SetOutput(io.Discard)
+	b.BootFlags(bfs)
+	if err := bfs.Parse([]string{"--listen-web", ":1"}); err == nil {
+		t.Error("boot takes --listen-web, a flag of the services")
+	}
+}
+
+// TestNegativeDurationRefused: a negative duration is refused, naming
+// the flag, instead of ending in a panic in a ticker.
+func TestNegativeDurationRefused(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		set  func(*Options)
+	}{
+		{"--status-period", func(o *Options) { o.StatusPeriod = -time.Second }},
+		{"--heartbeat", func(o *Options) { o.Heartbeat = -time.Second }},
+		{"--script-timeout", func(o *Options) { o.ScriptTimeout = -time.Second }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o, _ := testOptions(t, demoDir(t))
+			c.set(&o)
+			_, err := New(o)
+			if err == nil || !strings.Contains(err.Error(), c.name) {
+				t.Errorf("New = %v, want an error naming %s", err, c.name)
+			}
+		})
+	}
+}
