@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"osmanager/agent/apps/store"
 	"osmanager/agent/instance"
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"
@@ -38,9 +37,6 @@ func instanceFiles(p paths.Paths) instance.Files {
 		SSHDPid: p.SSHDPid, AgentLog: p.AgentLog, RootUID: p.RootUID, RootGID: p.RootGID,
 	}
 }
-
-// storeFiles are the app store's dirs.
-func storeFiles(p paths.Paths) store.Files { return store.Files{Dir: p.AppsDir, Data: p.AppsData} }
 
 // scriptEnv is the environment of the appliance's scripts (config and
 // status): PATH, and where the LuoYun dir, the kept luoyun.conf and the
