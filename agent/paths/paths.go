@@ -27,6 +27,7 @@ type Paths struct {
 	Hostname   string
 	Hosts      string
 	Resolv     string
+	APISocket  string // the local API's Unix socket (osmctl's default), 0660
 
 	// In the LuoYun root.
 	Conf         string // the kept copy of luoyun.ini
@@ -55,6 +56,7 @@ func Default() Paths {
 		Hostname:   "/etc/hostname",
 		Hosts:      "/etc/hosts",
 		Resolv:     "/etc/resolv.conf",
+		APISocket:  "/run/osmanager.sock",
 
 		Conf:         "/conf/luoyun.conf",
 		ConfigScript: "/custom/scripts/config",
