@@ -485,4 +485,3 @@ func (w *statusWriter) code() int {
 	}
 	return w.status
 }
-

@@ -106,13 +106,13 @@ type Run struct {
 	ID       string    `json:"id"` // the app's id
 	Version  string    `json:"version"`
 	State    RunState  `json:"state"`
-	PIDs     []int     `json:"pids"` // every process of the run, the group leader first; [] when over
-	Since    time.Time `json:"since"`              // when it entered State
-	Started  time.Time `json:"started"`            // when it was started
-	Restarts int64     `json:"restarts"`           // restarts of the app by its policy so far
-	Exit     *Exit     `json:"exit,omitempty"`     // once exited
-	Reason   string    `json:"reason,omitempty"`   // why it failed (start limit hit, cannot start)
-	Cgroup   string    `json:"cgroup,omitempty"`   // its cgroup, when it has one
+	PIDs     []int     `json:"pids"`             // every process of the run, the group leader first; [] when over
+	Since    time.Time `json:"since"`            // when it entered State
+	Started  time.Time `json:"started"`          // when it was started
+	Restarts int64     `json:"restarts"`         // restarts of the app by its policy so far
+	Exit     *Exit     `json:"exit,omitempty"`   // once exited
+	Reason   string    `json:"reason,omitempty"` // why it failed (start limit hit, cannot start)
+	Cgroup   string    `json:"cgroup,omitempty"` // its cgroup, when it has one
 }
 
 // Started answers start and once.
