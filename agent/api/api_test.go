@@ -20,6 +20,7 @@ import (
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/api/client"
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/paths"
 )
 
 // fake is an Apps whose answers follow the names it is given: an app id
@@ -104,7 +105,9 @@ func (f *fake) Start(ctx context.Context, id string) (apitypes.Started, error) {
 	}
 	return apitypes.Started{Run: run(8, apitypes.Starting)}, byName(id)
 }
-func (f *fake) Once(ctx context.Context, id string) (apitypes.Started, error) { return f.Start(ctx, id) }
+func (f *fake) Once(ctx context.Context, id string) (apitypes.Started, error) {
+	return f.Start(ctx, id)
+}
 func (f *fake) Rollback(ctx context.Context, id string) (apitypes.App, error) {
 	return app(id), byName(id)
 }
@@ -147,7 +150,9 @@ func (f *fake) Logs(ctx context.Context, id string, n int, follow bool) (io.Read
 
 type statusDoc struct{}
 
-func (statusDoc) JSON() ([]byte, error) { return []byte("{\n  \"agent\": {\"version\": \"1.2.3\"}\n}\n"), nil }
+func (statusDoc) JSON() ([]byte, error) {
+	return []byte("{\n  \"agent\": {\"version\": \"1.2.3\"}\n}\n"), nil
+}
 
 // testDir is a short (sun_path is 108 bytes), world-searchable dir.
 func testDir(t *testing.T) string {
@@ -603,5 +608,11 @@ func FuzzParseGroups(f *testing.F) {
 func TestNewGroup(t *testing.T) {
 	if _, err := New(Config{Socket: "/x", Apps: &fake{}, Group: "osmapi"}); err == nil {
 		t.Error("a group without Sys: no error")
+	}
+}
+
+func TestDefaultSocket(t *testing.T) {
+	if got, want := client.DefaultSocket, paths.Default().APISocket; got != want {
+		t.Errorf("client.DefaultSocket = %q, paths.Default().APISocket = %q: osmctl would miss the agent", got, want)
 	}
 }

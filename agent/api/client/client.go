@@ -33,6 +33,10 @@ var ErrNoAgent = errors.New("no agent listening")
 // refused.
 const DeniedMessage = "permission denied: run as root or as a member of the API group (--api-group)"
 
+// DefaultSocket is where the agent listens unless told otherwise
+// (agent/paths' APISocket, in the system root "/").
+const DefaultSocket = "/run/osmanager.sock"
+
 // MaxAnswer caps a non-stream answer's body.
 const MaxAnswer = 64 << 20
 
@@ -67,6 +71,7 @@ type Request struct {
 	Path        string // /v1/…, escaped
 	Query       url.Values
 	Body        io.Reader
+	Length      int64 // of Body, when known (0: unknown, sent chunked)
 	ContentType string
 }
 
@@ -80,6 +85,9 @@ func (c *Client) Stream(ctx context.Context, r Request) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, r.Method, u, r.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", r.Method, r.Path, err)
+	}
+	if r.Length > 0 {
+		req.ContentLength = r.Length
 	}
 	if r.ContentType != "" {
 		req.Header.Set("Content-Type", r.ContentType)
