@@ -17,136 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"osmanager/agent/api/apitest"
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/api/client"
 	"osmanager/agent/apps/apperr"
 	"osmanager/agent/paths"
 )
-
-// fake is an Apps whose answers follow the names it is given: an app id
-// that is an apperr code ("not_found", "cant_start", …) fails with that
-// code, runid 404 is not found, runid 409 is in the wrong state.
-type fake struct {
-	apitypes.Hub
-	mu       sync.Mutex
-	installs []apitypes.InstallRequest
-	bodies   []string
-	logs     func(ctx context.Context, id string, n int, follow bool) (io.ReadCloser, error)
-	lastArgs string
-}
-
-var codes = []apperr.Code{apperr.BadRequest, apperr.NotFound, apperr.Conflict, apperr.InvalidState, apperr.Integrity,
-	apperr.TooLarge, apperr.NoSpace, apperr.CantStart, apperr.Forbidden, apperr.Internal}
-
-func byName(id string) error {
-	for _, c := range codes {
-		if id == string(c) {
-			return apperr.New(c, "fake "+id)
-		}
-	}
-	if id == "plain" {
-		return fmt.Errorf("an error without a code")
-	}
-	return nil
-}
-
-func byRunID(id uint64) error {
-	switch id {
-	case 404:
-		return apperr.New(apperr.NotFound, "no run 404")
-	case 409:
-		return apperr.New(apperr.InvalidState, "run 409 has exited")
-	}
-	return nil
-}
-
-func app(id string) apitypes.App {
-	return apitypes.App{ID: id, Version: "1.0.0", Desired: apitypes.Running, Installed: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func run(runid uint64, state apitypes.RunState) apitypes.Run {
-	return apitypes.Run{RunID: runid, ID: "hello", Version: "1.0.0", State: state, PIDs: []int{100, 101}}
-}
-
-func (f *fake) note(s string) { f.mu.Lock(); f.lastArgs = s; f.mu.Unlock() }
-
-func (f *fake) Install(ctx context.Context, req apitypes.InstallRequest, body io.Reader) (apitypes.App, error) {
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = io.ReadAll(body); err != nil {
-			return apitypes.App{}, apperr.Wrap(apperr.BadRequest, "read archive", err)
-		}
-	}
-	f.mu.Lock()
-	f.installs = append(f.installs, req)
-	f.bodies = append(f.bodies, string(b))
-	f.mu.Unlock()
-	if err := byName(string(b)); err != nil {
-		return apitypes.App{}, err
-	}
-	return app("hello"), nil
-}
-func (f *fake) List(ctx context.Context) ([]apitypes.App, error) {
-	return []apitypes.App{app("hello"), app("web")}, nil
-}
-func (f *fake) Detail(ctx context.Context, id string) (apitypes.App, error) {
-	a := app(id)
-	a.Runs = []apitypes.Run{run(7, apitypes.Active)}
-	return a, byName(id)
-}
-func (f *fake) Uninstall(ctx context.Context, id string, purge bool) error {
-	f.note(fmt.Sprintf("uninstall %s %v", id, purge))
-	return byName(id)
-}
-func (f *fake) Start(ctx context.Context, id string) (apitypes.Started, error) {
-	if id == "single" {
-		return apitypes.Started{Run: run(7, apitypes.Active), Existing: true, Note: "already running"}, nil
-	}
-	return apitypes.Started{Run: run(8, apitypes.Starting)}, byName(id)
-}
-func (f *fake) Once(ctx context.Context, id string) (apitypes.Started, error) {
-	return f.Start(ctx, id)
-}
-func (f *fake) Rollback(ctx context.Context, id string) (apitypes.App, error) {
-	return app(id), byName(id)
-}
-func (f *fake) Enable(ctx context.Context, id string) (apitypes.App, error) {
-	a := app(id)
-	a.Enabled = true
-	return a, byName(id)
-}
-func (f *fake) Disable(ctx context.Context, id string) (apitypes.App, error) {
-	return app(id), byName(id)
-}
-func (f *fake) Runs(ctx context.Context) ([]apitypes.Run, error) {
-	return []apitypes.Run{run(7, apitypes.Active), run(3, apitypes.Exited)}, nil
-}
-func (f *fake) Run(ctx context.Context, id uint64) (apitypes.Run, error) {
-	return run(id, apitypes.Active), byRunID(id)
-}
-func (f *fake) Pause(ctx context.Context, id uint64) (apitypes.Run, error) {
-	return run(id, apitypes.Paused), byRunID(id)
-}
-func (f *fake) Resume(ctx context.Context, id uint64) (apitypes.Run, error) {
-	return run(id, apitypes.Active), byRunID(id)
-}
-func (f *fake) Terminate(ctx context.Context, id uint64) (apitypes.Run, error) {
-	r := run(id, apitypes.Exited)
-	r.PIDs = nil
-	r.Exit = &apitypes.Exit{Code: 0}
-	return r, byRunID(id)
-}
-func (f *fake) Logs(ctx context.Context, id string, n int, follow bool) (io.ReadCloser, error) {
-	if err := byName(id); err != nil {
-		return nil, err
-	}
-	f.note(fmt.Sprintf("logs %s %d %v", id, n, follow))
-	if f.logs != nil {
-		return f.logs(ctx, id, n, follow)
-	}
-	return io.NopCloser(strings.NewReader("one\ntwo\n")), nil
-}
 
 type statusDoc struct{}
 
@@ -195,7 +71,7 @@ func serve(t *testing.T, cfg Config) (string, *logBuf) {
 		cfg.Socket = filepath.Join(testDir(t), "osm.sock")
 	}
 	if cfg.Apps == nil {
-		cfg.Apps = &fake{}
+		cfg.Apps = &apitest.Fake{}
 	}
 	if cfg.Status == nil {
 		cfg.Status = statusDoc{}
@@ -337,7 +213,7 @@ func TestRoutes(t *testing.T) {
 		{"wrong method on id", "GET", "/v1/apps/hello/start", "", nil, 405, "bad_request", "not allowed"},
 		{"plain error is internal", "GET", "/v1/apps/plain", "", nil, 500, "internal", "without a code"},
 	}
-	for _, c := range codes {
+	for _, c := range apitest.Codes {
 		cases = append(cases,
 			tc{"detail " + string(c), "GET", "/v1/apps/" + string(c), "", nil, c.HTTPStatus(), string(c), "fake " + string(c)},
 			tc{"start " + string(c), "POST", "/v1/apps/" + string(c) + "/start", "", nil, c.HTTPStatus(), string(c), "fake " + string(c)},
@@ -364,7 +240,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestInstallArgs(t *testing.T) {
-	f := &fake{}
+	f := &apitest.Fake{}
 	sock, _ := serve(t, Config{Apps: f})
 	c := client.New(sock)
 	defer c.Close()
@@ -375,10 +251,10 @@ func TestInstallArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []apitypes.InstallRequest{{SHA256: "abcd", Force: true}, {URL: "https://h/p.tar", SHA256: "ef"}}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if fmt.Sprint(f.installs) != fmt.Sprint(want) || f.bodies[0] != "ARCHIVE" || f.bodies[1] != "" {
-		t.Errorf("installs = %+v bodies %q, want %+v and the archive once", f.installs, f.bodies, want)
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	if fmt.Sprint(f.Installs) != fmt.Sprint(want) || f.Bodies[0] != "ARCHIVE" || f.Bodies[1] != "" {
+		t.Errorf("installs = %+v bodies %q, want %+v and the archive once", f.Installs, f.Bodies, want)
 	}
 }
 
@@ -398,7 +274,7 @@ func TestClientErrors(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	f := &fake{}
+	f := &apitest.Fake{}
 	sock, _ := serve(t, Config{Apps: f})
 	c := client.New(sock)
 	defer c.Close()
@@ -422,7 +298,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestEventsSlowReaderDropped(t *testing.T) {
-	f := &fake{}
+	f := &apitest.Fake{}
 	sock, logs := serve(t, Config{Apps: f, EventBuffer: 4, WriteTimeout: 200 * time.Millisecond})
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
@@ -462,7 +338,7 @@ func TestEventsSlowReaderDropped(t *testing.T) {
 func TestLogsFollow(t *testing.T) {
 	pr, pw := io.Pipe()
 	closed := make(chan struct{})
-	f := &fake{logs: func(ctx context.Context, id string, n int, follow bool) (io.ReadCloser, error) {
+	f := &apitest.Fake{LogsFunc: func(ctx context.Context, id string, n int, follow bool) (io.ReadCloser, error) {
 		return &closeNote{ReadCloser: pr, closed: closed}, nil
 	}}
 	sock, _ := serve(t, Config{Apps: f})
@@ -483,9 +359,9 @@ func TestLogsFollow(t *testing.T) {
 			t.Fatalf("read %q, %v; want %q (flushed as written)", got, err, line)
 		}
 	}
-	f.mu.Lock()
-	args := f.lastArgs
-	f.mu.Unlock()
+	f.Mu.Lock()
+	args := f.LastArgs
+	f.Mu.Unlock()
 	if args != "logs hello 10 true" {
 		t.Errorf("Logs called as %q", args)
 	}
@@ -555,7 +431,7 @@ func TestStaleSocket(t *testing.T) {
 			sock := filepath.Join(testDir(t), "osm.sock")
 			tc.make(t, sock)
 			before, _ := os.Lstat(sock)
-			s, err := New(Config{Socket: sock, Apps: &fake{}})
+			s, err := New(Config{Socket: sock, Apps: &apitest.Fake{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -606,7 +482,7 @@ func FuzzParseGroups(f *testing.F) {
 }
 
 func TestNewGroup(t *testing.T) {
-	if _, err := New(Config{Socket: "/x", Apps: &fake{}, Group: "osmapi"}); err == nil {
+	if _, err := New(Config{Socket: "/x", Apps: &apitest.Fake{}, Group: "osmapi"}); err == nil {
 		t.Error("a group without Sys: no error")
 	}
 }
@@ -616,3 +492,5 @@ func TestDefaultSocket(t *testing.T) {
 		t.Errorf("client.DefaultSocket = %q, paths.Default().APISocket = %q: osmctl would miss the agent", got, want)
 	}
 }
+
+var _ Apps = (*apitest.Fake)(nil)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"osmanager/agent/api/apitest"
 	"osmanager/agent/api/client"
 	"osmanager/agent/apps/apperr"
 	"osmanager/agent/sysroot"
@@ -151,7 +152,7 @@ func TestUnknownGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(Config{Socket: dir + "/s", Apps: &fake{}, Group: "osmapi", Sys: sys, GroupFile: "/etc/group"})
+	_, err = New(Config{Socket: dir + "/s", Apps: &apitest.Fake{}, Group: "osmapi", Sys: sys, GroupFile: "/etc/group"})
 	if err == nil || !strings.Contains(err.Error(), `group "osmapi" not found`) {
 		t.Errorf("New = %v, want group not found", err)
 	}
