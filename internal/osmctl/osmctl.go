@@ -166,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	socket := getenv(SocketEnv)
 	global := func(fs *flag.FlagSet) {
 		fs.StringVar(&socket, "socket", socket, "")
-		fs.BoolVar(&c.json, "json", false, "")
+		fs.BoolVar(&c.json, "json", c.json, "")
 	}
 	fs := flag.NewFlagSet("osmctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -62,7 +62,12 @@ func App(id string) apitypes.App {
 
 // Run is the run the fake answers with.
 func Run(runid uint64, state apitypes.RunState) apitypes.Run {
-	return apitypes.Run{RunID: runid, ID: "hello", Version: "1.0.0", State: state, PIDs: []int{100, 101}}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := apitypes.Run{RunID: runid, ID: "hello", Version: "1.0.0", State: state, PIDs: []int{100, 101}, Started: at, Since: at.Add(time.Minute)}
+	if state.Done() {
+		r.PIDs, r.Exit = []int{}, &apitypes.Exit{Code: 0}
+	}
+	return r
 }
 
 func (f *Fake) note(s string) { f.Mu.Lock(); f.LastArgs = s; f.Mu.Unlock() }
@@ -129,10 +134,7 @@ func (f *Fake) Resume(ctx context.Context, id uint64) (apitypes.Run, error) {
 	return Run(id, apitypes.Active), ByRunID(id)
 }
 func (f *Fake) Terminate(ctx context.Context, id uint64) (apitypes.Run, error) {
-	r := Run(id, apitypes.Exited)
-	r.PIDs = nil
-	r.Exit = &apitypes.Exit{Code: 0}
-	return r, ByRunID(id)
+	return Run(id, apitypes.Exited), ByRunID(id)
 }
 func (f *Fake) Logs(ctx context.Context, id string, n int, follow bool) (io.ReadCloser, error) {
 	if err := ByName(id); err != nil {
