@@ -34,6 +34,14 @@
 //		Apps: manager, Status: statusSource, Log: log.With("service", "api"),
 //	})
 //	… supervisor runs srv.Run(ctx)
+//
+// # Growing
+//
+// Part 2 of the app manager adds verbs (reload, services, stats) as new
+// routes served by optional interfaces an Apps may also implement,
+// checked with a type assertion when the routes are built (a missing one
+// answers not_found), and alert events on the same stream: Apps itself
+// and the documents of apitypes only ever gain fields.
 package api
 
 import (
@@ -164,10 +172,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
-
-// Handler is the API's routes, without the socket's caller check (for
-// tests of a handler alone).
-func (s *Server) Handler() http.Handler { return s.routes() }
 
 // Run listens on the socket and serves until ctx ends; then it closes the
 // listener, ends the streams and removes the socket. It returns nil on

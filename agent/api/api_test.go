@@ -494,3 +494,74 @@ func TestDefaultSocket(t *testing.T) {
 }
 
 var _ Apps = (*apitest.Fake)(nil)
+
+// TestMaxConns: a connection over the cap waits until one closes.
+func TestMaxConns(t *testing.T) {
+	sock, _ := serve(t, Config{MaxConns: 1})
+	// serve's readiness probe closed its connection; take the one slot.
+	first, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(first, "GET /v1/apps HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(first), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first: %v %v", resp, err)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		c := client.New(sock)
+		defer c.Close()
+		_, err := c.List(context.Background())
+		answered <- map[bool]int{true: 1, false: 0}[err == nil]
+	}()
+	select {
+	case <-answered:
+		t.Fatal("second connection served while the first holds the only slot")
+	case <-time.After(200 * time.Millisecond): // the absence of an answer: bounded
+	}
+	first.Close()
+	select {
+	case ok := <-answered:
+		if ok != 1 {
+			t.Error("second call failed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second connection not served after the first closed")
+	}
+}
+
+// BenchmarkList is one GET /v1/apps through the socket, on a kept-alive
+// connection.
+func BenchmarkList(b *testing.B) {
+	dir, err := os.MkdirTemp("", "apib")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := New(Config{Socket: dir + "/s", Apps: &apitest.Fake{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := client.New(dir + "/s")
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.List(ctx); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("server not up")
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.List(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

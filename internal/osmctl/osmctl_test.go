@@ -339,3 +339,24 @@ func TestEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestLogsArgs(t *testing.T) {
+	f := &apitest.Fake{}
+	sock := serve(t, f)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"logs", "hello"}, "logs hello 100 false"},
+		{[]string{"logs", "-f", "hello", "-n", "3"}, "logs hello 3 true"},
+		{[]string{"logs", "hello", "--follow"}, "logs hello 100 true"},
+	} {
+		code, out, errb := osmctl(t, sock, tc.args...)
+		f.Mu.Lock()
+		got := f.LastArgs
+		f.Mu.Unlock()
+		if code != 0 || out != "one\ntwo\n" || got != tc.want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q, called %q; want %q", tc.args, code, out, errb, got, tc.want)
+		}
+	}
+}
