@@ -1,6 +1,6 @@
 // Package agent wires osmanager together: it builds every part once from
-// Options, runs the boot steps in order (floppy → luoyun.conf → root
-// password → SSH keys → host name → name servers → network → appliance
+// Options, runs the boot steps in order (floppy → luoyun.conf → instance
+// → root password → SSH keys → host name → name servers → network → appliance
 // config script) and then the long-running services under one supervisor.
 package agent
 
@@ -18,6 +18,7 @@ import (
 
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
+	"osmanager/agent/instance"
 	"osmanager/agent/netconf"
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"
@@ -75,6 +76,12 @@ type Options struct {
 	Netlink netconf.Netlink
 	// WriteHook is handed to both roots (crash tests).
 	WriteHook func(sysroot.Stage, string)
+
+	// Per instance (agent/instance, the network wait).
+	NetWait       time.Duration      // how long the network step waits for NICs named by MAC; default 30 s, < 0 not at all
+	NetSubscriber netconf.Subscriber // link updates; nil means the current network namespace's (nil with Netlink set: no wait)
+	SSHD          instance.SSHD      // reloads sshd after new host keys; nil means the host's (only when Sysroot is /)
+	HostKeyBits   int                // RSA host key size; default 3072 (tests use less)
 }
 
 // Switch turns on or off something the agent does to the real host
@@ -127,6 +134,8 @@ type Agent struct {
 	state *state.Store
 	sup   *supervisor.Supervisor
 	cfg   *conf.Config // the instance config in force after Boot; nil if none
+
+	netwatch *netconf.Watcher // configures the NICs the network step gave up on; nil if none
 }
 
 // New checks the options and builds an Agent.
@@ -142,6 +151,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.FloppyWait == 0 {
 		opts.FloppyWait = 3 * time.Second
+	}
+	if opts.NetWait == 0 {
+		opts.NetWait = 30 * time.Second
+	}
+	if opts.NetSubscriber == nil && opts.Netlink == nil {
+		opts.NetSubscriber = netconf.NetnsSubscriber{Log: opts.Log}
 	}
 	p := paths.Default()
 	if opts.Paths != nil {
@@ -223,7 +238,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // force after Boot. Each service wires itself in its own wire_*.go file.
 func (a *Agent) services() []supervisor.Named {
 	var s []supervisor.Named
-	for _, f := range []func() []supervisor.Named{a.clcServices, a.webServices, a.websshServices} {
+	for _, f := range []func() []supervisor.Named{a.clcServices, a.webServices, a.websshServices, a.netwatchServices} {
 		s = append(s, f()...)
 	}
 	return s

@@ -140,7 +140,7 @@ func TestBootThenNoChange(t *testing.T) {
 			t.Errorf("step %s changed %v on the second boot", s.Name, s.Changed)
 		}
 	}
-	if out := o2.Out.(*bytes.Buffer).String(); strings.Count(out, "\n") != 8 || !strings.Contains(out, "ok      password") {
+	if out := o2.Out.(*bytes.Buffer).String(); strings.Count(out, "\n") != 9 || !strings.Contains(out, "ok      password") {
 		t.Errorf("summary is not one line per step:\n%s", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 
@@ -27,6 +28,7 @@ func (b *boot) steps() []supervisor.Step {
 	return []supervisor.Step{
 		{Name: "floppy", Run: b.floppy},
 		{Name: "conf", Run: b.conf},
+		{Name: "instance", Run: b.instance},
 		{Name: "password", Run: b.password},
 		{Name: "sshkeys", Run: b.sshkeys},
 		{Name: "hostname", Run: b.hostname},
@@ -190,8 +192,38 @@ func (b *boot) network(ctx context.Context) ([]string, string, error) {
 		return nil, "", err
 	}
 	c := &netconf.Configurator{NL: nl, Log: b.log}
+	missing, note := b.netWait(ctx, nl, entries)
 	ch, err := c.Apply(ctx, entries)
-	return ch, "", err
+	if len(missing) > 0 {
+		err = netconf.Pending(err, entries, missing)
+		b.netwatch = netconf.NewWatcher(b.opts.NetSubscriber, c, entries, missing)
+	}
+	return ch, note, err
+}
+
+// netWait waits (Options.NetWait) for the interfaces the entries name by
+// MAC. It returns those still missing, for the watcher to configure when
+// they appear, and a note saying so; none when it could not watch.
+func (b *boot) netWait(ctx context.Context, nl netconf.Netlink, entries []netconf.Entry) ([]net.HardwareAddr, string) {
+	if b.opts.NetSubscriber == nil {
+		return nil, "" // a test's fake netlink and no fake updates
+	}
+	limit := max(b.opts.NetWait, 0)
+	missing, err := netconf.Wait(ctx, b.opts.NetSubscriber, nl, netconf.MACs(entries), limit, nil)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("wait for interfaces", "step", "network", "err", err)
+		}
+		return nil, ""
+	}
+	if len(missing) == 0 {
+		return nil, ""
+	}
+	them := "it"
+	if len(missing) > 1 {
+		them = "them"
+	}
+	return missing, fmt.Sprintf("waiting for %s: not there after %s; will configure %s when it appears", netconf.FormatMACs(missing), limit, them)
 }
 
 func (b *boot) script(ctx context.Context) ([]string, string, error) {

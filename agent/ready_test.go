@@ -35,7 +35,7 @@ func TestRunSignalsReadyAfterBoot(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(buf[:n]), "READY=1\n") {
 		t.Fatalf("notify = %q, %v", buf[:n], err)
 	}
-	if len(a.State().Steps()) != 8 {
+	if len(a.State().Steps()) != 9 {
 		t.Errorf("READY before the boot steps were done: %d steps", len(a.State().Steps()))
 	}
 	if _, err := os.Stat(o.ReadyFile); err != nil {

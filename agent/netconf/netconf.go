@@ -30,6 +30,13 @@
 // uses (the lowest-metric IPv4 default of the main table) differs in
 // gateway or interface; a gateway outside the entry's subnet is installed
 // with the onlink flag.
+//
+// NICs that come late: at boot the interfaces may not exist yet (a driver
+// not in the initramfs, udev still at work). [Wait] waits, up to a limit,
+// for the interfaces the entries name by MAC, on the kernel's link updates
+// (subscribed before the links are listed, so none is missed); [Pending]
+// takes the not-there-yet failures of those still missing out of Apply's
+// error, and a [Watcher] applies the entries again when they appear.
 package netconf
 
 import (

@@ -22,6 +22,14 @@ import (
 // at once; the host's namespace is never touched.
 func newNetns(t *testing.T) *netlink.Handle {
 	t.Helper()
+	h, _ := newNetnsNS(t)
+	return h
+}
+
+// newNetnsNS is newNetns that also returns the namespace (valid until the
+// test ends), for subscribing to its link updates.
+func newNetnsNS(t *testing.T) (*netlink.Handle, netns.NsHandle) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace")
 	}
@@ -57,7 +65,7 @@ func newNetns(t *testing.T) *netlink.Handle {
 		t.Fatalf("netlink handle in new namespace: %v", err)
 	}
 	t.Cleanup(h.Close)
-	return h
+	return h, ns
 }
 
 // nsState describes the namespace for comparing: each link (admin state,

@@ -41,6 +41,17 @@ type Paths struct {
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
 	AppsDir      string // installed applications: <id>/<tree>/, .staging/, state.json
 	AppsData     string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
+
+	// Per instance (agent/instance).
+	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
+	SSHHostKeys   string // system root: the directory of sshd's host keys
+	MachineID     string // system root: systemd's machine ID
+	DBusMachineID string // system root: D-Bus's copy, when a file of its own
+	SSHDPid       string // system root: sshd's pid file, for SIGHUP without systemd
+	AgentLog      string // system root: the agent's log file under sysvinit (rotated copies beside it)
+
+	// Application runs.
+	AppPATH string // the PATH a run gets: it inherits nothing of the agent's environment
 }
 
 // Default returns the production paths.
@@ -69,6 +80,15 @@ func Default() Paths {
 		WebSSHShells: "/conf/webssh-shells",
 		AppsDir:      "/apps",
 		AppsData:     "/apps-data",
+
+		InstanceID:    "/conf/instance-id",
+		SSHHostKeys:   "/etc/ssh",
+		MachineID:     "/etc/machine-id",
+		DBusMachineID: "/var/lib/dbus/machine-id",
+		SSHDPid:       "/run/sshd.pid",
+		AgentLog:      "/var/log/osmanager.log",
+
+		AppPATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}
 }
 

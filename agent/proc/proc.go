@@ -104,6 +104,10 @@ type Options struct {
 	Credential *syscall.Credential
 	// Table is the process table the group's members are read from.
 	Table Table
+	// Cgroup, when set, is an open cgroup v2 directory the child is
+	// cloned into (CLONE_INTO_CGROUP, Linux 5.7+), so it never runs a
+	// single instruction outside it, nor can a child it forks.
+	Cgroup *os.File
 }
 
 // Process is a started child that leads its group.
@@ -148,6 +152,9 @@ func Start(cmd *exec.Cmd, o Options) (*Process, error) {
 	if o.Credential != nil {
 		c := *o.Credential
 		attr.Credential = &c
+	}
+	if o.Cgroup != nil {
+		attr.UseCgroupFD, attr.CgroupFD = true, int(o.Cgroup.Fd())
 	}
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {

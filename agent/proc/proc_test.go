@@ -373,3 +373,42 @@ func TestSignalWhileReaping(t *testing.T) {
 		t.Errorf("the other Wait = %v, want %v", e, exit)
 	}
 }
+
+// TestStartIntoCgroup: Options.Cgroup clones the child into that cgroup
+// v2 directory, so /proc/PID/cgroup names it from the first instruction.
+func TestStartIntoCgroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a cgroup")
+	}
+	var dir string
+	for _, m := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var st syscall.Statfs_t
+		if syscall.Statfs(m, &st) == nil && st.Type == 0x63677270 { // CGROUP2_SUPER_MAGIC
+			dir = filepath.Join(m, "osm-proc-test-"+strconv.Itoa(os.Getpid()))
+			break
+		}
+	}
+	if dir == "" {
+		t.Skip("no cgroup v2 tree")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup: %v", err)
+	}
+	defer os.Remove(dir)
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cmd := exec.Command("/bin/cat", "/proc/self/cgroup")
+	var out strings.Builder
+	cmd.Stdout = &out
+	p, err := Start(cmd, Options{Mode: OwnGroup, Cgroup: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+	if want := "0::/" + filepath.Base(dir) + "\n"; !strings.HasSuffix(out.String(), want) {
+		t.Errorf("child's /proc/self/cgroup = %q, want it to end with %q", out.String(), want)
+	}
+}

@@ -213,21 +213,6 @@ func (r *Root) removeAt(dirfd int, base string, depth int) error {
 	return nil
 }
 
-// ReadDirNames lists the names in the directory name (unsorted).
-func (r *Root) ReadDirNames(name string) ([]string, error) {
-	fd, err := r.openTree(name)
-	if err != nil {
-		return nil, fmt.Errorf("read dir %s: %w", name, err)
-	}
-	d := os.NewFile(uintptr(fd), name)
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read dir %s: %w", name, err)
-	}
-	return names, nil
-}
-
 // SyncTree fsyncs every regular file and directory below name (and name),
 // deepest first, so a tree built without syncing each file is on disk
 // before it is renamed into place. Symlinks are not followed.

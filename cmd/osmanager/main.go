@@ -19,6 +19,7 @@ import (
 
 	"osmanager/agent"
 	"osmanager/agent/clcd"
+	"osmanager/agent/instance"
 	"osmanager/agent/paths"
 	"osmanager/agent/web"
 	"osmanager/agent/webssh"
@@ -32,6 +33,7 @@ commands:
   run      run the boot steps, then the services, until SIGTERM
   demo     boot and serve a scratch instance in a temp dir (touches nothing else)
   controller  a local cloud controller, to try an image without a cloud
+  seal     remove the instance state before capturing the image (--dry-run lists it)
   version  print the version
 
 run 'osmanager <command> -h' for a command's flags
@@ -68,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cmd == "controller" {
 		return clcd.Command(ctx, args, stdout, stderr) // parses its own flags
 	}
+	if cmd == "seal" {
+		return instance.SealCommand(args, stdout, stderr) // parses its own flags
+	}
 	fs := flag.NewFlagSet("osmanager "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defLevel := "info"
@@ -92,6 +97,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		})
 		switchFlag(fs, &o.Modprobe, "modprobe", "run 'modprobe floppy' when the floppy device is missing: auto (only when --sysroot is /), on or off")
 		fs.DurationVar(&o.ScriptTimeout, "script-timeout", 5*time.Minute, "time limit for custom/scripts/config")
+		fs.Func("net-wait", "how long the network step waits for the NICs the floppy names by MAC (0: not at all; later ones are configured when they appear) (default 30s)", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d < 0 {
+				err = errors.New("negative")
+			}
+			o.NetWait = d
+			if d == 0 {
+				o.NetWait = -1 // agent.Options: 0 is the default, < 0 no wait
+			}
+			return err
+		})
 		if cmd == "run" {
 			fs.StringVar(&o.ReadyFile, "ready-file", "", "create this file once the boot steps are done (for sysvinit)")
 			fs.DurationVar(&o.StatusPeriod, "status-period", 30*time.Second, "how often custom/scripts/status runs")

@@ -1,0 +1,215 @@
+// Package instance makes a cloned appliance image its own instance, and
+// cleans an image before it is captured.
+//
+// An instance is told apart by its identity: a SHA-256 hash of the
+// floppy's TAG and KEY (see [Identity]), recorded in the LuoYun dir
+// (conf/instance-id) once the actions below succeeded. The hash is of a
+// secret, so the record holds no KEY bytes and the KEY cannot be got back
+// from it; it sits beside luoyun.conf, which holds the KEY itself.
+//
+// When the identity of the config in force differs from the record, or
+// there is no record (the first boot of an image, or an image sealed by
+// [Seal]), [Config.Apply] does, once:
+//
+//   - SSH host keys: new ed25519, ecdsa (P-256) and rsa (3072 bits) keys,
+//     the three types sshd makes by default, in OpenSSH's formats at
+//     /etc/ssh/ssh_host_{ed25519,ecdsa,rsa}_key (0600) and .pub (0644),
+//     owned by root, each written atomically. Old keys of other types
+//     (dsa) are removed, so no key the clones share survives. Nothing is
+//     written in an image without /etc/ssh (no sshd).
+//   - sshd is reloaded when it runs (see [SSHD]) so it serves the new keys;
+//     only when the system root is the running system's "/".
+//   - /etc/machine-id, when it exists and is not empty (the image uses
+//     systemd's machine ID), is emptied: systemd makes a new one at the
+//     next boot. A /var/lib/dbus/machine-id that is a file of its own (not
+//     a symlink to /etc/machine-id) is removed; D-Bus then reads
+//     /etc/machine-id. The machine ID of the boot in progress is already
+//     set, which is why sealing (which empties it too) is better.
+//   - the web terminal's pin of the local sshd's host key
+//     (conf/webssh-known-hosts) is removed: the keys it pinned are gone.
+//
+// A failed action leaves the record as it was, so the next boot tries
+// again; on the same instance nothing is done and nothing written.
+package instance
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"strconv"
+	"strings"
+
+	"osmanager/agent/paths"
+	"osmanager/agent/sysroot"
+)
+
+// idPrefix starts a recorded identity, naming the hash.
+const idPrefix = "sha256:"
+
+// Identity returns the instance identity of a config: "sha256:" and the
+// hex SHA-256 of a fixed label, the TAG (empty if none) and the KEY, each
+// ended by a newline (neither can hold one). It is "" when the config has
+// neither TAG nor KEY: nothing tells instances apart then.
+func Identity(tag int, hasTag bool, key string) string {
+	if !hasTag && key == "" {
+		return ""
+	}
+	t := ""
+	if hasTag {
+		t = strconv.Itoa(tag)
+	}
+	sum := sha256.Sum256([]byte("osmanager instance identity v1\n" + t + "\n" + key + "\n"))
+	return idPrefix + hex.EncodeToString(sum[:])
+}
+
+// Config says where Apply acts.
+type Config struct {
+	Sys   *sysroot.Root // the system root (/etc)
+	LY    *sysroot.Root // the LuoYun dir
+	Paths paths.Paths
+	// SSHD reloads sshd after new host keys; nil leaves it alone (a
+	// system root other than "/").
+	SSHD SSHD
+	// RSABits is the RSA host key's size; 0 means 3072, ssh-keygen's default.
+	RSABits int
+	// Comment ends each public key line ("root@host").
+	Comment string
+	// SysLabel, when set, stands for the system root's directory in
+	// Result and notes ("<sysroot>" for a scratch root, as the boot
+	// summary writes it); empty shows the real path.
+	SysLabel string
+	Log      *slog.Logger
+}
+
+// Result says what Apply did.
+type Result struct {
+	New     bool     // the instance was new
+	Changed []string // files written or removed, as Root.Path shows them
+	Note    string   // for the boot summary
+}
+
+// Apply acts once per instance identity id (see the package comment).
+func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
+	if id == "" || strings.ContainsAny(id, "\r\n") {
+		return Result{}, errors.New("no instance identity")
+	}
+	old, err := c.LY.ReadFile(c.Paths.InstanceID, 4096)
+	var why string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		why = "new instance (no identity recorded)"
+	case err != nil:
+		return Result{}, fmt.Errorf("read instance identity: %w", err)
+	case string(bytes.TrimSpace(old)) == id:
+		return Result{Note: "same instance"}, nil
+	default:
+		why = "new instance (identity differs from the recorded one)"
+	}
+	log := c.log()
+	log.Info(why)
+	r := Result{New: true}
+	var errs []error
+	keys, err := c.hostKeys(&r)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var notes []string
+	if keys {
+		notes = append(notes, "new SSH host keys")
+		if c.SSHD != nil && err == nil {
+			note, err := c.SSHD.Reload(ctx)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("reload sshd: %w", err))
+			} else if note != "" {
+				notes = append(notes, note)
+			}
+		}
+	} else if err == nil {
+		notes = append(notes, "no "+c.show(c.Sys, c.Paths.SSHHostKeys)+": no host keys")
+	}
+	if err := c.machineID(&r); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.remove(&r, c.LY, c.Paths.KnownHosts); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.Note = why + "; identity not recorded, so the next boot tries again"
+		return r, err
+	}
+	if _, err := c.LY.WriteFile(c.Paths.InstanceID, []byte(id+"\n"), sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755}); err != nil {
+		return r, fmt.Errorf("record instance identity: %w", err)
+	}
+	r.Changed = append(r.Changed, c.show(c.LY, c.Paths.InstanceID))
+	r.Note = strings.Join(append([]string{why}, notes...), "; ")
+	return r, nil
+}
+
+func (c *Config) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
+// show names a file of root for the summary: the real path.
+func (c *Config) show(root *sysroot.Root, name string) string {
+	if root == c.Sys && c.SysLabel != "" {
+		return c.SysLabel + name
+	}
+	return path.Join(root.Dir(), name)
+}
+
+// remove deletes name from root, noting it in r.
+func (c *Config) remove(r *Result, root *sysroot.Root, name string) error {
+	removed, err := root.Remove(name)
+	if removed {
+		r.Changed = append(r.Changed, c.show(root, name))
+		c.log().Info("removed", "file", c.show(root, name))
+	}
+	return err
+}
+
+// machineID empties a non-empty /etc/machine-id and removes a D-Bus
+// machine-id that is a file of its own.
+func (c *Config) machineID(r *Result) error {
+	var errs []error
+	emptied, err := emptyMachineID(c.Sys, c.Paths.MachineID)
+	if emptied {
+		r.Changed = append(r.Changed, c.show(c.Sys, c.Paths.MachineID))
+		c.log().Info("emptied machine-id; systemd makes a new one at the next boot", "file", c.show(c.Sys, c.Paths.MachineID))
+	}
+	errs = append(errs, err)
+	if regular(c.Sys, c.Paths.DBusMachineID) {
+		errs = append(errs, c.remove(r, c.Sys, c.Paths.DBusMachineID))
+	}
+	return errors.Join(errs...)
+}
+
+// emptyMachineID empties name if it is a regular file with content,
+// keeping its mode and owner.
+func emptyMachineID(sys *sysroot.Root, name string) (bool, error) {
+	fi, err := sys.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return false, nil
+	}
+	return sys.WriteFile(name, nil, sysroot.WriteOptions{Mode: 0o444, Owner: sysroot.Keep, KeepMeta: true})
+}
+
+// regular reports whether name is a regular file (not a symlink).
+func regular(root *sysroot.Root, name string) bool {
+	fi, err := root.Lstat(name)
+	return err == nil && fi.Mode().IsRegular()
+}
