@@ -398,8 +398,8 @@ func isRunID(s string) bool {
 
 func describeRun(w io.Writer, r apitypes.Run) {
 	fmt.Fprintf(w, "run %d of %s: %s", r.RunID, r.ID, r.State)
-	if r.Exit != nil {
-		fmt.Fprintf(w, " (%s)", exitText(r.Exit))
+	if r.LastExit != nil {
+		fmt.Fprintf(w, " (%s)", r.LastExit)
 	}
 	if r.Reason != "" {
 		fmt.Fprintf(w, ": %s", r.Reason)
@@ -411,10 +411,7 @@ func exitText(e *apitypes.Exit) string {
 	if e == nil {
 		return "-"
 	}
-	if e.Signal != "" {
-		return "signal " + e.Signal
-	}
-	return "code " + strconv.Itoa(e.Code)
+	return e.String()
 }
 
 func runVerb(verb string) func(*cmd) error {
@@ -485,7 +482,7 @@ func runTable(w io.Writer, runs []apitypes.Run) {
 	tw := table(w)
 	fmt.Fprintln(tw, "RUNID\tAPP\tVERSION\tSTATE\tPIDS\tSINCE\tRESTARTS\tEXIT")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.RunID, r.ID, r.Version, r.State, pids(r.PIDs), when(r.Since), r.Restarts, exitText(r.Exit))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.RunID, r.ID, r.Version, r.State, pids(r.PIDs), when(r.Since), r.Restarts, exitText(r.LastExit))
 	}
 	tw.Flush()
 }
@@ -522,14 +519,17 @@ func (c *cmd) state() error {
 		tw := table(c.stdout)
 		fmt.Fprintf(tw, "runid:\t%d\nid:\t%s\nversion:\t%s\nstate:\t%s\npids:\t%s\nstarted:\t%s\nsince:\t%s\nrestarts:\t%d\n",
 			r.RunID, r.ID, r.Version, r.State, pids(r.PIDs), when(r.Started), when(r.Since), r.Restarts)
-		if r.Exit != nil {
-			fmt.Fprintf(tw, "exit:\t%s\n", exitText(r.Exit))
+		if r.LastExit != nil {
+			fmt.Fprintf(tw, "last exit:\t%s\n", r.LastExit)
+		}
+		if !r.NextStart.IsZero() {
+			fmt.Fprintf(tw, "next start:\t%s\n", when(r.NextStart))
 		}
 		if r.Reason != "" {
 			fmt.Fprintf(tw, "reason:\t%s\n", r.Reason)
 		}
 		if r.Cgroup != "" {
-			fmt.Fprintf(tw, "cgroup:\t%s\n", r.Cgroup)
+			fmt.Fprintf(tw, "cgroups:\t%s\n", r.Cgroup)
 		}
 		tw.Flush()
 	})
@@ -607,7 +607,7 @@ func eventText(e apitypes.Event) string {
 		b.WriteString(" " + string(e.State))
 	}
 	if e.Exit != nil {
-		b.WriteString(" (" + exitText(e.Exit) + ")")
+		b.WriteString(" (" + e.Exit.String() + ")")
 	}
 	if a := e.Alert; a != nil {
 		s := "cleared"

@@ -114,9 +114,9 @@ func TestOutput(t *testing.T) {
 		{"eu.start", []string{"eu.start", "hello"}, "", "hello: run 8 starting\n"},
 		{"start existing", []string{"start", "single"}, "", "hello: run 7 running (already running)\n"},
 		{"once", []string{"once", "hello"}, "", "hello: run 8 starting\n"},
-		{"terminate runid", []string{"terminate", "7"}, "", "run 7 of hello: exited (code 0)\n"},
-		{"eu.stop", []string{"eu.stop", "7"}, "", "run 7 of hello: exited (code 0)\n"},
-		{"terminate app", []string{"terminate", "hello"}, "", "run 7 of hello: exited (code 0)\n"},
+		{"terminate runid", []string{"terminate", "7"}, "", "run 7 of hello: exited (exit 0)\n"},
+		{"eu.stop", []string{"eu.stop", "7"}, "", "run 7 of hello: exited (exit 0)\n"},
+		{"terminate app", []string{"terminate", "hello"}, "", "run 7 of hello: exited (exit 0)\n"},
 		{"terminate app without runs", []string{"terminate", "web"}, "", "web: no live run\n"},
 		{"pause", []string{"pause", "7"}, "", "run 7 of hello: paused\n"},
 		{"resume", []string{"resume", "7"}, "", "run 7 of hello: running\n"},
@@ -296,7 +296,7 @@ func TestEvents(t *testing.T) {
 		json bool
 		want string
 	}{
-		{"human", false, "2026-01-02 03:04:05Z installed hello 1.0.0\n2026-01-02 03:04:05Z state     hello run 7 exited (code 3): crashed\n"},
+		{"human", false, "2026-01-02 03:04:05Z installed hello 1.0.0\n2026-01-02 03:04:05Z state     hello run 7 exited (exit 3): crashed\n"},
 		{"json", true, `{"type":"installed","time":"2026-01-02T03:04:05Z","id":"hello","version":"1.0.0"}` + "\n" +
 			`{"type":"state","time":"2026-01-02T03:04:05Z","id":"hello","runid":7,"state":"exited","exit":{"code":3},"reason":"crashed"}` + "\n"},
 	} {

@@ -65,7 +65,7 @@ func Run(runid uint64, state apitypes.RunState) apitypes.Run {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := apitypes.Run{RunID: runid, ID: "hello", Version: "1.0.0", State: state, PIDs: []int{100, 101}, Started: at, Since: at.Add(time.Minute)}
 	if state.Done() {
-		r.PIDs, r.Exit = []int{}, &apitypes.Exit{Code: 0}
+		r.PIDs, r.LastExit = []int{}, &apitypes.Exit{Code: 0}
 	}
 	return r
 }

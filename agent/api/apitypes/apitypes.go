@@ -38,7 +38,10 @@
 // does not pass.
 package apitypes
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // InstallRequest is the JSON body of POST /v1/apps for an install from a
 // URL. The same options come as query parameters with an archive body.
@@ -94,25 +97,44 @@ const (
 // Done reports whether a run in state s is over.
 func (s RunState) Done() bool { return s == Exited || s == Failed }
 
-// Exit is how a run's process ended: a code, or the signal that killed it.
+// Exit is how a run's leader ended: a code, or the signal that killed
+// it (as agent/apps/runner reports it).
 type Exit struct {
-	Code   int    `json:"code"`
-	Signal string `json:"signal,omitempty"` // "SIGKILL"; Code is then -1
+	Code   int    `json:"code"`             // -1 after a signal, or when unknown
+	Signal string `json:"signal,omitempty"` // "TERM", "KILL"
+	// Unknown: the leader was adopted after an agent restart (not the
+	// agent's child), so its status went to init.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
-// Run is one run of an app.
+// String is "exit 3", "signal TERM" or "unknown".
+func (x *Exit) String() string {
+	switch {
+	case x == nil:
+		return ""
+	case x.Unknown:
+		return "unknown"
+	case x.Signal != "":
+		return "signal " + x.Signal
+	}
+	return "exit " + strconv.Itoa(x.Code)
+}
+
+// Run is one run of an app; its fields are those of the runner's state
+// (agent/apps/runner.State) that the status document also shows.
 type Run struct {
-	RunID    uint64    `json:"runid"`
-	ID       string    `json:"id"` // the app's id
-	Version  string    `json:"version"`
-	State    RunState  `json:"state"`
-	PIDs     []int     `json:"pids"`             // every process of the run, the group leader first; [] when over
-	Since    time.Time `json:"since"`            // when it entered State
-	Started  time.Time `json:"started"`          // when it was started
-	Restarts int64     `json:"restarts"`         // restarts of the app by its policy so far
-	Exit     *Exit     `json:"exit,omitempty"`   // once exited
-	Reason   string    `json:"reason,omitempty"` // why it failed (start limit hit, cannot start)
-	Cgroup   string    `json:"cgroup,omitempty"` // its cgroup, when it has one
+	RunID     uint64    `json:"runid"`
+	ID        string    `json:"id"` // the app's id
+	Version   string    `json:"version"`
+	State     RunState  `json:"state"`
+	PIDs      []int     `json:"pids"`                // every process of the run, the group leader first; [] when over
+	Since     time.Time `json:"since"`               // when it entered State
+	Started   time.Time `json:"started,omitzero"`    // when its current process started
+	Restarts  int64     `json:"restarts"`            // restarts by its policy so far
+	LastExit  *Exit     `json:"last_exit,omitempty"` // how its process last ended
+	Reason    string    `json:"reason,omitempty"`    // why it failed or is restarting
+	NextStart time.Time `json:"next_start,omitzero"` // the next automatic restart, while starting again
+	Cgroup    string    `json:"cgroup,omitempty"`    // the cgroup mode: unified, hybrid or none
 }
 
 // Started answers start and once.
