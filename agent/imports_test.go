@@ -20,7 +20,7 @@ var (
 	}
 	// foundations import no service and nothing of the wiring.
 	foundations = []string{
-		"agent/accounts", "agent/apps/apperr", "agent/apps/pack", "agent/backoff", "agent/clc/wire", "agent/clock", "agent/conf",
+		"agent/accounts", "agent/api/apitypes", "agent/api/client", "agent/apps/apperr", "agent/apps/pack", "agent/backoff", "agent/clc/wire", "agent/clock", "agent/conf",
 		"agent/floppy", "agent/internal", "agent/paths", "agent/proc", "agent/script",
 		"agent/state", "agent/status", "agent/sysroot", "internal/version",
 	}

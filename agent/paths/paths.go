@@ -32,7 +32,7 @@ type Paths struct {
 	Hostname   string
 	Hosts      string
 	Resolv     string
-	APISocket  string // the local API's Unix socket
+	APISocket  string // the local API's Unix socket (osmctl's default), 0660
 	Binary     string // where osmanager is installed; the init files start it from there (filled in by the build)
 
 	// Of the running host, whatever the system root.
