@@ -65,6 +65,7 @@ type Store struct {
 	link     Link
 	app      AppHealth
 	terminal Terminal
+	apps     Apps
 }
 
 // SetStep records a step's result, replacing an earlier one of that name.
@@ -232,4 +233,65 @@ func (s *Store) Terminal() Terminal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.terminal
+}
+
+// Apps is the application manager's record for the status page, the
+// status document, /metrics and the controller link. The manager replaces
+// it whole on every change.
+type Apps struct {
+	Cgroups string    `json:"cgroups"` // how runs are grouped: "unified", "hybrid" or "none"; "" before the manager runs
+	Apps    []AppView `json:"apps"`    // by id
+}
+
+// AppView is one installed application.
+type AppView struct {
+	ID      string    `json:"id"`
+	Version string    `json:"version"`
+	Desired string    `json:"desired"` // "running" or "stopped": what the owner asked for
+	Enabled bool      `json:"enabled"` // started once the boot steps are done
+	Runs    []RunView `json:"runs"`    // live and recent runs, by runid
+}
+
+// RunView is one run of an application.
+type RunView struct {
+	RunID    uint64    `json:"runid"`
+	State    string    `json:"state"` // starting, running, paused, stopping, exited, failed
+	Since    time.Time `json:"since"`
+	Restarts int       `json:"restarts"`
+	LastExit string    `json:"last_exit,omitempty"` // "exit 3", "signal KILL", "unknown"
+	Reason   string    `json:"reason,omitempty"`    // why failed: "start limit hit: …"
+}
+
+// SetApps replaces the applications' record.
+func (s *Store) SetApps(a Apps) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.watch.note(!reflect.DeepEqual(s.apps, a))
+	s.apps = a
+}
+
+// Apps returns a copy of the applications' record.
+func (s *Store) Apps() Apps {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := Apps{Cgroups: s.apps.Cgroups, Apps: slices.Clone(s.apps.Apps)}
+	for i := range a.Apps {
+		a.Apps[i].Runs = slices.Clone(a.Apps[i].Runs)
+	}
+	return a
+}
+
+// AppsRunning reports whether every application whose desired state is
+// running has a run in state running (true when there are none): what the
+// controller link reports as 2000 when the appliance has no status script.
+func (a Apps) AppsRunning() bool {
+	for _, app := range a.Apps {
+		if app.Desired != "running" {
+			continue
+		}
+		if !slices.ContainsFunc(app.Runs, func(r RunView) bool { return r.State == "running" }) {
+			return false
+		}
+	}
+	return true
 }

@@ -194,3 +194,45 @@ func TestChangedConcurrent(t *testing.T) {
 		t.Errorf("version = %d, want %d", got, writers*writes)
 	}
 }
+
+func TestApps(t *testing.T) {
+	var s Store
+	a := Apps{Cgroups: "hybrid", Apps: []AppView{
+		{ID: "db", Desired: "running", Runs: []RunView{{RunID: 1, State: "exited"}, {RunID: 2, State: "running"}}},
+		{ID: "tool", Desired: "stopped"},
+	}}
+	ch := s.Changed()
+	s.SetApps(a)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("SetApps did not signal a change")
+	}
+	got := s.Apps()
+	got.Apps[0].Runs[0].State = "changed by the reader"
+	if s.Apps().Apps[0].Runs[0].State != "exited" {
+		t.Error("Apps returned the store's own slices")
+	}
+	ch = s.Changed()
+	s.SetApps(s.Apps())
+	select {
+	case <-ch:
+		t.Error("the same record signalled a change")
+	default:
+	}
+	for _, tc := range []struct {
+		name string
+		apps Apps
+		want bool
+	}{
+		{"none", Apps{}, true},
+		{"running", a, true},
+		{"desired running, only exited", Apps{Apps: []AppView{{ID: "db", Desired: "running", Runs: []RunView{{State: "exited"}}}}}, false},
+		{"desired running, no run", Apps{Apps: []AppView{{ID: "db", Desired: "running"}}}, false},
+		{"paused is not running", Apps{Apps: []AppView{{ID: "db", Desired: "running", Runs: []RunView{{State: "paused"}}}}}, false},
+	} {
+		if got := tc.apps.AppsRunning(); got != tc.want {
+			t.Errorf("%s: AppsRunning = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
