@@ -206,6 +206,7 @@ manifest=$(dest /LuoYun/.install-manifest)
 
 # stage SRC DEST MODE [render]: DEST inside the root.
 : > "$tmp/files"
+: > "$tmp/would"
 stage() {
 	t=$(dest "$2")
 	mkdir -p "$stage$(dirname "$t")"
@@ -257,6 +258,10 @@ change() {
 mkdirs() {
 	[ -d "$R$1" ] && [ ! -L "$R$1" ] && return 0
 	[ ! -L "$R$1" ] || die "$1 in $root: a symlink where a directory should be"
+	if [ "$dry" = yes ]; then
+		grep -qxF "$1" "$tmp/would" && return 0
+		echo "$1" >> "$tmp/would"
+	fi
 	mkdirs "$(dirname "$1")"
 	change "create $1/"
 	[ "$dry" = yes ] || mkdir "$R$1"
