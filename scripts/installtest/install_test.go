@@ -236,15 +236,15 @@ func TestOldLuoYunLayout(t *testing.T) {
 			// install.sh) or /LuoYun/bin/*/start (setup.sh), its RPM's
 			// upstart jobs in /etc/init/luoyun/, an init script, a unit.
 			old := map[string]string{
-				"LuoYun/osmanager.sh":             "0755:#!/bin/bash\n",
-				"LuoYun/custom/scripts/config":    "0755:#!/bin/sh\n# old appliance\n",
-				"LuoYun/custom/www/index.html":    "old page\n",
-				"LuoYun/build/VERSION":            "LuoYun OSM 0.5\nmyapp: 1.0\n",
-				"etc/rc3.d/S99luoyun-osmanager":   "->/LuoYun/osmanager.sh",
-				"etc/rc3.d/S01luoyun-osconfig":    "->/LuoYun/bin/pyosc/start",
-				"etc/init/luoyun/osm.conf":        "start on stopped luoyun/osconfig\n",
-				"etc/init.d/luoyun":               "0755:#!/bin/sh\n",
-				"etc/systemd/system/luoyun.service": "[Service]\nExecStart=/LuoYun/osmanager.sh\n",
+				"LuoYun/osmanager.sh":                                       "0755:#!/bin/bash\n",
+				"LuoYun/custom/scripts/config":                              "0755:#!/bin/sh\n# old appliance\n",
+				"LuoYun/custom/www/index.html":                              "old page\n",
+				"LuoYun/build/VERSION":                                      "LuoYun OSM 0.5\nmyapp: 1.0\n",
+				"etc/rc3.d/S99luoyun-osmanager":                             "->/LuoYun/osmanager.sh",
+				"etc/rc3.d/S01luoyun-osconfig":                              "->/LuoYun/bin/pyosc/start",
+				"etc/init/luoyun/osm.conf":                                  "start on stopped luoyun/osconfig\n",
+				"etc/init.d/luoyun":                                         "0755:#!/bin/sh\n",
+				"etc/systemd/system/luoyun.service":                         "[Service]\nExecStart=/LuoYun/osmanager.sh\n",
 				"etc/systemd/system/multi-user.target.wants/luoyun.service": "->/etc/systemd/system/luoyun.service",
 			}
 			files(t, root, old)
