@@ -1,0 +1,325 @@
+package installtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// The packages are built once for the tests that read them.
+var (
+	pkgOnce sync.Once
+	pkgDir  string
+	pkgErr  string
+)
+
+// packages runs scripts/build --packages for the three archs into a temp dir
+// and returns DIR/packages.
+func packages(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		if _, err := os.Stat("/usr/local/go/bin/go"); err != nil {
+			t.Skip("no go to build the packages")
+		}
+	}
+	pkgOnce.Do(func() {
+		out, err := os.MkdirTemp("", "osm-packages-")
+		if err != nil {
+			pkgErr = err.Error()
+			return
+		}
+		cmd := exec.Command(filepath.Join(repo(t), "scripts/build"), "--packages", "--out", out)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			pkgErr = "scripts/build --packages: " + err.Error() + "\n" + string(b)
+			return
+		}
+		pkgDir = filepath.Join(out, "packages")
+	})
+	if pkgErr != "" {
+		t.Fatal(pkgErr)
+	}
+	return pkgDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pkgDir != "" {
+		os.RemoveAll(filepath.Dir(pkgDir))
+	}
+	os.Exit(code)
+}
+
+func version(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repo(t), "build/VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	v, ok := strings.CutPrefix(first, "osmanager ")
+	if !ok {
+		t.Fatalf("build/VERSION line 1 %q", first)
+	}
+	return v
+}
+
+func output(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	b, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+	}
+	return string(b)
+}
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s here (build/PACKAGES lists its package)", tool)
+		}
+	}
+}
+
+func TestPackageFiles(t *testing.T) {
+	v := version(t)
+	for _, c := range []struct{ goarch, debArch, rpmArch string }{
+		{"amd64", "amd64", "x86_64"}, {"arm64", "arm64", "aarch64"}, {"386", "i386", "i386"},
+	} {
+		t.Run("deb-"+c.goarch, func(t *testing.T) {
+			need(t, "dpkg-deb")
+			deb := filepath.Join(packages(t), "osmanager_"+v+"-1_"+c.debArch+".deb")
+			if got := strings.TrimSpace(output(t, "dpkg-deb", "-f", deb, "Package", "Version", "Architecture")); got != "Package: osmanager\nVersion: "+v+"-1\nArchitecture: "+c.debArch {
+				t.Errorf("control fields:\n%s", got)
+			}
+			list := output(t, "sh", "-c", "dpkg-deb --fsys-tarfile "+deb+" | tar -tf - | grep -v '/$' | sed 's|^\\./|/|' | sort")
+			got := strings.Fields(list)
+			want := []string{
+				"/etc/init.d/osmanager", "/etc/logrotate.d/osmanager", "/lib/systemd/system/osmanager.service",
+				"/usr/bin/osmctl", "/usr/sbin/osmanager",
+				"/usr/share/doc/osmanager/CHANGELOG", "/usr/share/doc/osmanager/README.md",
+				"/usr/share/doc/osmanager/www-templates/nocookie/index.html", "/usr/share/doc/osmanager/www-templates/withcookie/index.html",
+				"/usr/share/osmanager/VERSION", "/usr/share/osmanager/custom/README.md",
+				"/usr/share/osmanager/custom/scripts/config", "/usr/share/osmanager/custom/scripts/status",
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if conff := output(t, "sh", "-c", "dpkg-deb --ctrl-tarfile "+deb+" | tar -xOf - ./conffiles"); conff != "/etc/init.d/osmanager\n/etc/logrotate.d/osmanager\n" {
+				t.Errorf("conffiles %q", conff)
+			}
+		})
+		t.Run("rpm-"+c.goarch, func(t *testing.T) {
+			need(t, "rpm")
+			rpm := filepath.Join(packages(t), "osmanager-"+v+"-1."+c.rpmArch+".rpm")
+			if got := output(t, "rpm", "-qp", "--qf", "%{NAME} %{VERSION} %{ARCH}", rpm); got != "osmanager "+v+" "+c.rpmArch {
+				t.Errorf("rpm -qp: %q", got)
+			}
+			got := strings.Fields(output(t, "rpm", "-qlp", rpm))
+			want := []string{
+				"/usr/bin/osmctl", "/usr/lib/systemd/system/osmanager.service", "/usr/sbin/osmanager",
+				"/usr/share/doc/osmanager/CHANGELOG", "/usr/share/doc/osmanager/README.md",
+				"/usr/share/doc/osmanager/www-templates", "/usr/share/doc/osmanager/www-templates/nocookie",
+				"/usr/share/doc/osmanager/www-templates/nocookie/index.html", "/usr/share/doc/osmanager/www-templates/withcookie",
+				"/usr/share/doc/osmanager/www-templates/withcookie/index.html",
+				"/usr/share/osmanager/VERSION", "/usr/share/osmanager/custom/README.md",
+				"/usr/share/osmanager/custom/scripts/config", "/usr/share/osmanager/custom/scripts/status",
+			}
+			sort.Strings(got)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("rpm -qlp:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			scripts := output(t, "rpm", "-qp", "--scripts", rpm)
+			for _, want := range []string{
+				"postinstall scriptlet", "systemctl --no-reload enable osmanager.service", "osm_seed",
+				"preuninstall scriptlet", "systemctl --no-reload disable osmanager.service",
+				"postuninstall scriptlet", "systemctl try-restart osmanager.service",
+			} {
+				if !strings.Contains(scripts, want) {
+					t.Errorf("rpm -qp --scripts has no %q", want)
+				}
+			}
+			for _, never := range []string{"rm -rf /LuoYun", "rm -rf \"/LuoYun"} {
+				if strings.Contains(scripts, never) {
+					t.Errorf("the rpm's scripts remove /LuoYun (%q)", never)
+				}
+			}
+		})
+	}
+}
+
+// chrootTree is a minimal busybox system, with fake init tools that note
+// their calls in /var/log/calls: the package's maintainer scripts run in it
+// as in an image being built (dpkg and rpm chroot into --root for them).
+func chrootTree(t *testing.T, tools ...string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to chroot (dpkg --root, rpm --root run the maintainer scripts in a chroot)")
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no busybox (busybox-static in build/PACKAGES) for the chroot's shell")
+	}
+	if out, err := exec.Command("sh", "-c", "ldd "+bb+" 2>&1").CombinedOutput(); err == nil && !strings.Contains(string(out), "not a dynamic") && !strings.Contains(string(out), "statically") {
+		t.Skipf("busybox is not static: %s", out)
+	}
+	root := t.TempDir()
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /etc and /usr/sbin hold files of other packages, as in an image (dpkg
+	// removes an empty directory that a purged package listed).
+	m := map[string]string{"bin/busybox": "0755:" + string(b), "tmp/": "", "etc/hostname": "image\n", "var/log/": "", "usr/bin/": "",
+		"usr/sbin/other": "0755:#!/bin/sh\n",
+		"LuoYun/custom/scripts/config": "0755:#!/bin/sh\n# the appliance's own\n"}
+	for _, tool := range tools {
+		m["usr/bin/"+tool] = "0755:#!/bin/sh\necho \"" + tool + " $*\" >> /var/log/calls\n"
+	}
+	files(t, root, m)
+	if out, err := exec.Command("chroot", root, "/bin/busybox", "--install", "-s", "/bin").CombinedOutput(); err != nil {
+		t.Skipf("chroot into a busybox tree: %v %s", err, out)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mknod", "-m", "666", filepath.Join(root, "dev/null"), "c", "1", "3").CombinedOutput(); err != nil {
+		t.Skipf("mknod /dev/null: %v %s", err, out)
+	}
+	return root
+}
+
+func calls(t *testing.T, root string) string {
+	b, _ := os.ReadFile(filepath.Join(root, "var/log/calls"))
+	return string(b)
+}
+
+func exists(root, p string) bool {
+	_, err := os.Lstat(filepath.Join(root, p))
+	return err == nil
+}
+
+func TestDebInstallRemovePurge(t *testing.T) {
+	need(t, "dpkg")
+	root := chrootTree(t, "deb-systemd-helper", "update-rc.d")
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"} {
+		files(t, root, map[string]string{d + "/": ""})
+	}
+	files(t, root, map[string]string{"var/lib/dpkg/status": "", "var/lib/dpkg/available": ""})
+	outside := func() map[string]entry {
+		m := map[string]entry{}
+		for p, e := range snapshot(t, root) {
+			if !strings.HasPrefix(p, "/var/lib/dpkg") && !strings.HasPrefix(p, "/LuoYun") && p != "/var/log/calls" {
+				e.Mtime = 0
+				m[p] = e
+			}
+		}
+		return m
+	}
+	before := outside()
+	v := version(t)
+	deb := filepath.Join(packages(t), "osmanager_"+v+"-1_amd64.deb")
+	dpkg := func(args ...string) string {
+		return output(t, "dpkg", append([]string{"--root=" + root}, args...)...)
+	}
+
+	got := dpkg("-i", deb)
+	if !strings.Contains(got, "osmanager: enabled, not started (this root is not the booted system") {
+		t.Errorf("dpkg -i said\n%s\nwant not started in a chroot", got)
+	}
+	for _, f := range []string{"/usr/sbin/osmanager", "/usr/bin/osmctl", "/lib/systemd/system/osmanager.service", "/etc/init.d/osmanager",
+		"/etc/logrotate.d/osmanager", "/usr/share/doc/osmanager/www-templates/nocookie/index.html",
+		"/LuoYun/custom/scripts/status", "/LuoYun/custom/README.md", "/LuoYun/build/VERSION"} {
+		if !exists(root, f) {
+			t.Errorf("%s not installed", f)
+		}
+	}
+	if v2 := strings.TrimSpace(output(t, filepath.Join(root, "usr/sbin/osmanager"), "version")); v2 != "osmanager "+v {
+		t.Errorf("osmanager version = %q, want osmanager %s", v2, v)
+	}
+	unit, _ := os.ReadFile(filepath.Join(root, "lib/systemd/system/osmanager.service"))
+	initd, _ := os.ReadFile(filepath.Join(root, "etc/init.d/osmanager"))
+	if !strings.Contains(string(unit), "\nExecStart=/usr/sbin/osmanager run\n") || !strings.Contains(string(initd), "\nDAEMON=/usr/sbin/osmanager\n") {
+		t.Errorf("init files do not run /usr/sbin/osmanager")
+	}
+	if fi, err := os.Stat(filepath.Join(root, "LuoYun/conf")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("/LuoYun/conf: %v %v, want a 0700 dir", fi, err)
+	}
+	own, _ := os.ReadFile(filepath.Join(root, "LuoYun/custom/scripts/config"))
+	if string(own) != "#!/bin/sh\n# the appliance's own\n" {
+		t.Errorf("the appliance's config script was overwritten: %q", own)
+	}
+	if c := calls(t, root); c != "deb-systemd-helper enable osmanager.service\nupdate-rc.d osmanager defaults\n" {
+		t.Errorf("postinst ran\n%s", c)
+	}
+	luoyun := snapshot(t, filepath.Join(root, "LuoYun"))
+
+	// Again (a reinstall, as configure with the old version): nothing seeded twice.
+	dpkg("-i", deb)
+
+	dpkg("-r", "osmanager")
+	for _, f := range []string{"/usr/sbin/osmanager", "/usr/bin/osmctl", "/lib/systemd/system/osmanager.service", "/usr/share/doc/osmanager"} {
+		if exists(root, f) {
+			t.Errorf("dpkg -r left %s", f)
+		}
+	}
+	if !exists(root, "/etc/init.d/osmanager") {
+		t.Errorf("dpkg -r removed the conffile /etc/init.d/osmanager (purge does)")
+	}
+	if c := calls(t, root); !strings.HasSuffix(c, "deb-systemd-helper disable osmanager.service\n") {
+		t.Errorf("postrm remove ran\n%s", c)
+	}
+
+	dpkg("--purge", "osmanager")
+	for _, f := range []string{"/etc/init.d/osmanager", "/etc/logrotate.d/osmanager"} {
+		if exists(root, f) {
+			t.Errorf("dpkg --purge left %s", f)
+		}
+	}
+	if c := calls(t, root); !strings.HasSuffix(c, "deb-systemd-helper purge osmanager.service\ndeb-systemd-helper unmask osmanager.service\nupdate-rc.d osmanager remove\n") {
+		t.Errorf("postrm purge ran\n%s", c)
+	}
+	if d := diffTrees(luoyun, snapshot(t, filepath.Join(root, "LuoYun")), true); d != "" {
+		t.Errorf("removal changed /LuoYun (-installed +purged):\n%s", d)
+	}
+	if d := diffTrees(before, outside(), false); d != "" {
+		t.Errorf("after --purge the tree outside /LuoYun differs (-before +after):\n%s", d)
+	}
+}
+
+func TestRpmInstallErase(t *testing.T) {
+	need(t, "rpm")
+	root := chrootTree(t, "systemctl")
+	output(t, "rpm", "--root", root, "--initdb")
+	v := version(t)
+	rpm := filepath.Join(packages(t), "osmanager-"+v+"-1.x86_64.rpm")
+	got := output(t, "rpm", "--root", root, "-i", "--nodeps", rpm)
+	if !strings.Contains(got, "osmanager: enabled, not started") {
+		t.Errorf("rpm -i said\n%s", got)
+	}
+	for _, f := range []string{"/usr/sbin/osmanager", "/usr/lib/systemd/system/osmanager.service", "/LuoYun/custom/scripts/status", "/LuoYun/conf"} {
+		if !exists(root, f) {
+			t.Errorf("%s not installed", f)
+		}
+	}
+	if c := calls(t, root); c != "systemctl --no-reload enable osmanager.service\n" {
+		t.Errorf("%%post ran\n%s", c)
+	}
+	output(t, "rpm", "--root", root, "-e", "osmanager")
+	if exists(root, "/usr/sbin/osmanager") || exists(root, "/usr/lib/systemd/system/osmanager.service") {
+		t.Errorf("rpm -e left the files")
+	}
+	if c := calls(t, root); !strings.HasSuffix(c, "systemctl --no-reload disable osmanager.service\n") {
+		t.Errorf("%%preun ran\n%s", c)
+	}
+	for _, f := range []string{"/LuoYun/custom/scripts/config", "/LuoYun/custom/scripts/status", "/LuoYun/conf"} {
+		if !exists(root, f) {
+			t.Errorf("rpm -e removed %s", f)
+		}
+	}
+}
