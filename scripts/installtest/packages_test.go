@@ -176,7 +176,7 @@ func chrootTree(t *testing.T, tools ...string) string {
 	// /etc and /usr/sbin hold files of other packages, as in an image (dpkg
 	// removes an empty directory that a purged package listed).
 	m := map[string]string{"bin/busybox": "0755:" + string(b), "tmp/": "", "etc/hostname": "image\n", "var/log/": "", "usr/bin/": "",
-		"usr/sbin/other": "0755:#!/bin/sh\n",
+		"usr/sbin/other":               "0755:#!/bin/sh\n",
 		"LuoYun/custom/scripts/config": "0755:#!/bin/sh\n# the appliance's own\n"}
 	for _, tool := range tools {
 		m["usr/bin/"+tool] = "0755:#!/bin/sh\necho \"" + tool + " $*\" >> /var/log/calls\n"
