@@ -340,7 +340,7 @@ done
 # The init links.
 case $init in
 systemd)
-	link /etc/systemd/system/multi-user.target.wants/osmanager.service /etc/systemd/system/osmanager.service
+	link /etc/systemd/system/multi-user.target.wants/osmanager.service ../osmanager.service
 	;;
 sysvinit)
 	# The tools of the image when we can run them in it (they order the
