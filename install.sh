@@ -111,7 +111,7 @@ resolve() {
 if [ -z "$arch" ]; then
 	if [ -n "$R" ] && sh_path=$(resolve /bin/sh) && [ -f "$R$sh_path" ]; then
 		arch=$(elf_arch "$R$sh_path")
-		[ -n "$arch" ] && say "arch $arch: from $root/bin/sh"
+		[ -n "$arch" ] && say "arch $arch: from $R/bin/sh"
 	fi
 	[ -n "$arch" ] || arch=$(uname -m)
 fi
@@ -150,30 +150,30 @@ version=$(sed -n '1s/^osmanager //p' build/VERSION)
 
 why=
 detect_init() {
-	[ -e "$R/sbin/init" ] || [ -L "$R/sbin/init" ] || { why="$root/sbin/init is missing"; return 1; }
-	p=$(resolve /sbin/init) || { why="$root/sbin/init: symlink loop"; return 1; }
+	[ -e "$R/sbin/init" ] || [ -L "$R/sbin/init" ] || { why="$R/sbin/init is missing"; return 1; }
+	p=$(resolve /sbin/init) || { why="$R/sbin/init: symlink loop"; return 1; }
 	via=
 	[ "$p" = /sbin/init ] || via=" (a symlink to $p)"
-	[ -f "$R$p" ] || { why="$root/sbin/init$via is not a file"; return 1; }
+	[ -f "$R$p" ] || { why="$R/sbin/init$via is not a file"; return 1; }
 	case $p in
-	*/systemd) init=systemd why="$root/sbin/init$via is systemd"; return 0 ;;
-	*/upstart) init=upstart why="$root/sbin/init$via is upstart"; return 0 ;;
-	*/busybox) init=sysvinit why="$root/sbin/init$via is busybox init: the sysvinit script is installed; run it from /etc/inittab (::sysinit:/etc/init.d/osmanager start)"; return 0 ;;
+	*/systemd) init=systemd why="$R/sbin/init$via is systemd"; return 0 ;;
+	*/upstart) init=upstart why="$R/sbin/init$via is upstart"; return 0 ;;
+	*/busybox) init=sysvinit why="$R/sbin/init$via is busybox init: the sysvinit script is installed; run it from /etc/inittab (::sysinit:/etc/init.d/osmanager start)"; return 0 ;;
 	esac
 	for s in /lib/systemd/systemd /usr/lib/systemd/systemd; do
 		if sp=$(resolve $s) && [ -f "$R$sp" ] && cmp -s "$R$p" "$R$sp"; then
-			init=systemd why="$root/sbin/init$via is the same file as $s"
+			init=systemd why="$R/sbin/init$via is the same file as $s"
 			return 0
 		fi
 	done
 	if grep -aq 'INIT_VERSION=sysvinit' "$R$p"; then
-		init=sysvinit why="$root/sbin/init$via is sysvinit's init (it says INIT_VERSION=sysvinit)"
+		init=sysvinit why="$R/sbin/init$via is sysvinit's init (it says INIT_VERSION=sysvinit)"
 	elif grep -aqi 'upstart' "$R$p"; then
-		init=upstart why="$root/sbin/init$via is upstart's init (it names upstart)"
+		init=upstart why="$R/sbin/init$via is upstart's init (it names upstart)"
 	elif grep -aq 'systemd' "$R$p"; then
-		init=systemd why="$root/sbin/init$via names systemd"
+		init=systemd why="$R/sbin/init$via names systemd"
 	else
-		why="$root/sbin/init$via is none of systemd, sysvinit, upstart, busybox"
+		why="$R/sbin/init$via is none of systemd, sysvinit, upstart, busybox"
 		return 1
 	fi
 }
@@ -384,6 +384,17 @@ esac
 mkdirs "$(dest /LuoYun)"
 mkdirs "$(dest /LuoYun/conf)"
 if [ "$dry" = no ] && [ "$(stat -c %a "$R/LuoYun/conf")" != 700 ]; then chmod 0700 "$R/LuoYun/conf"; fi
+# checksum prints ALGO:SUM of stdin with the first tool there (busybox may
+# lack cksum; uninstall.sh uses the algorithm named).
+checksum() {
+	for c in sha256sum md5sum cksum; do
+		if command -v $c > /dev/null 2>&1; then
+			echo "$c:$($c | cut -d' ' -f1)"
+			return 0
+		fi
+	done
+	die "no sha256sum, md5sum or cksum here"
+}
 seed() {
 	set -- "$1" "$(dest "$2")" "$3"
 	if [ -e "$R$2" ] || [ -L "$R$2" ]; then return 0; fi
@@ -394,7 +405,7 @@ seed() {
 		chmod "$3" "$R$2.osm-new"
 		mv "$R$2.osm-new" "$R$2"
 	fi
-	echo "seed $(cksum < "$1" | cut -d' ' -f1) $2" >> "$tmp/manifest"
+	echo "seed $(checksum < "$1") $2" >> "$tmp/manifest"
 }
 for f in $(cd custom && find . -type f ! -path './www/*' | sed 's|^\./||' | sort); do
 	mode=0644

@@ -46,8 +46,8 @@ rm1() {
 	if [ "$dry" = yes ]; then say "would remove $1"; else rm -f "$R$1"; fi
 }
 
-if [ -z "$R" ] && [ "$dry" = no ]; then
-	# The running system: stop it under whichever init runs it.
+if [ -z "$R" ] && [ "$dry" = no ] && [ "$(stat -Lc %d:%i / 2> /dev/null)" = "$(stat -Lc %d:%i /proc/1/root/ 2> /dev/null)" ]; then
+	# The running system (not a chroot): stop it under whichever init runs it.
 	if [ -d /run/systemd/system ]; then
 		systemctl disable --now osmanager.service 2> /dev/null || true
 	elif initctl version 2> /dev/null | grep -q upstart; then
@@ -79,7 +79,8 @@ if [ "$purge" = yes ]; then
 	if [ "$dry" = yes ]; then say "would remove /LuoYun/conf"; else rm -rf "$R/LuoYun/conf"; fi
 	grep '^seed ' "$m" | while read -r _ sum p; do
 		[ -f "$R$p" ] || continue
-		if [ "$(cksum < "$R$p" | cut -d' ' -f1)" = "$sum" ]; then
+		c=${sum%%:*}
+		if command -v "$c" > /dev/null 2>&1 && [ "$c:$($c < "$R$p" | cut -d' ' -f1)" = "$sum" ]; then
 			rm1 "$p"
 		else
 			say "keeping $p: changed since install.sh put it there"

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -321,5 +322,68 @@ func TestRpmInstallErase(t *testing.T) {
 		if !exists(root, f) {
 			t.Errorf("rpm -e removed %s", f)
 		}
+	}
+}
+
+// TestInstallInChroot runs install.sh and uninstall.sh inside a busybox
+// chroot with no Go, as an image builder does (chroot /mnt/image
+// /src/install.sh): busybox's tools are enough, the arch comes from uname,
+// and without --no-start it does not try to start anything and exits 0.
+func TestInstallInChroot(t *testing.T) {
+	root := chrootTree(t)
+	files(t, root, map[string]string{"sbin/init": "->/bin/busybox", "etc/init.d/": "", "etc/logrotate.d/": ""})
+	src := filepath.Join(root, "src")
+	for _, p := range []string{"install.sh", "uninstall.sh", "README.md", "build/VERSION", "build/CHANGELOG",
+		"init/systemd/osmanager.service", "init/sysvinit/osmanager", "init/upstart/osmanager.conf", "init/logrotate/osmanager",
+		"custom/README.md", "custom/scripts/config", "custom/scripts/status", "custom/www/nocookie/index.html", "custom/www/withcookie/index.html"} {
+		b, err := os.ReadFile(filepath.Join(repo(t), p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(filepath.Join(repo(t), p))
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arch := map[string]string{"amd64": "amd64", "arm64": "arm64", "386": "386"}[runtime.GOARCH]
+	files(t, src, map[string]string{
+		"build/out/linux-" + arch + "/osmanager": "0755:#!/bin/sh\necho osmanager fake\n",
+		"build/out/linux-" + arch + "/osmctl":    "0755:#!/bin/sh\necho osmctl fake\n",
+	})
+	in := func(args ...string) string {
+		cmd := exec.Command("chroot", append([]string{root, "/bin/sh"}, args...)...)
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		out, err := cmd.CombinedOutput()
+		t.Logf("chroot %v: %v\n%s", args, err, out)
+		if err != nil {
+			t.Fatalf("chroot %v: %v", args, err)
+		}
+		return string(out)
+	}
+	before := snapshot(t, root)
+	got := in("/src/install.sh")
+	for _, want := range []string{"init sysvinit: /sbin/init (a symlink to /bin/busybox) is busybox init", "not started: this is a chroot"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("install.sh in the chroot said\n%s\nwant %q", got, want)
+		}
+	}
+	for _, f := range []string{"/usr/local/sbin/osmanager", "/etc/init.d/osmanager", "/etc/rc2.d/S05osmanager", "/etc/logrotate.d/osmanager", "/LuoYun/custom/scripts/config"} {
+		if !exists(root, f) {
+			t.Errorf("%s not installed", f)
+		}
+	}
+	first := snapshot(t, root)
+	if got := in("/src/install.sh"); !strings.Contains(got, ": 0 changes") {
+		t.Errorf("second run in the chroot:\n%s", got)
+	}
+	if d := diffTrees(first, snapshot(t, root), true); d != "" {
+		t.Errorf("second run changed the tree:\n%s", d)
+	}
+	in("/src/uninstall.sh", "--purge")
+	if d := diffTrees(before, snapshot(t, root), false); d != "" {
+		t.Errorf("uninstall --purge in the chroot did not restore the tree (-before +after):\n%s", d)
 	}
 }
