@@ -10,14 +10,13 @@ import (
 // image is a scratch image tree of one kind and what install.sh should
 // make of it.
 type image struct {
-	name     string
-	tree     func(t *testing.T, sh string) map[string]string
-	init     string // detected
-	why      string // in the "init X: why" line
-	unit     string // the init file, as installed
-	links    []string
-	logrot   bool
-	noRCLink []string
+	name   string
+	tree   func(t *testing.T, sh string) map[string]string
+	init   string // detected
+	why    string // in the "init X: why" line
+	unit   string // the init file, as installed
+	links  []string
+	logrot bool
 }
 
 var images = []image{
