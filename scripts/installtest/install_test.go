@@ -17,6 +17,7 @@ type image struct {
 	unit   string // the init file, as installed
 	links  []string
 	logrot bool
+	force  string // --init, when not auto
 }
 
 var images = []image{
@@ -44,6 +45,28 @@ var images = []image{
 		unit:  "/etc/systemd/system/osmanager.service",
 		links: []string{"/etc/systemd/system/multi-user.target.wants/osmanager.service"},
 	},
+	{
+		// RHEL 6: upstart 0.6 as /sbin/init, rc scripts under /etc/rc.d.
+		name: "rhel6-upstart", tree: rhel6Tree, init: "upstart",
+		why:    "sbin/init is upstart's init (it names upstart)",
+		unit:   "/etc/init/osmanager.conf",
+		logrot: true,
+	},
+	{
+		// The sysvinit script on a RHEL tree: links in /etc/rc.d/rcN.d.
+		name: "rhel-sysvinit", tree: rhelTree, init: "sysvinit", force: "sysvinit",
+		why:   "--init",
+		unit:  "/etc/init.d/osmanager",
+		links: []string{"/etc/rc3.d/S05osmanager", "/etc/rc6.d/K95osmanager"},
+	},
+}
+
+// initArgs is --init for a forced image.
+func (im image) initArgs() []string {
+	if im.force == "" {
+		return nil
+	}
+	return []string{"--init", im.force}
 }
 
 // newImage makes the image's tree in a temp dir.
@@ -60,8 +83,11 @@ func TestDetectInit(t *testing.T) {
 		t.Run(im.name, func(t *testing.T) {
 			t.Parallel()
 			root := newImage(t, im)
-			got := mustRun(t, "install.sh", []string{"OSM_BUILD_OUT=" + out}, "--root", root, "--dry-run")
+			got := mustRun(t, "install.sh", []string{"OSM_BUILD_OUT=" + out}, append([]string{"--root", root, "--dry-run"}, im.initArgs()...)...)
 			want := "install.sh: init " + im.init + ": " + root + "/" + im.why
+			if im.force != "" {
+				want = "install.sh: init " + im.init + ": " + im.why
+			}
 			if !strings.Contains(got, want+"\n") {
 				t.Errorf("install.sh --dry-run said\n%s\nwant a line %q", got, want)
 			}
@@ -98,12 +124,12 @@ func TestInstall(t *testing.T) {
 				env := []string{"OSM_BUILD_OUT=" + out}
 				before := snapshot(t, root)
 
-				mustRun(t, "install.sh", env, "--root", root, "--prefix", prefix, "--dry-run")
+				mustRun(t, "install.sh", env, append([]string{"--root", root, "--prefix", prefix, "--dry-run"}, im.initArgs()...)...)
 				if d := diffTrees(before, snapshot(t, root), true); d != "" {
 					t.Fatalf("--dry-run changed the tree (-before +after):\n%s", d)
 				}
 
-				got := mustRun(t, "install.sh", env, "--root", root, "--prefix", prefix)
+				got := mustRun(t, "install.sh", env, append([]string{"--root", root, "--prefix", prefix}, im.initArgs()...)...)
 				if !strings.Contains(got, "not started: --root is not /") {
 					t.Errorf("install.sh into a tree said\n%s\nwant it not started", got)
 				}
@@ -144,7 +170,7 @@ func TestInstall(t *testing.T) {
 				}
 
 				// Twice: the same tree, byte for byte, no file rewritten.
-				got = mustRun(t, "install.sh", env, "--root", root, "--prefix", prefix)
+				got = mustRun(t, "install.sh", env, append([]string{"--root", root, "--prefix", prefix}, im.initArgs()...)...)
 				if !strings.Contains(got, ": 0 changes") {
 					t.Errorf("second run said\n%s\nwant 0 changes", got)
 				}

@@ -273,3 +273,22 @@ func mustRun(t *testing.T, script string, env []string, args ...string) string {
 	}
 	return r.out
 }
+
+// rhel6Tree is RHEL 6: upstart 0.6 as /sbin/init, /etc/init with its rcS
+// job, the rc scripts in /etc/rc.d with the /etc/init.d and /etc/rcN.d links.
+func rhel6Tree(t *testing.T, sh string) map[string]string {
+	m := map[string]string{
+		"bin/sh":                    sh,
+		"sbin/init":                 "0755:\x7fELF fake init\x00upstart 0.6.5\x00",
+		"sbin/initctl":              "0755:\x7fELF fake initctl",
+		"etc/init/rcS.conf":         "start on startup\n",
+		"etc/rc.d/init.d/functions": "# RHEL's init functions\n",
+		"etc/init.d":                "->rc.d/init.d",
+		"etc/logrotate.d/":          "",
+	}
+	for _, rl := range "0123456" {
+		m["etc/rc.d/rc"+string(rl)+".d/"] = ""
+		m["etc/rc"+string(rl)+".d"] = "->rc.d/rc" + string(rl) + ".d"
+	}
+	return m
+}
