@@ -178,6 +178,12 @@ func TestInstall(t *testing.T) {
 					t.Errorf("second run changed the tree (-first +second):\n%s", d)
 				}
 
+				// uninstall --dry-run changes nothing either.
+				mustRun(t, "uninstall.sh", nil, "--root", root, "--purge", "--dry-run")
+				if d := diffTrees(first, snapshot(t, root), true); d != "" {
+					t.Errorf("uninstall.sh --dry-run changed the tree (-before +after):\n%s", d)
+				}
+
 				// uninstall: the tree before, plus the state kept in /LuoYun.
 				mustRun(t, "uninstall.sh", nil, "--root", root)
 				after := snapshot(t, root)
