@@ -2,6 +2,7 @@ package installtest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -392,4 +393,39 @@ func TestDestdirAlias(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "usr/local/sbin/osmanager")); err == nil {
 		t.Errorf("DESTDIR uninstall left the binary")
 	}
+}
+
+// TestInstallRebuilds: with Go there, install.sh builds first, so a stale
+// binary in build/out is never what gets installed.
+func TestInstallRebuilds(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		if _, err := os.Stat("/usr/local/go/bin/go"); err != nil {
+			t.Skip("no go here")
+		}
+		goCmd = "/usr/local/go/bin/go"
+	}
+	out := t.TempDir()
+	// A stale build: another program where osmanager should be.
+	stale, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip("no /bin/true")
+	}
+	files(t, out, map[string]string{"linux-amd64/osmanager": "0755:" + string(stale), "linux-amd64/osmctl": "0755:" + string(stale)})
+	root := newImage(t, images[0])
+	env := []string{"OSM_BUILD_OUT=" + out, "GO=" + goCmd, "GOCACHE=" + goEnv(t, goCmd, "GOCACHE"), "GOMODCACHE=" + goEnv(t, goCmd, "GOMODCACHE")}
+	mustRun(t, "install.sh", env, "--root", root, "--arch", "amd64")
+	got, err := exec.Command(filepath.Join(root, "usr/local/sbin/osmanager"), "version").Output()
+	if want := "osmanager " + version(t) + "\n"; err != nil || string(got) != want {
+		t.Errorf("installed osmanager version: %q (%v), want %q", got, err, want)
+	}
+}
+
+func goEnv(t *testing.T, goCmd, name string) string {
+	t.Helper()
+	b, err := exec.Command(goCmd, "env", name).Output()
+	if err != nil {
+		t.Fatalf("go env %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -232,3 +232,26 @@ func TestInitFiles(t *testing.T) {
 		t.Errorf("logrotate snippet:\n%s\nwant /var/log/osmanager.log with copytruncate", lr)
 	}
 }
+
+// TestSystemdVerify runs systemd-analyze verify on the unit as install.sh
+// renders it.
+func TestSystemdVerify(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("no systemd-analyze here")
+	}
+	dir := t.TempDir()
+	files(t, dir, map[string]string{"sbin/osmanager": "0755:#!/bin/sh\n"})
+	tpl, err := os.ReadFile(filepath.Join(repo(t), "init/systemd/osmanager.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := strings.NewReplacer("@SBINDIR@", dir+"/sbin", "@DOCDIR@", "/usr/share/doc/osmanager").Replace(string(tpl))
+	p := filepath.Join(dir, "osmanager.service")
+	if err := os.WriteFile(p, []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(sa, "verify", p).CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
