@@ -16,9 +16,9 @@
 #   --no-start     do not start the agent (it is only started when --root is
 #                  / and that init is running as PID 1 of this root)
 #
-# The binaries come from scripts/build (run when Go is there; the build cache
-# makes it cheap; $GO names the go command) in $OSM_BUILD_OUT (default build/out)/linux-<arch>/; without
-# Go (a chroot) they must be built already. Idempotent: a second run changes
+# The binaries come from scripts/build (run when Go is there, $GO or go; the
+# build cache makes it cheap) in $OSM_BUILD_OUT (default build/out)
+# /linux-<arch>/; without Go (a chroot) they must be built already. Idempotent: a second run changes
 # nothing. Never overwrites the appliance's own /LuoYun/custom files or
 # /LuoYun/build/VERSION. Writes the list of what it installed to
 # /LuoYun/.install-manifest, which uninstall.sh follows.
