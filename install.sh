@@ -338,6 +338,7 @@ for f in $(cat "$tmp/files"); do
 done
 
 # The init links.
+rctool=
 case $init in
 systemd)
 	link /etc/systemd/system/multi-user.target.wants/osmanager.service ../osmanager.service
@@ -358,7 +359,15 @@ sysvinit)
 			for d in /usr/sbin /sbin; do [ -x "$R$d/$t" ] && tool=$t && break 2; done
 		done
 	fi
+	# Once: when the links are there, a later run leaves them (and insserv's
+	# .depend files) alone.
+	have=$(cd "$R$(resolve /etc/rc2.d)" 2> /dev/null && ls -d S[0-9][0-9]osmanager 2> /dev/null || true)
+	if [ -n "$have" ]; then
+		tool=
+		[ -f "$R$manifest" ] && rctool=$(sed -n 's/^# prefix .* rc-tool \([a-z.-]*\)$/\1/p' "$R$manifest")
+	fi
 	if [ "$dry" = no ] && [ -n "$tool" ]; then
+		rctool=$tool
 		case $tool in
 		update-rc.d) $incroot update-rc.d osmanager defaults > /dev/null ;;
 		chkconfig) $incroot chkconfig --add osmanager ;;
@@ -418,7 +427,7 @@ seed build/VERSION /LuoYun/build/VERSION 0644
 LC_ALL=C sort -u "$tmp/manifest" > "$tmp/manifest.sorted"
 {
 	echo "# osmanager $version install manifest (install.sh; uninstall.sh reads it)"
-	echo "# prefix $prefix init $init"
+	echo "# prefix $prefix init $init${rctool:+ rc-tool $rctool}"
 	cat "$tmp/manifest.sorted"
 } > "$tmp/manifest.new"
 if ! cmp -s "$tmp/manifest.new" "$R$manifest"; then

@@ -57,6 +57,25 @@ if [ -z "$R" ] && [ "$dry" = no ] && [ "$(stat -Lc %d:%i / 2> /dev/null)" = "$(s
 	fi
 fi
 
+# rc links made by the image's update-rc.d or chkconfig go the same way
+# (insserv's .depend files follow), while the init script is still there.
+rctool=$(sed -n 's/^# prefix .* rc-tool \([a-z.-]*\)$/\1/p' "$m")
+if [ -n "$rctool" ] && [ "$dry" = no ]; then
+	incroot=no
+	if [ -z "$R" ]; then
+		incroot=
+	elif [ "$(id -u)" = 0 ] && chroot "$R" /bin/true 2> /dev/null; then
+		incroot="chroot $R"
+	fi
+	if [ "$incroot" != no ]; then
+		case $rctool in
+		update-rc.d) $incroot update-rc.d -f osmanager remove > /dev/null 2>&1 || true ;;
+		chkconfig) $incroot chkconfig --del osmanager > /dev/null 2>&1 || true ;;
+		esac
+		say "rc links removed with $rctool"
+	fi
+fi
+
 grep -E '^(file|link) ' "$m" | while read -r _ p; do
 	if [ -e "$R$p" ] || [ -L "$R$p" ]; then rm1 "$p"; fi
 done

@@ -325,13 +325,46 @@ func TestRpmInstallErase(t *testing.T) {
 	}
 }
 
+// fakeUpdateRCd is a Debian update-rc.d stand-in for the chroot: it notes
+// its calls and makes or removes the links as the real one does.
+const fakeUpdateRCd = `#!/bin/sh
+echo "update-rc.d $*" >> /var/log/calls
+case "$*" in
+"osmanager defaults")
+	for r in 2 3 4 5; do ln -s ../init.d/osmanager /etc/rc$r.d/S01osmanager; done
+	for r in 0 1 6; do ln -s ../init.d/osmanager /etc/rc$r.d/K01osmanager; done ;;
+"-f osmanager remove") rm -f /etc/rc?.d/[SK]??osmanager ;;
+*) exit 1 ;;
+esac
+`
+
 // TestInstallInChroot runs install.sh and uninstall.sh inside a busybox
 // chroot with no Go, as an image builder does (chroot /mnt/image
 // /src/install.sh): busybox's tools are enough, the arch comes from uname,
 // and without --no-start it does not try to start anything and exits 0.
+// With the image's update-rc.d, that makes the rc links, once.
 func TestInstallInChroot(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		tools map[string]string
+		link  string
+		calls string
+	}{
+		{name: "by-hand", link: "/etc/rc2.d/S05osmanager"},
+		{name: "update-rc.d", tools: map[string]string{"usr/sbin/update-rc.d": "0755:" + fakeUpdateRCd}, link: "/etc/rc2.d/S01osmanager",
+			calls: "update-rc.d osmanager defaults\nupdate-rc.d -f osmanager remove\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) { installInChroot(t, c.tools, c.link, c.calls) })
+	}
+}
+
+func installInChroot(t *testing.T, tools map[string]string, link, wantCalls string) {
 	root := chrootTree(t)
 	files(t, root, map[string]string{"sbin/init": "->/bin/busybox", "etc/init.d/": "", "etc/logrotate.d/": ""})
+	for _, rl := range "0123456" {
+		files(t, root, map[string]string{"etc/rc" + string(rl) + ".d/": ""})
+	}
+	files(t, root, tools)
 	src := filepath.Join(root, "src")
 	for _, p := range []string{"install.sh", "uninstall.sh", "README.md", "build/VERSION", "build/CHANGELOG",
 		"init/systemd/osmanager.service", "init/sysvinit/osmanager", "init/upstart/osmanager.conf", "init/logrotate/osmanager",
@@ -363,27 +396,35 @@ func TestInstallInChroot(t *testing.T) {
 		}
 		return string(out)
 	}
-	before := snapshot(t, root)
+	withoutCalls := func() map[string]entry {
+		m := snapshot(t, root)
+		delete(m, "/var/log/calls")
+		return m
+	}
+	before := withoutCalls()
 	got := in("/src/install.sh")
 	for _, want := range []string{"init sysvinit: /sbin/init (a symlink to /bin/busybox) is busybox init", "not started: this is a chroot"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("install.sh in the chroot said\n%s\nwant %q", got, want)
 		}
 	}
-	for _, f := range []string{"/usr/local/sbin/osmanager", "/etc/init.d/osmanager", "/etc/rc2.d/S05osmanager", "/etc/logrotate.d/osmanager", "/LuoYun/custom/scripts/config"} {
+	for _, f := range []string{"/usr/local/sbin/osmanager", "/etc/init.d/osmanager", link, "/etc/logrotate.d/osmanager", "/LuoYun/custom/scripts/config"} {
 		if !exists(root, f) {
 			t.Errorf("%s not installed", f)
 		}
 	}
-	first := snapshot(t, root)
+	first := withoutCalls()
 	if got := in("/src/install.sh"); !strings.Contains(got, ": 0 changes") {
 		t.Errorf("second run in the chroot:\n%s", got)
 	}
-	if d := diffTrees(first, snapshot(t, root), true); d != "" {
+	if d := diffTrees(first, withoutCalls(), true); d != "" {
 		t.Errorf("second run changed the tree:\n%s", d)
 	}
 	in("/src/uninstall.sh", "--purge")
-	if d := diffTrees(before, snapshot(t, root), false); d != "" {
+	if d := diffTrees(before, withoutCalls(), false); d != "" {
 		t.Errorf("uninstall --purge in the chroot did not restore the tree (-before +after):\n%s", d)
+	}
+	if got := calls(t, root); got != wantCalls {
+		t.Errorf("update-rc.d calls:\n%s\nwant:\n%s", got, wantCalls)
 	}
 }
