@@ -428,3 +428,58 @@ func installInChroot(t *testing.T, tools map[string]string, link, wantCalls stri
 		t.Errorf("update-rc.d calls:\n%s\nwant:\n%s", got, wantCalls)
 	}
 }
+
+// TestDebOnThisDebian installs the .deb with dpkg -i in a chroot of this
+// machine's own root under a throwaway overlay (a private mount namespace:
+// the real root is never written): the real dpkg, deb-systemd-helper and
+// update-rc.d of a Debian system run the maintainer scripts, as in an
+// image being built.
+func TestDebOnThisDebian(t *testing.T) {
+	need(t, "dpkg", "unshare", "chroot")
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a mount namespace and an overlay")
+	}
+	for _, p := range []string{"/usr/bin/deb-systemd-helper", "/usr/sbin/update-rc.d", "/etc/debian_version"} {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("not a Debian system with init-system-helpers: %v", err)
+		}
+	}
+	deb := filepath.Join(packages(t), "osmanager_"+version(t)+"-1_"+map[string]string{"amd64": "amd64", "arm64": "arm64", "386": "i386"}[runtime.GOARCH]+".deb")
+	dir := t.TempDir()
+	script := `set -e
+m=$1/merged
+mkdir -p $1/upper $1/work $m
+mount -t overlay overlay -o lowerdir=/,upperdir=$1/upper,workdir=$1/work $m || { echo "no overlay: $?"; exit 77; }
+cp "$2" $m/tmp/osm.deb
+chroot $m dpkg -i /tmp/osm.deb
+echo "== installed"
+chroot $m sh -c 'readlink /etc/systemd/system/multi-user.target.wants/osmanager.service; ls /etc/rc2.d | grep osmanager; stat -c "%a %n" /LuoYun/conf; ls /LuoYun/custom/scripts; /usr/sbin/osmanager version; dpkg-query -W -f "\${Status}\n" osmanager'
+chroot $m dpkg --purge osmanager
+echo "== purged"
+chroot $m sh -c 'for f in /etc/systemd/system/multi-user.target.wants/osmanager.service /etc/rc2.d/S01osmanager /usr/sbin/osmanager /etc/init.d/osmanager /lib/systemd/system/osmanager.service; do [ -e $f ] || [ -L $f ] && echo "left $f"; done; ls /LuoYun/custom/scripts; stat -c "%a %n" /LuoYun/conf; dpkg-query -W -f "\${Status}\n" osmanager 2>&1 || true'
+`
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", dir, deb)
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	t.Logf("%s", out)
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 77 {
+		t.Skip("no overlay file system here")
+	}
+	if err != nil {
+		t.Fatalf("dpkg in the overlay: %v", err)
+	}
+	installed, rest, _ := strings.Cut(out, "== installed\n")
+	inst, after, _ := strings.Cut(rest, "== purged\n")
+	for _, want := range []string{"osmanager: enabled, not started (this root is not the booted system"} {
+		if !strings.Contains(installed, want) {
+			t.Errorf("dpkg -i said\n%s\nwant %q", installed, want)
+		}
+	}
+	wantInst := "/lib/systemd/system/osmanager.service\nS01osmanager\n700 /LuoYun/conf\nconfig\nstatus\nosmanager " + version(t) + "\ninstall ok installed\n"
+	if !strings.HasPrefix(inst, wantInst) {
+		t.Errorf("after dpkg -i:\n%s\nwant:\n%s", inst, wantInst)
+	}
+	if strings.Contains(after, "left ") || !strings.Contains(after, "config\nstatus\n700 /LuoYun/conf\n") {
+		t.Errorf("after dpkg --purge:\n%s\nwant nothing left but /LuoYun", after)
+	}
+}
