@@ -185,6 +185,27 @@ func TestSysvinitScript(t *testing.T) {
 	}
 }
 
+// TestSysvinitRemoved: a removed, not purged package leaves the script and
+// its links; at boot it does nothing, quietly, and status says why.
+func TestSysvinitRemoved(t *testing.T) {
+	s := newSysv(t, "", fakeAgent)
+	if err := os.Remove(filepath.Join(s.dir, "sbin/osmanager")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		action, out string
+		code        int
+	}{
+		{"start", "", 0},
+		{"stop", "", 0},
+		{"status", "osmanager is not installed (" + s.dir + "/sbin/osmanager is missing)\n", 3},
+	} {
+		if r := s.do(t, c.action); r.code != c.code || r.out != c.out {
+			t.Errorf("%s: exit %d %q, want %d %q", c.action, r.code, r.out, c.code, c.out)
+		}
+	}
+}
+
 // TestInitFilesRendered: each init file is a template with the binary's
 // directory filled in; what the unit says about ordering and restarts.
 func TestInitFiles(t *testing.T) {
