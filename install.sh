@@ -189,7 +189,31 @@ fi
 # when it differs, so a second run writes nothing.
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/osm-install.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+rctool= manifest=
+manifest_new() {
+	LC_ALL=C sort -u "$tmp/manifest" > "$tmp/manifest.sorted" &&
+		{
+			echo "# osmanager $version install manifest (install.sh; uninstall.sh reads it)"
+			echo "# prefix $prefix init $init${rctool:+ rc-tool $rctool}"
+			cat "$tmp/manifest.sorted"
+		} > "$tmp/manifest.new"
+}
+write_manifest() {
+	manifest_new && cp "$tmp/manifest.new" "$R$manifest.osm-new" && chmod 0644 "$R$manifest.osm-new" &&
+		mv "$R$manifest.osm-new" "$R$manifest"
+}
+# A run that fails half way still leaves the manifest of what it put in
+# place (with the earlier run's), so uninstall.sh can take it away.
+on_exit() {
+	rc=$?
+	if [ $rc -ne 0 ] && [ "$dry" = no ] && [ -n "${manifest:-}" ] && [ -s "$tmp/manifest" ] && [ -d "$R$(dirname "$manifest")" ]; then
+		[ ! -f "$R$manifest" ] || grep -E '^(file|link) ' "$R$manifest" >> "$tmp/manifest" || true
+		write_manifest && echo "$prog: failed; what it installed is listed in $manifest (uninstall.sh removes it)" >&2
+	fi
+	rm -rf "$tmp"
+	exit $rc
+}
+trap on_exit EXIT
 stage=$tmp/stage
 docdir=$prefix/share/doc/osmanager
 sbindir=$prefix/sbin
@@ -332,13 +356,14 @@ done
 
 # --- install ------------------------------------------------------------
 
+# /LuoYun first: the manifest's place, should a step below fail.
+mkdirs "$(dest /LuoYun)"
 for f in $(cat "$tmp/files"); do
 	put "$f"
 	echo "file $f" >> "$tmp/manifest"
 done
 
 # The init links.
-rctool=
 case $init in
 systemd)
 	link /etc/systemd/system/multi-user.target.wants/osmanager.service ../osmanager.service
@@ -368,11 +393,15 @@ sysvinit)
 	fi
 	if [ "$dry" = no ] && [ -n "$tool" ]; then
 		rctool=$tool
-		case $tool in
-		update-rc.d) $incroot update-rc.d osmanager defaults > /dev/null ;;
-		chkconfig) $incroot chkconfig --add osmanager ;;
-		esac
-		say "rc links made with $tool"
+		if case $tool in
+			update-rc.d) $incroot update-rc.d osmanager defaults > /dev/null ;;
+			chkconfig) $incroot chkconfig --add osmanager ;;
+			esac; then
+			say "rc links made with $tool"
+		else
+			say "$tool failed: making the rc links by hand"
+			rctool=
+		fi
 	fi
 	for rl in 0 1 2 3 4 5 6; do
 		rcd=$(resolve /etc/rc$rl.d)
@@ -390,7 +419,6 @@ esac
 # The LuoYun dir: state in conf/ (0700), the appliance's custom/ and
 # build/VERSION seeded from the templates only where absent (a seed is
 # noted with its checksum: uninstall.sh --purge removes it only unchanged).
-mkdirs "$(dest /LuoYun)"
 mkdirs "$(dest /LuoYun/conf)"
 if [ "$dry" = no ] && [ "$(stat -c %a "$R/LuoYun/conf")" != 700 ]; then chmod 0700 "$R/LuoYun/conf"; fi
 # checksum prints ALGO:SUM of stdin with the first tool there (busybox may
@@ -424,19 +452,9 @@ done
 seed build/VERSION /LuoYun/build/VERSION 0644
 
 # The manifest: sorted, unique, written only when it changed.
-LC_ALL=C sort -u "$tmp/manifest" > "$tmp/manifest.sorted"
-{
-	echo "# osmanager $version install manifest (install.sh; uninstall.sh reads it)"
-	echo "# prefix $prefix init $init${rctool:+ rc-tool $rctool}"
-	cat "$tmp/manifest.sorted"
-} > "$tmp/manifest.new"
-if ! cmp -s "$tmp/manifest.new" "$R$manifest"; then
+if ! manifest_new || ! cmp -s "$tmp/manifest.new" "$R$manifest"; then
 	change "write $manifest"
-	if [ "$dry" = no ]; then
-		cp "$tmp/manifest.new" "$R$manifest.osm-new"
-		chmod 0644 "$R$manifest.osm-new"
-		mv "$R$manifest.osm-new" "$R$manifest"
-	fi
+	[ "$dry" = yes ] || write_manifest
 fi
 
 if [ "$dry" = yes ]; then

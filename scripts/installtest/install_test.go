@@ -429,3 +429,24 @@ func goEnv(t *testing.T, goCmd, name string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestInstallFailsHalfWay: a run that stops part way (here a file where a
+// directory must go) still leaves the manifest of what it installed, and
+// uninstall.sh takes that away.
+func TestInstallFailsHalfWay(t *testing.T) {
+	out := fakeBuild(t, "amd64")
+	root := newImage(t, images[1]) // no /LuoYun yet
+	files(t, root, map[string]string{"usr/local/share/doc": "a file in the way\n"})
+	before := snapshot(t, root)
+	r := run(t, "install.sh", []string{"OSM_BUILD_OUT=" + out}, "--root", root)
+	if r.code == 0 || !strings.Contains(r.out, "install.sh: failed; what it installed is listed in /LuoYun/.install-manifest (uninstall.sh removes it)") {
+		t.Fatalf("exit %d:\n%s\nwant a failure naming the manifest", r.code, r.out)
+	}
+	if !exists(root, "/usr/local/sbin/osmanager") {
+		t.Fatalf("the failure came before anything was installed: the test does not test")
+	}
+	mustRun(t, "uninstall.sh", nil, "--root", root, "--purge")
+	if d := diffTrees(before, snapshot(t, root), true); d != "" {
+		t.Errorf("uninstall.sh after a failed install (-before +after):\n%s", d)
+	}
+}

@@ -206,7 +206,7 @@ func TestSysvinitRemoved(t *testing.T) {
 	}
 }
 
-// TestInitFilesRendered: each init file is a template with the binary's
+// TestInitFiles: each init file is a template with the binary's
 // directory filled in; what the unit says about ordering and restarts.
 func TestInitFiles(t *testing.T) {
 	read := func(p string) string {
