@@ -230,7 +230,7 @@ func TestDebInstallRemovePurge(t *testing.T) {
 	}
 
 	got := dpkg("-i", deb)
-	if !strings.Contains(got, "osmanager: enabled, not started (this root is not the booted system") {
+	if !strings.Contains(got, "osmanager: enabled (deb-systemd-helper, update-rc.d), not started (this root is not the booted system") {
 		t.Errorf("dpkg -i said\n%s\nwant not started in a chroot", got)
 	}
 	for _, f := range []string{"/usr/sbin/osmanager", "/usr/bin/osmctl", "/lib/systemd/system/osmanager.service", "/etc/init.d/osmanager",
@@ -293,6 +293,23 @@ func TestDebInstallRemovePurge(t *testing.T) {
 	}
 }
 
+// TestDebNoTools: without init-system-helpers the postinst says it did not
+// enable anything, rather than that it did.
+func TestDebNoTools(t *testing.T) {
+	need(t, "dpkg")
+	root := chrootTree(t)
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"} {
+		files(t, root, map[string]string{d + "/": ""})
+	}
+	files(t, root, map[string]string{"var/lib/dpkg/status": "", "var/lib/dpkg/available": ""})
+	deb := filepath.Join(packages(t), "osmanager_"+version(t)+"-1_amd64.deb")
+	got := output(t, "dpkg", "--root="+root, "-i", deb)
+	if !strings.Contains(got, "osmanager: not enabled: no deb-systemd-helper, systemctl or update-rc.d here") || strings.Contains(got, "enabled (") {
+		t.Errorf("dpkg -i without the tools said\n%s", got)
+	}
+	output(t, "dpkg", "--root="+root, "--purge", "osmanager")
+}
+
 func TestRpmInstallErase(t *testing.T) {
 	need(t, "rpm")
 	root := chrootTree(t, "systemctl")
@@ -300,7 +317,7 @@ func TestRpmInstallErase(t *testing.T) {
 	v := version(t)
 	rpm := filepath.Join(packages(t), "osmanager-"+v+"-1.x86_64.rpm")
 	got := output(t, "rpm", "--root", root, "-i", "--nodeps", rpm)
-	if !strings.Contains(got, "osmanager: enabled, not started") {
+	if !strings.Contains(got, "osmanager: enabled (systemctl), not started") {
 		t.Errorf("rpm -i said\n%s", got)
 	}
 	for _, f := range []string{"/usr/sbin/osmanager", "/usr/lib/systemd/system/osmanager.service", "/LuoYun/custom/scripts/status", "/LuoYun/conf"} {
@@ -470,7 +487,7 @@ chroot $m sh -c 'for f in /etc/systemd/system/multi-user.target.wants/osmanager.
 	}
 	installed, rest, _ := strings.Cut(out, "== installed\n")
 	inst, after, _ := strings.Cut(rest, "== purged\n")
-	for _, want := range []string{"osmanager: enabled, not started (this root is not the booted system"} {
+	for _, want := range []string{"osmanager: enabled (deb-systemd-helper, update-rc.d), not started (this root is not the booted system"} {
 		if !strings.Contains(installed, want) {
 			t.Errorf("dpkg -i said\n%s\nwant %q", installed, want)
 		}
