@@ -28,7 +28,8 @@ func TestDefaultPageInChromium(t *testing.T) {
 	e := newEnv(t, func(c *envConfig) { c.Src.Refresh = 100 * time.Millisecond })
 	fillState(e.state)
 	e.clock.Advance(90 * time.Second) // for the "since" columns
-	if err := os.RemoveAll(e.www); err != nil { // no appliance pages: the built-in one
+	// No appliance pages: the built-in one.
+	if err := os.RemoveAll(e.www); err != nil {
 		t.Fatal(err)
 	}
 	addr, _ := e.run()
