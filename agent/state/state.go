@@ -266,19 +266,24 @@ type RunView struct {
 func (s *Store) SetApps(a Apps) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	a = cloneApps(a) // the caller may reuse its slices
 	s.watch.note(!reflect.DeepEqual(s.apps, a))
 	s.apps = a
+}
+
+func cloneApps(a Apps) Apps {
+	c := Apps{Cgroups: a.Cgroups, Apps: slices.Clone(a.Apps)}
+	for i := range c.Apps {
+		c.Apps[i].Runs = slices.Clone(c.Apps[i].Runs)
+	}
+	return c
 }
 
 // Apps returns a copy of the applications' record.
 func (s *Store) Apps() Apps {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := Apps{Cgroups: s.apps.Cgroups, Apps: slices.Clone(s.apps.Apps)}
-	for i := range a.Apps {
-		a.Apps[i].Runs = slices.Clone(a.Apps[i].Runs)
-	}
-	return a
+	return cloneApps(s.apps)
 }
 
 // AppsRunning reports whether every application whose desired state is

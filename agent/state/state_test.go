@@ -208,6 +208,7 @@ func TestApps(t *testing.T) {
 	default:
 		t.Fatal("SetApps did not signal a change")
 	}
+	a.Apps[0].Runs[0].State = "changed by the writer after SetApps"
 	got := s.Apps()
 	got.Apps[0].Runs[0].State = "changed by the reader"
 	if s.Apps().Apps[0].Runs[0].State != "exited" {
