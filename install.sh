@@ -22,6 +22,13 @@
 # nothing. Never overwrites the appliance's own /LuoYun/custom files or
 # /LuoYun/build/VERSION. Writes the list of what it installed to
 # /LuoYun/.install-manifest, which uninstall.sh follows.
+#
+# Before capturing an image that has been booted (by you, to try it), seal
+# it: `osmanager seal` inside it, or from outside
+# `osmanager seal --root DIR/LuoYun --sysroot DIR` (`--dry-run` lists what
+# goes: the kept luoyun.conf, the recorded instance identity, the web
+# terminal's pin and certificate, the agent's logs, machine-id), so no clone
+# starts with the builder's test config or identity.
 set -eu
 cd "$(dirname "$0")"
 src=$(pwd)
@@ -462,6 +469,8 @@ if [ "$dry" = yes ]; then
 	exit 0
 fi
 say "installed osmanager $version ($init, $prefix/sbin/osmanager) into $root: $changes changes"
+[ -z "$R" ] && sealcmd="osmanager seal" || sealcmd="$R$prefix/sbin/osmanager seal --root $R/LuoYun --sysroot $R"
+say "before capturing an image that has been booted: $sealcmd (--dry-run lists what it removes)"
 
 # --- start --------------------------------------------------------------
 # Only when this init runs as PID 1 of this very root: never in a chroot
