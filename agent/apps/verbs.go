@@ -197,11 +197,13 @@ func (m *Manager) start(ctx context.Context, id string, once bool) (apitypes.Sta
 	if a.Problem != "" {
 		return apitypes.Started{}, apperr.New(apperr.CantStart, fmt.Sprintf("%s cannot run: %s", id, a.Problem))
 	}
-	if _, err := s.st.SetDesired(id, store.Running); err != nil {
-		return apitypes.Started{}, err
+	if a.Desired != store.Running {
+		if _, err := s.st.SetDesired(id, store.Running); err != nil {
+			return apitypes.Started{}, err
+		}
+		m.event(apitypes.EventChanged, id, a.Current.Version, "desired running")
 	}
 	rs, err := m.startRun(ctx, s, a, a.Current)
-	m.event(apitypes.EventChanged, id, a.Current.Version, "desired running")
 	m.publish(s)
 	if err != nil {
 		return apitypes.Started{}, err
