@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -475,7 +477,28 @@ func TestAdoptAfterRestart(t *testing.T) {
 		t.Fatalf("run's leader %d did not outlive its agent", st.PIDs[0])
 	}
 
+	// A stray: a process in an app cgroup that no run record names.
+	stray := exec.Command("sleep", "300")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ghost := filepath.Join(cg.Base, "app-ghost-99")
+	if err := os.Mkdir(ghost, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ghost, "cgroup.procs"), []byte(strconv.Itoa(stray.Process.Pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	strayDone := make(chan error, 1)
+	go func() { strayDone <- stray.Wait() }()
+
 	f2 := newFixture(t, cg, dir)
+	select {
+	case <-strayDone:
+	case <-time.After(15 * time.Second):
+		t.Errorf("stray process %d in %s not swept", stray.Process.Pid, ghost)
+		stray.Process.Kill()
+	}
 	r, err := f2.m.Run(ctxT(t), st.RunID)
 	if err != nil || r.State != apitypes.Active || r.PIDs[0] != st.PIDs[0] {
 		t.Fatalf("after restart run %d = %+v, %v; want adopted, running, leader %d", st.RunID, r, err, st.PIDs[0])
@@ -488,4 +511,31 @@ func TestAdoptAfterRestart(t *testing.T) {
 		t.Errorf("Terminate of the adopted run = %+v, %v", r, err)
 	}
 	f2.waitGone(st.PIDs[0])
+}
+
+// TestCrashLoop: an app that exits at once costs its start limit, then
+// ends failed with the reason, its desired state still running (wanted,
+// not running), and its restarts counted in its record.
+func TestCrashLoop(t *testing.T) {
+	f := newFixture(t, nil, "")
+	f.mustInstall(pkg("crash", "1.0.0", "#!/bin/sh\nexit 3\n", `"start_limit": {"burst": 3, "interval": "1m"}`), false)
+	st := f.mustStart("crash")
+	r := f.waitRun(st.RunID, "failed", func(r apitypes.Run) bool { return r.State == apitypes.Failed })
+	if !strings.Contains(r.Reason, "start limit") || r.Restarts != 2 || r.LastExit == nil || r.LastExit.Code != 3 {
+		t.Errorf("run = %+v; want failed by the start limit after 2 restarts, exit 3", r)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a, _ := f.m.Detail(ctxT(t), "crash")
+		if a.Restarts == 2 && a.Desired == apitypes.Running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app = %+v; want 2 restarts counted, desired running", a)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if f.state.Apps().AppsRunning() {
+		t.Errorf("AppsRunning with a failed app desired running")
+	}
 }
