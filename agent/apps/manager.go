@@ -93,10 +93,11 @@ type Manager struct {
 	log *slog.Logger
 	hub apitypes.Hub
 
-	mu    sync.Mutex
-	sess  *session
-	ready chan struct{} // closed while sess is set
-	locks map[string]chan struct{}
+	mu     sync.Mutex
+	sess   *session
+	ready  chan struct{} // closed while sess is set
+	broken error         // why the last Serve could not open the store
+	locks  map[string]chan struct{}
 }
 
 // session is one Serve: the store opened and the runner running.
@@ -114,8 +115,9 @@ type entry struct {
 	spec  runner.Spec
 	tree  string
 	st    runner.State
-	taken int  // restarts already counted in the app's record
-	ended bool // its clean end was seen by persist
+	told  runner.Status // the state last sent as an event
+	taken int           // restarts already counted in the app's record
+	ended bool          // its clean end was seen by persist
 }
 
 // permanentError is a failure restarting will not mend (the supervisor
@@ -152,6 +154,10 @@ func (m *Manager) Serve(ctx context.Context) error {
 	so.Log = m.log
 	st, err := store.Open(m.cfg.Root, m.cfg.Files, so)
 	if err != nil {
+		m.log.Error("app store unusable; the app manager stops", "err", err)
+		m.mu.Lock()
+		m.broken = err
+		m.mu.Unlock()
 		return permanentError{fmt.Errorf("apps: %w", err)}
 	}
 	s := &session{st: st, runs: map[uint64]*entry{}, dirty: make(chan struct{}, 1)}
@@ -176,7 +182,7 @@ func (m *Manager) Serve(ctx context.Context) error {
 	m.log.Info("app manager starting", "cgroup_mode", s.r.Mode(), "stop_runs_with_agent", s.r.Mode() == runner.CgroupNone)
 	m.recover(ctx, s)
 	m.mu.Lock()
-	m.sess = s
+	m.sess, m.broken = s, nil
 	close(m.ready)
 	m.mu.Unlock()
 	m.publish(s)
@@ -266,10 +272,13 @@ func version(a store.App, tree string) *store.Version {
 func (m *Manager) session(ctx context.Context) (*session, error) {
 	for {
 		m.mu.Lock()
-		s, ready := m.sess, m.ready
+		s, ready, broken := m.sess, m.ready, m.broken
 		m.mu.Unlock()
 		if s != nil {
 			return s, nil
+		}
+		if broken != nil {
+			return nil, apperr.Wrap(apperr.Internal, "the app manager is not running", broken)
 		}
 		select {
 		case <-ready:
@@ -364,7 +373,14 @@ func (m *Manager) startRun(ctx context.Context, s *session, a store.App, v store
 		m.dirty(s)
 		return rs, apperr.Wrap(apperr.CantStart, fmt.Sprintf("start %s %s", a.ID, v.Version), err)
 	}
+	// Start returns once running, perhaps before OnChange has told us.
+	s.mu.Lock()
+	if e := s.runs[runid]; e != nil && !rs.Since.Before(e.st.Since) {
+		e.st = rs
+	}
+	s.mu.Unlock()
 	m.dirty(s)
+	m.publish(s)
 	return rs, nil
 }
 
@@ -428,8 +444,8 @@ func (m *Manager) changed(s *session, rs runner.State) {
 	e := s.runs[rs.RunID]
 	var prev runner.Status
 	if e != nil {
-		prev = e.st.State
-		e.st = rs
+		prev = e.told
+		e.st, e.told = rs, rs.State
 	}
 	s.mu.Unlock()
 	if e == nil {

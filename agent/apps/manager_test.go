@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -537,5 +538,30 @@ func TestCrashLoop(t *testing.T) {
 	}
 	if f.state.Apps().AppsRunning() {
 		t.Errorf("AppsRunning with a failed app desired running")
+	}
+}
+
+// TestUnusableAppsDir: a state.json that cannot be read fails the
+// service for good, removes nothing, and the verbs say why at once.
+func TestUnusableAppsDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "apps", "tick", "1.0.0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "apps", "state.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := sysroot.New(dir)
+	m := New(Config{Root: root, Files: store.Files{Dir: "/apps", Data: "/apps-data"}, Runs: "/apps/.runs.json", Logs: "/apps/.logs", Log: testLogger(t)})
+	err := m.Serve(ctxT(t))
+	var p interface{ Permanent() bool }
+	if err == nil || !errors.As(err, &p) || !p.Permanent() {
+		t.Fatalf("Serve = %v; want a permanent error", err)
+	}
+	if _, err := m.List(ctxT(t)); apperr.CodeOf(err) != apperr.Internal || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("List = %v; want internal, not running", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "apps", "tick", "1.0.0")); err != nil {
+		t.Errorf("a tree was removed: %v", err)
 	}
 }

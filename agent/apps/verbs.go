@@ -137,14 +137,18 @@ func (m *Manager) Uninstall(ctx context.Context, id string, purge bool) error {
 	if err := s.st.Uninstall(id, purge); err != nil {
 		return err
 	}
+	var gone []uint64
 	s.mu.Lock()
 	for runid, e := range s.runs {
 		if e.spec.ID == id {
 			delete(s.runs, runid)
-			s.r.Forget(runid)
+			gone = append(gone, runid)
 		}
 	}
 	s.mu.Unlock()
+	for _, runid := range gone {
+		s.r.Forget(runid)
+	}
 	if err := m.cfg.Root.RemoveAll(m.cfg.Logs + "/" + id); err != nil {
 		m.log.Warn("remove app logs", "app", id, "err", err)
 	}
