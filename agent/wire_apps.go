@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"hash/crc32"
+	"os"
 	"path/filepath"
 
 	"osmanager/agent/api"
@@ -35,8 +36,16 @@ func (a *Agent) newApps() *apps.Manager {
 	cg := &runner.Cgroups{Mode: runner.CgroupNone}
 	if on, why := a.allowed(a.opts.AppCgroups, "--app-cgroups"); on {
 		cc := runner.CgroupConfig{FS: a.paths.Cgroup, Log: log}
-		if !a.sys.IsHost() { // a scratch root's apps never meet the host agent's
-			cc.Slice = fmt.Sprintf("osmanager-%08x.slice", crc32.ChecksumIEEE([]byte(a.ly.Dir())))
+		if !a.sys.IsHost() {
+			// A scratch root's runs get a slice of their own at the top of
+			// the v2 tree (never the agent's delegated cgroup, which the
+			// host agent may use), so neither agent sweeps the other's.
+			slice := fmt.Sprintf("osmanager-%08x.slice", crc32.ChecksumIEEE([]byte(a.ly.Dir())))
+			mount := a.paths.Cgroup
+			if _, err := os.Stat(filepath.Join(mount, "cgroup.controllers")); err != nil {
+				mount = filepath.Join(mount, "unified") // hybrid
+			}
+			cc.Base = filepath.Join(mount, slice)
 		}
 		cg = runner.SetupCgroups(cc)
 	} else {

@@ -157,3 +157,91 @@ func callAsNobody(t *testing.T, sock string) string {
 	t.Fatalf("helper printed no result:\n%s", out)
 	return ""
 }
+
+// serveAgent runs an agent's services on o until the returned stop is
+// called, and returns a client of its API once it answers.
+func serveAgent(t *testing.T, o Options, sock string) (*client.Client, func()) {
+	t.Helper()
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Boot(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("Serve = %v", err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+	c := client.New(sock)
+	t.Cleanup(c.Close)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.List(ctx); err == nil {
+			return c, stop
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no API at %s: %v", sock, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAppsSurviveAgentRestart: with --app-cgroups=on, a run outlives
+// its agent and the next agent on the same dirs adopts it (the same
+// runid and leader), with its own slice for the scratch root.
+func TestAppsSurviveAgentRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+	dir := demoDir(t)
+	o, _ := testOptions(t, dir)
+	o.AppCgroups = SwitchOn
+	sock := filepath.Join(dir, "sysroot", "run", "osmanager.sock")
+	c, stop := serveAgent(t, o, sock)
+	ctx := context.Background()
+	archive := packtest.Tar(true,
+		packtest.Manifest("tick", "1.0.0"),
+		packtest.Entry{Name: "bin/", Type: tar.TypeDir},
+		packtest.Entry{Name: "bin/hello", Mode: 0o755, Body: "#!/bin/sh\nwhile :; do echo tick; sleep 1; done\n"},
+	)
+	if _, err := c.InstallArchive(ctx, bytes.NewReader(archive), "", false); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Start(ctx, "tick")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cgroup == "none" || st.Cgroup == "" {
+		t.Skipf("no writable cgroup v2 tree here (mode %q)", st.Cgroup)
+	}
+	t.Cleanup(func() {
+		for _, m := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+			if ents, _ := filepath.Glob(m + "/osmanager-*.slice"); len(ents) > 0 {
+				for _, e := range ents {
+					os.Remove(e) // only if empty: the host agent's slice is not named so
+				}
+			}
+		}
+	})
+	leader := st.PIDs[0]
+	stop()
+	if syscall.Kill(leader, 0) != nil {
+		t.Fatalf("leader %d did not outlive its agent", leader)
+	}
+	c2, _ := serveAgent(t, o, sock)
+	r, err := c2.Run(ctx, st.RunID)
+	if err != nil || r.State != apitypes.Active || len(r.PIDs) == 0 || r.PIDs[0] != leader {
+		t.Fatalf("after the restart: run %d = %+v, %v; want adopted with leader %d", st.RunID, r, err, leader)
+	}
+	if r, err := c2.RunVerb(ctx, st.RunID, "terminate"); err != nil || r.State != apitypes.Exited {
+		t.Errorf("terminate of the adopted run = %+v, %v", r, err)
+	}
+}
