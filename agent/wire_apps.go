@@ -61,8 +61,9 @@ func (a *Agent) newApps() *apps.Manager {
 			Runtime: &runner.Process{Cgroups: cg, Table: proc.Table{Dir: a.paths.Proc}, Log: log},
 			PATH:    a.paths.PATH,
 		},
-		State: a.state,
-		Log:   log,
+		State:  a.state,
+		Log:    log,
+		BootID: filepath.Join(a.paths.Proc, "sys/kernel/random/boot_id"),
 	})
 }
 

@@ -23,7 +23,8 @@
 // manager starts (Serve) it adopts each recorded run that still lives
 // (runner.Adopt), stops the processes in the agent's app cgroups that
 // belong to no run (runner.Sweep), and starts every app whose desired
-// state is running, or that is enabled (boot start), and has no live run.
+// state is running, or that is enabled (boot start) when the host has
+// booted since the last agent (its boot id changed), and has no live run.
 // At the end of Serve, runs are left running when they have cgroups (a pidfd
 // and their cgroup find them again); without cgroup v2 they are stopped
 // with the agent and started again by the next one.
@@ -45,9 +46,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,6 +86,10 @@ type Config struct {
 	// KeepRuns is how many final runs of each app are kept for display;
 	// default 3.
 	KeepRuns int
+	// BootID is the host file of the kernel's boot id; default
+	// /proc/sys/kernel/random/boot_id. Enabled apps are started on a new
+	// boot, not when only the agent restarts.
+	BootID string
 }
 
 // Manager is the app manager. Serve is its service loop; its verbs wait
@@ -105,9 +112,10 @@ type session struct {
 	st *store.Store
 	r  *runner.Runner
 
-	mu    sync.Mutex
-	runs  map[uint64]*entry
-	dirty chan struct{} // a run changed: write runs.json, restarts
+	mu     sync.Mutex
+	runs   map[uint64]*entry
+	dirty  chan struct{} // a run changed: write runs.json, restarts
+	bootID string
 }
 
 // entry is a run the manager knows.
@@ -131,12 +139,14 @@ func (e permanentError) Unwrap() error   { return e.error }
 func New(cfg Config) *Manager {
 	cfg.Log = cmp.Or(cfg.Log, slog.New(slog.DiscardHandler))
 	cfg.KeepRuns = cmp.Or(cfg.KeepRuns, 3)
+	cfg.BootID = cmp.Or(cfg.BootID, "/proc/sys/kernel/random/boot_id")
 	return &Manager{cfg: cfg, log: cfg.Log, ready: make(chan struct{}), locks: map[string]chan struct{}{}}
 }
 
 // runsFile is runs.json: the live runs' records.
 type runsFile struct {
-	Runs []runRecord `json:"runs"`
+	BootID string      `json:"boot_id,omitempty"` // the boot the enabled apps were started on
+	Runs   []runRecord `json:"runs"`
 }
 
 type runRecord struct {
@@ -238,15 +248,18 @@ func (m *Manager) recover(ctx context.Context, s *session) {
 	if swept := s.r.Sweep(nil); len(swept) > 0 {
 		m.log.Warn("stopped processes of no known run", "cgroups", swept)
 	}
+	b, _ := os.ReadFile(m.cfg.BootID)
+	s.bootID = strings.TrimSpace(string(b))
+	newBoot := s.bootID == "" || s.bootID != rf.BootID
 	for _, a := range s.st.List() {
-		if a.Desired != store.Running && !a.Enabled {
+		if a.Desired != store.Running && !(a.Enabled && newBoot) {
 			continue
 		}
 		if len(m.live(s, a.ID)) > 0 || a.Problem != "" {
 			continue
 		}
 		why := "desired running"
-		if a.Enabled {
+		if a.Desired != store.Running {
 			why = "enabled at boot"
 		}
 		if _, err := m.startRun(ctx, s, a, a.Current); err != nil {
@@ -475,7 +488,7 @@ func (m *Manager) dirty(s *session) {
 // cleanly.
 func (m *Manager) persist(s *session) {
 	s.mu.Lock()
-	var rf runsFile
+	rf := runsFile{BootID: s.bootID}
 	restarts := map[string]int{}
 	liveApps, cleanEnd := map[string]bool{}, map[string]bool{}
 	for _, e := range s.runs {

@@ -66,6 +66,7 @@ type fixture struct {
 	cg    *runner.Cgroups
 	keep  bool // leave runs running at stop (a restarting agent)
 	state *state.Store
+	boot  string // the boot id file
 	m     *Manager
 	stop  func()
 }
@@ -79,7 +80,10 @@ func newFixture(t *testing.T, cg *runner.Cgroups, dir string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, dir: dir, root: root, cg: cg, state: &state.Store{}}
+	f := &fixture{t: t, dir: dir, root: root, cg: cg, state: &state.Store{}, boot: filepath.Join(dir, "boot_id")}
+	if _, err := os.Stat(f.boot); err != nil {
+		f.reboot("boot-1")
+	}
 	f.start()
 	return f
 }
@@ -97,7 +101,7 @@ func (f *fixture) start() {
 			Runtime: &runner.Process{Cgroups: f.cg, Log: testLogger(t)}, StopOnShutdown: stop,
 			NewBackoff: func() *backoff.Backoff { return backoff.New(time.Millisecond, 4*time.Millisecond) },
 		},
-		State: f.state, Log: testLogger(t).With("service", "apps"),
+		State: f.state, Log: testLogger(t).With("service", "apps"), BootID: f.boot,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -123,6 +127,13 @@ func (f *fixture) start() {
 		}
 		f.stop()
 	})
+}
+
+// reboot makes the host's boot id id (for the next Manager).
+func (f *fixture) reboot(id string) {
+	if err := os.WriteFile(f.boot, []byte(id+"\n"), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -395,8 +406,9 @@ func TestUninstallStopsRuns(t *testing.T) {
 }
 
 // TestBootStart: after a restart of the agent (a new Manager on the same
-// dirs), an enabled app and an app desired running but not running are
-// started; a clean finish makes the desired state stopped.
+// dirs), an app desired running but not running is started, and an
+// enabled app too after a reboot only; a clean finish makes the desired
+// state stopped.
 func TestBootStart(t *testing.T) {
 	dir := t.TempDir()
 	f := newFixture(t, nil, dir)
@@ -410,6 +422,17 @@ func TestBootStart(t *testing.T) {
 	w := f.mustStart("want")
 	f.stop() // without cgroups: the runs stop with the agent
 	f.waitGone(w.PIDs[0])
+
+	// The agent restarts on the same boot: the enabled app waits for a boot.
+	f1 := newFixture(t, nil, dir)
+	if a, _ := f1.m.Detail(ctxT(t), "boot"); len(a.Runs) != 0 {
+		t.Errorf("enabled app started by an agent restart on the same boot: %+v", a.Runs)
+	}
+	if a, _ := f1.m.Detail(ctxT(t), "want"); len(a.Runs) != 1 {
+		t.Errorf("app desired running not started again: %+v", a.Runs)
+	}
+	f1.stop()
+	f1.reboot("boot-2")
 
 	f2 := newFixture(t, nil, dir)
 	for id, want := range map[string]bool{"boot": true, "want": true, "idle": false} {
