@@ -303,10 +303,12 @@ func summary(s state.Step) string {
 	} else if detail == "" {
 		detail = "unchanged"
 	}
-	return fmt.Sprintf("%-7s %-11s %9s  %s", s.Status, s.Name, fmtDuration(s.Duration), detail)
+	return fmt.Sprintf("%-7s %-11s %9s  %s", s.Status, s.Name, FormatDuration(s.Duration), detail)
 }
 
-func fmtDuration(d time.Duration) string {
+// FormatDuration formats a duration as the boot summary lines do: µs,
+// ms with one decimal, or seconds rounded to 10 ms.
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d < time.Millisecond:
 		return fmt.Sprintf("%dµs", d.Microseconds())

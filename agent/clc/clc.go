@@ -18,9 +18,10 @@
 //  3. Register "<tag> 7 <local ip>" and wait for REGISTER_REPLY: 1021 is
 //     success, 1022 a refusal.
 //  4. Registered: REPORT the application status (custom/scripts/status's
-//     exit code, see appCode) now, whenever it changes, and at least
-//     hourly; never before the register reply, which a REPORT would
-//     cancel. Send ECHO_REQUEST every Heartbeat ±10 %; no ECHO_REPLY within
+//     exit code, see appCode; without an executable script, whether every
+//     app meant to run is running, see appsCode) now, whenever it changes,
+//     and at least hourly; never before the register reply, which a REPORT
+//     would cancel. Send ECHO_REQUEST every Heartbeat ±10 %; no ECHO_REPLY within
 //     EchoTimeout means the link is dead, since the controller never
 //     closes an idle connection or sends a heartbeat of its own.
 //  5. Once the controller has passed our challenge, answer ECHO_REQUEST
@@ -52,7 +53,13 @@
 // The query status is the agent state the spec lists: 5 authenticating,
 // 8 registering, and once registered the application's: 101 when the
 // status script says it serves (report 2000), 100 when unknown (2128 or no
-// result yet), 102 otherwise (exit 1..127, stopped, failed).
+// result yet), 102 otherwise (exit 1..127, stopped, failed). Without an
+// executable script the app manager's record (state.Apps) decides: 2000
+// when every app whose desired state is running is running, 2130 when one
+// of them has failed for good, 2129 when one is not running otherwise,
+// 2128 when no app is installed. The status loop then also wakes on every
+// change to the shared state (state.Store.Changed), so such a change is
+// reported at once, not at the next StatusPeriod.
 //
 // Link state (state.Link) and the application status (state.AppHealth) go to the
 // shared state store for the status page and the local API. A missing TAG

@@ -103,6 +103,10 @@ func TestHeartbeatJitter(t *testing.T) {
 			h.start()
 			f := h.accept()
 			f.handshake()
+			// The report timer is set by the first REPORT, which waits for
+			// the status loop's first result: under load that may come
+			// after the registration.
+			h.waitLink("the first report", func(l state.Link) bool { return l.LastReport != nil })
 			f.barrier()
 			// Registered: the status loop's, the stable, the heartbeat and
 			// the report timers wait. The heartbeat's firing is the first

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,7 +46,10 @@ func (a *appStatus) get() (int32, bool) {
 
 // statusLoop runs the status script every StatusPeriod until ctx ends,
 // whether or not the link is up, so the status page is always current and
-// a registration can report at once.
+// a registration can report at once. When the appliance has no executable
+// script, the app manager's record decides (appsCode), and the loop also
+// wakes on every change to the shared state, so an app that stops is
+// reported at once rather than at the next period.
 func (r *runner) statusLoop(ctx context.Context) {
 	s := &script.Script{
 		Path:    r.StatusScript,
@@ -63,6 +68,7 @@ func (r *runner) statusLoop(ctx context.Context) {
 		// start, and whoever sees this run's result knows the timer is set.
 		t := r.clock.NewTimer(r.StatusPeriod)
 		start := r.clock.Now()
+		changed := r.State.Changed() // taken before the apps are read: no change is missed
 		if r.StatusScript == "" {
 			err = script.ErrNotExecutable
 		} else {
@@ -72,19 +78,94 @@ func (r *runner) statusLoop(ctx context.Context) {
 			t.Stop()
 			return
 		}
+		byApps := errors.Is(err, script.ErrNotExecutable)
 		code, meaning := appCode(res, err)
-		took := res.Duration
-		r.State.SetAppHealth(state.AppHealth{Code: code, Meaning: meaning, Checked: start, Duration: took.Round(time.Microsecond)})
-		if r.status.set(code) {
-			r.log.Info("application status", "code", code, "meaning", meaning, "took", took.Round(time.Microsecond))
+		if byApps {
+			code, meaning = appsCode(r.State.Apps())
 		}
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C():
+		r.publishStatus(code, meaning, start, res.Duration)
+		if !byApps {
+			changed = nil // the script decides: state changes do not matter
+		}
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C():
+				waiting = false
+			case <-changed:
+				// Any change wakes us (the link's own, the page's counters);
+				// only a new verdict is published, which wakes us once more.
+				changed = r.State.Changed()
+				if c, m := appsCode(r.State.Apps()); c != code || m != meaning {
+					code, meaning = c, m
+					r.publishStatus(code, meaning, r.clock.Now(), 0)
+				}
+			}
 		}
 	}
+}
+
+// publishStatus records a status in the shared state and hands a new code
+// to the session, which reports it.
+func (r *runner) publishStatus(code int32, meaning string, checked time.Time, took time.Duration) {
+	r.State.SetAppHealth(state.AppHealth{Code: code, Meaning: meaning, Checked: checked, Duration: took.Round(time.Microsecond)})
+	if r.status.set(code) {
+		r.log.Info("application status", "code", code, "meaning", meaning, "took", took.Round(time.Microsecond))
+	}
+}
+
+// appsCode maps the app manager's record to the REPORT value, for an
+// appliance without an executable status script: 2000 when every app whose
+// desired state is running has a run that is running (state.AppsRunning);
+// 2130 (failed) when one of those has failed for good (its latest run
+// failed: start limit hit, cannot start); 2129 (stopped) when one is not
+// running otherwise (exited, starting, paused, stopping, never started).
+// With no app installed there is nothing to judge by: 2128 (unknown), as
+// before the app manager.
+func appsCode(a state.Apps) (int32, string) {
+	if len(a.Apps) == 0 {
+		if a.Cgroups == "" {
+			return wire.AppUnknown, "unknown (no executable status script)" // no app manager has reported
+		}
+		return wire.AppUnknown, "unknown (no executable status script, no app installed)"
+	}
+	if a.AppsRunning() {
+		return wire.AppRunning, "running (every app meant to run is running)"
+	}
+	var down []string // "id: state" of each app meant to run that does not
+	failed := ""
+	for _, app := range a.Apps {
+		if app.Desired != "running" || slices.ContainsFunc(app.Runs, func(r state.RunView) bool { return r.State == "running" }) {
+			continue
+		}
+		var latest *state.RunView
+		for i := range app.Runs {
+			if latest == nil || app.Runs[i].RunID > latest.RunID {
+				latest = &app.Runs[i]
+			}
+		}
+		what := "not started"
+		if latest != nil {
+			what = latest.State
+		}
+		if latest != nil && latest.State == "failed" && failed == "" {
+			failed = app.ID
+			if latest.Reason != "" {
+				what += ", " + latest.Reason
+			}
+		}
+		down = append(down, app.ID+": "+what)
+	}
+	detail := strings.Join(down[:min(len(down), 3)], "; ")
+	if len(down) > 3 {
+		detail += fmt.Sprintf("; %d more", len(down)-3)
+	}
+	if failed != "" {
+		return wire.AppFailed, "failed (" + detail + ")"
+	}
+	return wire.AppStopped, "not running (" + detail + ")"
 }
 
 // appCode maps a status-script run to the REPORT value: exit 0 → 2000

@@ -42,6 +42,7 @@ type Status struct {
 	Services       []state.Service `json:"services"`
 	Controller     state.Link      `json:"controller"`
 	Application    state.AppHealth `json:"application"` // custom/scripts/status
+	Apps           state.Apps      `json:"apps"`        // the application manager's apps and their runs
 	Terminal       TerminalStatus  `json:"terminal"`
 	RefreshSeconds float64         `json:"refresh_seconds"` // how often the default page polls
 }
@@ -211,6 +212,20 @@ func (s *Source) Status() Status {
 	}
 	if st.Controller.Status == "" {
 		st.Controller.Status = state.LinkDisconnected
+	}
+	st.Apps = s.state.Apps()
+	if st.Apps.Apps == nil {
+		st.Apps.Apps = []state.AppView{}
+	}
+	for i := range st.Apps.Apps {
+		runs := st.Apps.Apps[i].Runs
+		if runs == nil {
+			runs = []state.RunView{}
+		}
+		for j := range runs {
+			runs[j].Since = runs[j].Since.UTC()
+		}
+		st.Apps.Apps[i].Runs = runs
 	}
 	t := s.state.Terminal()
 	st.Terminal = TerminalStatus{Terminal: s.cfg.Terminal, Active: t.Active, Sessions: t.Sessions, LoginFailures: t.LoginFailures}

@@ -97,6 +97,19 @@ func fillState(st *state.Store) {
 	})
 	st.SetAppHealth(state.AppHealth{Code: 2000, Meaning: "running", Checked: testStart, Duration: 12 * time.Millisecond})
 	st.UpdateTerminal(func(t *state.Terminal) { t.Active, t.Sessions, t.LoginFailures = 1, 5, 2 })
+	st.SetApps(testApps())
+}
+
+// testApps is an app manager's record: one app running after a restart,
+// one failed for good, one installed and never started.
+func testApps() state.Apps {
+	return state.Apps{Cgroups: "hybrid", Apps: []state.AppView{
+		{ID: "crashy", Version: "0.2.0", Desired: "running", Runs: []state.RunView{
+			{RunID: 4, State: "failed", Since: testStart, Restarts: 4, LastExit: "exit 2", Reason: "start limit hit: 5 starts in 10s"}}},
+		{ID: "hello", Version: "1.0.0", Desired: "running", Enabled: true, Runs: []state.RunView{
+			{RunID: 3, State: "running", Since: testStart.In(time.FixedZone("CEST", 2*3600)), Restarts: 1, LastExit: "exit 1"}}},
+		{ID: "idle", Version: "2.0", Desired: "stopped"},
+	}}
 }
 
 // TestStatusSchema checks the document's shape against
@@ -156,6 +169,12 @@ func TestStatusSchema(t *testing.T) {
 		{"terminal", s.Terminal, TerminalStatus{Terminal{true, 8001, false, "/"}, 1, 5, 2}},
 		{"addresses", s.Addresses[0].Addrs[0], "10.0.0.12/24"},
 		{"refresh", s.RefreshSeconds, 5.0},
+		{"apps", s.Apps, func() state.Apps {
+			a := testApps()
+			a.Apps[1].Runs[0].Since = testStart // times are UTC
+			a.Apps[2].Runs = []state.RunView{}  // never null
+			return a
+		}()},
 	}
 	for _, c := range checks {
 		if diff := cmp.Diff(c.want, c.got); diff != "" {
@@ -294,7 +313,10 @@ func TestStatusEmptyState(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := e.doc(t)
-	for _, want := range []string{`"steps": []`, `"services": []`, `"addresses": []`, `"status": "disconnected"`, `"enabled": false`, `"hostname": "vm-1234"`,
+	for _, want := range []string{`"steps": []`, `"services": []`, `"apps": {
+    "cgroups": "",
+    "apps": []
+  }`, `"addresses": []`, `"status": "disconnected"`, `"enabled": false`, `"hostname": "vm-1234"`,
 		`"version1": "unknown"`, `"application": "unknown"`, `"version2": "unknown"`} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("status without state lacks %s:\n%s", want, raw)

@@ -2,12 +2,14 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/go-cmp/cmp"
 
 	"osmanager/agent/state"
 	"osmanager/internal/browser"
@@ -25,7 +27,9 @@ func TestDefaultPageInChromium(t *testing.T) {
 	}
 	e := newEnv(t, func(c *envConfig) { c.Src.Refresh = 100 * time.Millisecond })
 	fillState(e.state)
-	if err := os.RemoveAll(e.www); err != nil { // no appliance pages: the built-in one
+	e.clock.Advance(90 * time.Second) // for the "since" columns
+	// No appliance pages: the built-in one.
+	if err := os.RemoveAll(e.www); err != nil {
 		t.Fatal(err)
 	}
 	addr, _ := e.run()
@@ -113,6 +117,36 @@ func TestDefaultPageInChromium(t *testing.T) {
 	if steps, services := count("#steps tr"), count("#services tr"); steps != 4 || services != 2 {
 		t.Errorf("rows: %d steps, %d services; want 4 and 2", steps, services)
 	}
+	// The apps: one row per run, newest first; an app that never ran has one.
+	cells := func(row int) []string {
+		t.Helper()
+		got, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](fmt.Sprintf(
+			`Array.from(document.querySelectorAll("#apps tr")[%d].cells, function (c) { return c.textContent; })`, row)))
+		if err != nil {
+			t.Fatalf("apps row %d: %v", row, err)
+		}
+		return got
+	}
+	if n := count("#apps tr"); n != 4 {
+		t.Errorf("apps rows: %d, want 4 (crashy, hello's two runs, idle)", n)
+	}
+	for _, c := range []struct {
+		name string
+		row  int
+		want []string
+	}{
+		{"failed for good", 0, []string{"crashy", "0.2.0", "running", "failed", "4", "1m 30s ago", "4", "exit 2 · start limit hit: 5 starts in 10s"}},
+		{"latest run first", 1, []string{"hello", "1.0.0", "running, at boot", "running", "3", "1m 30s ago", "1", "exit 1"}},
+		{"older run", 2, []string{"hello", "1.0.0", "running, at boot", "exited", "1", "1m 30s ago", "2", "signal TERM"}},
+		{"never started", 3, []string{"idle", "2.0", "stopped", "not started", "–", "–", "–", ""}},
+	} {
+		if diff := cmp.Diff(c.want, cells(c.row)); diff != "" {
+			t.Errorf("apps, %s (-want +got):\n%s", c.name, diff)
+		}
+	}
+	if got, want := text("#apps-note"), "3 installed · 1 of 2 to run are running · cgroups: hybrid"; got != want {
+		t.Errorf("apps note: %q, want %q", got, want)
+	}
 	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.osmTestMarker = 42`)); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +156,10 @@ func TestDefaultPageInChromium(t *testing.T) {
 		l.Status, l.LastError, l.Reconnects = state.LinkDisconnected, "dial tcp 10.0.0.1:1369: connection refused", 4
 	})
 	e.state.SetAppHealth(state.AppHealth{Code: 2003, Meaning: "not serving (exit 3)", Checked: testStart})
+	// Text from the state is text, never markup.
+	const markup = `<img src=x id=injected onerror="window.osmInjected=1">`
+	e.state.SetApps(state.Apps{Cgroups: "none", Apps: []state.AppView{{ID: "hello", Version: "1.0.1", Desired: "running",
+		Runs: []state.RunView{{RunID: 9, State: "exited", Since: testStart, LastExit: "exit 3", Reason: markup}}}}})
 	wctx, wcancel := context.WithTimeout(bctx, 30*time.Second)
 	defer wcancel()
 	if err := chromedp.Do(wctx,
@@ -131,6 +169,15 @@ func TestDefaultPageInChromium(t *testing.T) {
 	}
 	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`document.getElementById("app-status").textContent === "not serving (exit 3)"`)); err != nil {
 		t.Fatalf("the page did not follow the application status: %v", err)
+	}
+	if _, err := chromedp.Run(wctx, chromedp.Poll[bool](`document.querySelectorAll("#apps tr").length === 1`)); err != nil {
+		t.Fatalf("the page did not follow the apps: %v", err)
+	}
+	if diff := cmp.Diff([]string{"hello", "1.0.1", "running", "exited", "9", "1m 30s ago", "0", "exit 3 · " + markup}, cells(0)); diff != "" {
+		t.Errorf("apps after the change (-want +got):\n%s", diff)
+	}
+	if n := count("#injected"); n != 0 {
+		t.Errorf("a reason's markup became %d element(s)", n)
 	}
 	if got := text("#link-error"); got != "dial tcp 10.0.0.1:1369: connection refused" {
 		t.Errorf("link error: %q", got)

@@ -90,8 +90,13 @@ func (l promLogger) Println(v ...any) { l.s.log.Warn("metrics", "err", v) }
 // nothing is shared between servers.
 type descs struct {
 	stepDuration, stepStatus, linkState, linkSince, reconnects, appCode, appChecked,
-	serviceState, serviceRestarts, termActive, termSessions, termFailures, info *prometheus.Desc
+	serviceState, serviceRestarts, termActive, termSessions, termFailures, info,
+	appsInstalled, appState, appRestarts *prometheus.Desc
 }
+
+// runStates are the states of an application's run (agent/state.RunView),
+// each a sample of osmanager_app_state.
+var runStates = [...]string{"starting", "running", "paused", "stopping", "exited", "failed"}
 
 func newDescs() descs {
 	return descs{
@@ -106,9 +111,9 @@ func newDescs() descs {
 		reconnects: prometheus.NewDesc("osmanager_controller_reconnects_total",
 			"Times the controller link has been re-established.", nil, nil),
 		appCode: prometheus.NewDesc("osmanager_app_status_code",
-			"Application status from custom/scripts/status as reported to the controller (2000 + exit code; 2128 unknown).", nil, nil),
+			"Application status as reported to the controller: from custom/scripts/status (2000 + exit code; 2128 unknown), or without one from the apps (2000 every app meant to run runs, 2129 one does not, 2130 one failed).", nil, nil),
 		appChecked: prometheus.NewDesc("osmanager_app_status_checked_timestamp_seconds",
-			"When custom/scripts/status last ran (Unix time).", nil, nil),
+			"When the application status was last checked: custom/scripts/status ran, or the apps changed (Unix time).", nil, nil),
 		serviceState: prometheus.NewDesc("osmanager_service_state",
 			"Agent services: 1 for each service's current state, 0 for the others.", []string{"service", "state"}, nil),
 		serviceRestarts: prometheus.NewDesc("osmanager_service_restarts_total",
@@ -119,6 +124,13 @@ func newDescs() descs {
 			"Web-terminal sessions started since the agent started.", nil, nil),
 		termFailures: prometheus.NewDesc("osmanager_terminal_login_failures_total",
 			"Failed web-terminal logins since the agent started.", nil, nil),
+		appsInstalled: prometheus.NewDesc("osmanager_apps_installed",
+			"Applications installed by the app manager.", nil, nil),
+		appState: prometheus.NewDesc("osmanager_app_state",
+			"Each installed application's latest run: 1 for its state (starting, running, paused, stopping, exited, failed), 0 for the others; all 0 before its first run.",
+			[]string{"app", "state"}, nil),
+		appRestarts: prometheus.NewDesc("osmanager_app_restarts_total",
+			"Times each application's runs have been restarted by their restart policy.", []string{"app"}, nil),
 		info: prometheus.NewDesc("osmanager_info",
 			"Constant 1, labelled with the agent's and the appliance's versions (build/VERSION).",
 			[]string{"version", "name", "version1", "application", "version2"}, nil),
@@ -134,7 +146,8 @@ type stateCollector struct {
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.d.stepDuration, c.d.stepStatus, c.d.linkState, c.d.linkSince, c.d.reconnects,
-		c.d.appCode, c.d.appChecked, c.d.serviceState, c.d.serviceRestarts, c.d.termActive, c.d.termSessions, c.d.termFailures, c.d.info} {
+		c.d.appCode, c.d.appChecked, c.d.serviceState, c.d.serviceRestarts, c.d.termActive, c.d.termSessions, c.d.termFailures, c.d.info,
+		c.d.appsInstalled, c.d.appState, c.d.appRestarts} {
 		ch <- d
 	}
 }
@@ -182,6 +195,36 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.d.serviceState, oneHot(sv.Status == x), sv.Name, string(x))
 		}
 		counter(c.d.serviceRestarts, float64(sv.Restarts), sv.Name)
+	}
+	apps := st.Apps()
+	gauge(c.d.appsInstalled, float64(len(apps.Apps)))
+	seen := make(map[string]bool, len(apps.Apps))
+	for _, app := range apps.Apps {
+		if seen[app.ID] { // ids are unique; a repeat would fail the whole scrape
+			continue
+		}
+		seen[app.ID] = true
+		// Labelled by app only: a runid label would grow without bound.
+		var latest *state.RunView
+		restarts := 0
+		for i, r := range app.Runs {
+			restarts += r.Restarts
+			if latest == nil || r.RunID > latest.RunID {
+				latest = &app.Runs[i]
+			}
+		}
+		cur, known := "", false
+		if latest != nil {
+			cur = latest.State
+		}
+		for _, x := range runStates {
+			known = known || x == cur
+			gauge(c.d.appState, oneHot(cur == x), app.ID, x)
+		}
+		if cur != "" && !known { // a state this page does not know yet still shows
+			gauge(c.d.appState, 1, app.ID, cur)
+		}
+		counter(c.d.appRestarts, float64(restarts), app.ID)
 	}
 	t := st.Terminal()
 	gauge(c.d.termActive, float64(t.Active))

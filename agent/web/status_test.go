@@ -30,6 +30,21 @@ func fillState(st *state.Store) {
 	})
 	st.SetAppHealth(state.AppHealth{Code: 2000, Meaning: "running", Checked: testStart, Duration: 12 * time.Millisecond})
 	st.UpdateTerminal(func(t *state.Terminal) { t.Active, t.Sessions, t.LoginFailures = 1, 5, 2 })
+	st.SetApps(testApps())
+}
+
+// testApps is an app manager's record: one app running after a restart
+// (with an older run that exited), one failed for good, one installed and
+// never started.
+func testApps() state.Apps {
+	return state.Apps{Cgroups: "hybrid", Apps: []state.AppView{
+		{ID: "crashy", Version: "0.2.0", Desired: "running", Runs: []state.RunView{
+			{RunID: 4, State: "failed", Since: testStart, Restarts: 4, LastExit: "exit 2", Reason: "start limit hit: 5 starts in 10s"}}},
+		{ID: "hello", Version: "1.0.0", Desired: "running", Enabled: true, Runs: []state.RunView{
+			{RunID: 1, State: "exited", Since: testStart, Restarts: 2, LastExit: "signal TERM"},
+			{RunID: 3, State: "running", Since: testStart, Restarts: 1, LastExit: "exit 1"}}},
+		{ID: "idle", Version: "2.0", Desired: "stopped"},
+	}}
 }
 
 // TestStatusServed: GET /api/v1/status is the status source's document,

@@ -100,7 +100,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		start := time.Now()
 		err = a.Boot(ctx)
-		fmt.Fprintf(out, "   %d files written in %s; %s\n\n", a.Writes(), duration(time.Since(start)), okOr(err))
+		fmt.Fprintf(out, "   %d files written in %s; %s\n\n", a.Writes(), agent.FormatDuration(time.Since(start)), okOr(err))
 		if i == 1 {
 			return serve(ctx, a, ctl, opts, dir, o, out)
 		}
@@ -164,17 +164,6 @@ func serve(ctx context.Context, a *agent.Agent, ctl *clcd.Server, opts agent.Opt
 	err := g.Wait()
 	fmt.Fprintln(out, "demo stopped")
 	return err
-}
-
-// duration formats a boot's time as the agent's summary lines do.
-func duration(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", d.Microseconds())
-	case d < time.Second:
-		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
-	}
-	return d.Round(10 * time.Millisecond).String()
 }
 
 // okOr reads "boot ok" or the error ("boot steps failed: 1 of 8").
