@@ -223,6 +223,13 @@ func (m *Manager) recover(ctx context.Context, s *session) {
 	}
 	for _, rr := range rf.Runs {
 		rec := rr.Record
+		s.mu.Lock()
+		dup := s.runs[rec.RunID] != nil
+		s.mu.Unlock()
+		if dup {
+			m.log.Warn("run recorded twice; the second record is ignored", "app", rec.ID, "runid", rec.RunID)
+			continue
+		}
 		a, err := s.st.Get(rec.ID)
 		if err != nil {
 			m.log.Warn("run of an app no longer installed; its processes are swept", "app", rec.ID, "runid", rec.RunID)

@@ -588,3 +588,38 @@ func TestUnusableAppsDir(t *testing.T) {
 		t.Errorf("a tree was removed: %v", err)
 	}
 }
+
+// TestBadRunRecords: whatever runs.json holds, the manager comes up,
+// adopts nothing it should not, and starts the app desired running once.
+func TestBadRunRecords(t *testing.T) {
+	for _, tc := range []struct{ name, runs string }{
+		{"not json", "{not json"},
+		{"empty", ""},
+		{"unknown app", `{"runs": [{"tree": "1.0.0", "record": {"runtime": "process", "id": "ghost", "runid": 1, "pid": 1, "start_time": 1}}]}`},
+		{"unknown tree", `{"runs": [{"tree": "9.9.9", "record": {"runtime": "process", "id": "want", "runid": 1, "pid": 1, "start_time": 1}}]}`},
+		{"pid 1 reused", `{"runs": [{"tree": "1.0.0", "record": {"runtime": "process", "id": "want", "runid": 1, "pid": 1, "start_time": 1}}]}`},
+		{"twice", `{"runs": [{"tree": "1.0.0", "record": {"runtime": "process", "id": "want", "runid": 1, "pid": 1, "start_time": 1}}, {"tree": "1.0.0", "record": {"runtime": "process", "id": "want", "runid": 1, "pid": 1, "start_time": 1}}]}`},
+		{"foreign cgroup", `{"runs": [{"tree": "1.0.0", "record": {"runtime": "process", "id": "want", "runid": 1, "pid": 1, "start_time": 1, "cgroup": "/sys/fs/cgroup"}}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := newFixture(t, nil, dir)
+			f.mustInstall(pkg("want", "1.0.0", ticker), false)
+			w := f.mustStart("want")
+			f.stop()
+			f.waitGone(w.PIDs[0])
+			if err := os.WriteFile(filepath.Join(dir, "apps", ".runs.json"), []byte(tc.runs), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f2 := newFixture(t, nil, dir)
+			a, err := f2.m.Detail(ctxT(t), "want")
+			live := slices.DeleteFunc(a.Runs, func(r apitypes.Run) bool { return r.State.Done() })
+			if err != nil || len(live) != 1 || live[0].State != apitypes.Active || live[0].PIDs[0] == 1 {
+				t.Errorf("after bad records: %+v, %v; want one new running run", a.Runs, err)
+			}
+			if !alive(1) {
+				t.Fatal("pid 1 gone")
+			}
+		})
+	}
+}
