@@ -38,12 +38,13 @@ type Options struct {
 	FloppyWait    time.Duration // how long to wait for the device after modprobe; default floppy.DefaultWait
 	ReadyFile     string        // run: created once the boot steps are done (sysvinit)
 
-	// A system root other than "/" is not a sandbox: these three act on
+	// A system root other than "/" is not a sandbox: these four act on
 	// the real host whatever the root, so each is off with such a root
 	// unless set to SwitchOn (see Switch).
 	Network     Switch // the network step: interfaces and routes via netlink
 	Modprobe    Switch // "modprobe floppy" when the floppy device is missing
 	LoginShells Switch // web terminal shells in login mode, as a uid from <sysroot>/etc/passwd
+	AppCgroups  Switch // app runs in cgroups of the host's cgroup tree (else process groups only)
 
 	// Controller link (agent/clc).
 	StatusPeriod time.Duration // how often custom/scripts/status runs; default clc.DefaultPeriod
@@ -64,6 +65,10 @@ type Options struct {
 	WebSSHMaxLogins   int // logins at once; more are refused
 	WebSSHUserLogins  int // logins per account; more replace its oldest
 	WebSSHLoginBudget int // password checks per minute, all clients
+	// Applications (agent/apps) and the local API (agent/api).
+	NoApps    bool   // no app manager and no local API
+	APISocket string // the API's socket; default <sysroot>/run/osmanager.sock (paths.APISocket)
+	APIGroup  string // the group that may use the API besides root; "" for root only
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none
@@ -247,7 +252,7 @@ func (a *Agent) Writes() int64 { return a.sys.Writes() + a.ly.Writes() }
 // its own wire_*.go file.
 func (a *Agent) services() []supervisor.Spec {
 	var s []supervisor.Spec
-	for _, f := range []func() []supervisor.Spec{a.clcServices, a.webServices, a.websshServices, a.netwatchServices} {
+	for _, f := range []func() []supervisor.Spec{a.clcServices, a.webServices, a.websshServices, a.netwatchServices, a.appsServices} {
 		s = append(s, f()...)
 	}
 	return s

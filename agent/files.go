@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"osmanager/agent/apps/store"
 	"osmanager/agent/instance"
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"
@@ -26,6 +27,11 @@ func websshFiles(p paths.Paths) webssh.Files {
 		Cert: p.WebSSHCert, Key: p.WebSSHKey, KnownHosts: p.KnownHosts, Shells: p.WebSSHShells,
 		Proc: p.Proc, PATH: p.PATH, UserPATH: p.UserPATH,
 	}
+}
+
+// storeFiles are the app store's dirs in the LuoYun root.
+func storeFiles(p paths.Paths) store.Files {
+	return store.Files{Dir: p.AppsDir, Data: p.AppsData}
 }
 
 // instanceFiles are what a new instance and `osmanager seal` act on.

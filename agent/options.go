@@ -71,6 +71,10 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.WebSSHMaxLogins, "webssh-max-logins", webssh.DefaultMaxLogins, "web terminal: logins at once; more are refused")
 	fs.IntVar(&o.WebSSHUserLogins, "webssh-user-logins", webssh.DefaultUserLogins, "web terminal: logins per account; more replace its oldest")
 	fs.IntVar(&o.WebSSHLoginBudget, "webssh-login-budget", webssh.DefaultLoginBudget, "web terminal: password checks per minute, all clients together")
+	switchFlag(fs, &o.AppCgroups, "app-cgroups", "run applications in cgroups of the host (so they outlive an agent restart): auto (only when --sysroot is /), on or off")
+	fs.BoolVar(&o.NoApps, "no-apps", false, "run no application manager and no local API")
+	fs.StringVar(&o.APISocket, "api-socket", "", "the local API's Unix socket (default <sysroot>/run/osmanager.sock)")
+	fs.StringVar(&o.APIGroup, "api-group", "", "a group whose members may use the local API besides root (default: root only)")
 	fs.Func("webssh-origin", "an extra allowed Origin for the web terminal, e.g. https://console.example.com (repeatable)", func(v string) error {
 		o.WebSSHOrigins = append(o.WebSSHOrigins, v)
 		return nil

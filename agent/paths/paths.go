@@ -123,3 +123,11 @@ func (p Paths) AppsState() string { return p.AppsDir + "/state.json" }
 // AppsStaging holds the app store's staging dirs, one per install in
 // progress; whatever is there at start was left by a crash.
 func (p Paths) AppsStaging() string { return p.AppsDir + "/.staging" }
+
+// AppsRuns is the app manager's records of the live runs, for adoption
+// by the next agent (a dot name: never an app id, never swept).
+func (p Paths) AppsRuns() string { return p.AppsDir + "/.runs.json" }
+
+// AppsLogs holds the runs' log files, <id>/<runid>.log and rotated
+// copies.
+func (p Paths) AppsLogs() string { return p.AppsDir + "/.logs" }

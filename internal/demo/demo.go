@@ -4,7 +4,9 @@
 package demo
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
@@ -18,6 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"osmanager/agent"
+	"osmanager/agent/api/apitypes"
+	"osmanager/agent/api/client"
 	"osmanager/agent/clcd"
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
@@ -156,6 +160,7 @@ func serve(ctx context.Context, a *agent.Agent, ctl *clcd.Server, opts agent.Opt
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ctl.Run(gctx) })
 	g.Go(func() error { return a.Serve(gctx) })
+	g.Go(func() error { sampleApp(gctx, filepath.Join(dir, "sysroot", "run", "osmanager.sock"), out); return nil })
 	err := g.Wait()
 	fmt.Fprintln(out, "demo stopped")
 	return err
@@ -177,4 +182,71 @@ func freeLoopback() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// sampleScript is the demo app: a line every few seconds.
+const sampleScript = `#!/bin/sh
+n=0
+while :; do
+	n=$((n+1))
+	echo "hello from $OSM_APP_ID $OSM_APP_VERSION (run $OSM_RUNID), line $n"
+	sleep 3
+done
+`
+
+// samplePackage is the demo app's package: manifest.json and bin/hello.
+func samplePackage() []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct {
+		name, body string
+		mode       int64
+	}{
+		{"manifest.json", `{"id": "hello", "version": "1.0.0", "name": "demo app", "exec": "bin/hello", "args": [], "env": {}, "restart": "on-failure"}` + "\n", 0o644},
+		{"bin/hello", sampleScript, 0o755},
+	} {
+		if f.name == "bin/hello" {
+			tw.WriteHeader(&tar.Header{Name: "bin/", Mode: 0o755, Typeflag: tar.TypeDir, ModTime: time.Unix(1700000000, 0)})
+		}
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0)})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// sampleApp installs and starts the demo app through the local API once
+// the socket answers, and shows osmctl commands to try. A failure is
+// printed, not fatal: the rest of the demo runs on.
+func sampleApp(ctx context.Context, sock string, out io.Writer) {
+	c := client.New(sock)
+	defer c.Close()
+	for {
+		if _, err := c.List(ctx); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	_, err := c.InstallArchive(ctx, bytes.NewReader(samplePackage()), "", false)
+	if err == nil {
+		var st apitypes.Started
+		st, err = c.Start(ctx, "hello")
+		if err == nil {
+			fmt.Fprintf(out, "sample app:   hello 1.0.0 installed and running as run %d\n", st.RunID)
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			fmt.Fprintf(out, "sample app:   %v\n", err)
+		}
+		return
+	}
+	o := "osmctl --socket " + sock
+	fmt.Fprintf(out, "try:          %s list\n              %s runners\n              %s logs hello -f\n              %s detail hello\n              %s events\n", o, o, o, o, o)
 }

@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+
+	"osmanager/agent/api"
+	"osmanager/agent/apps"
+	"osmanager/agent/apps/runner"
+	"osmanager/agent/apps/store"
+	"osmanager/agent/proc"
+	"osmanager/agent/supervisor"
+	"osmanager/agent/sysroot"
+)
+
+// appsServices builds the app manager (agent/apps: store, runner,
+// manager) and the local API server (agent/api) that serves it, unless
+// Options.NoApps.
+func (a *Agent) appsServices() []supervisor.Spec {
+	if a.opts.NoApps {
+		return nil
+	}
+	m := a.newApps()
+	specs := []supervisor.Spec{{Name: "apps", Service: supervisor.ServiceFunc(m.Serve)}}
+	srv, err := a.newAPI(m)
+	if err != nil {
+		return append(specs, failed("api", err))
+	}
+	return append(specs, supervisor.Spec{Name: "api", Service: srv})
+}
+
+func (a *Agent) newApps() *apps.Manager {
+	log := a.sup.Logger("apps")
+	cg := &runner.Cgroups{Mode: runner.CgroupNone}
+	if on, why := a.allowed(a.opts.AppCgroups, "--app-cgroups"); on {
+		cc := runner.CgroupConfig{FS: a.paths.Cgroup, Log: log}
+		if !a.sys.IsHost() {
+			// A scratch root's runs get a slice of their own at the top of
+			// the v2 tree (never the agent's delegated cgroup, which the
+			// host agent may use), so neither agent sweeps the other's.
+			slice := fmt.Sprintf("osmanager-%08x.slice", crc32.ChecksumIEEE([]byte(a.ly.Dir())))
+			mount := a.paths.Cgroup
+			if _, err := os.Stat(filepath.Join(mount, "cgroup.controllers")); err != nil {
+				mount = filepath.Join(mount, "unified") // hybrid
+			}
+			cc.Base = filepath.Join(mount, slice)
+		}
+		cg = runner.SetupCgroups(cc)
+	} else {
+		log.Info("app runs are process groups only, and stop with the agent", "cgroup_mode", runner.CgroupNone, "why", why)
+	}
+	return apps.New(apps.Config{
+		Root:  a.ly,
+		Files: storeFiles(a.paths),
+		Runs:  a.paths.AppsRuns(),
+		Logs:  a.paths.AppsLogs(),
+		Store: store.Options{Users: store.PasswdUsers(a.sys, a.paths.Passwd)},
+		Runner: runner.Config{
+			Runtime: &runner.Process{Cgroups: cg, Table: proc.Table{Dir: a.paths.Proc}, Log: log},
+			PATH:    a.paths.PATH,
+		},
+		State:  a.state,
+		Log:    log,
+		BootID: filepath.Join(a.paths.Proc, "sys/kernel/random/boot_id"),
+	})
+}
+
+// apiSocket is the local API's socket: --api-socket, else the path
+// table's in the system root (whose directory is made).
+func (a *Agent) apiSocket() (string, error) {
+	if a.opts.APISocket != "" {
+		return filepath.Abs(a.opts.APISocket)
+	}
+	if _, err := a.sys.MkdirAll(filepath.Dir(a.paths.APISocket), 0o755, 0o755, sysroot.Keep); err != nil {
+		return "", fmt.Errorf("api: socket dir: %w", err)
+	}
+	return a.sys.Path(a.paths.APISocket)
+}
+
+func (a *Agent) newAPI(m *apps.Manager) (*api.Server, error) {
+	sock, err := a.apiSocket()
+	if err != nil {
+		return nil, err
+	}
+	cfg := api.Config{
+		Socket: sock, Group: a.opts.APIGroup, Sys: a.sys, GroupFile: a.paths.Group,
+		Apps: m, Log: a.sup.Logger("api"), ProcDir: a.paths.Proc,
+	}
+	if src, err := a.statusSource(); err == nil {
+		cfg.Status = src
+	} else {
+		a.log.Warn("api: no status document", "err", err)
+	}
+	return api.New(cfg)
+}
