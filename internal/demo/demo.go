@@ -248,5 +248,5 @@ func sampleApp(ctx context.Context, sock string, out io.Writer) {
 		return
 	}
 	o := "osmctl --socket " + sock
-	fmt.Fprintf(out, "try:          %s list\n              %s runners\n              %s logs hello -f\n              %s detail hello\n              %s events\n", o, o, o, o, o)
+	fmt.Fprintf(out, "try (osmctl is `go run ./cmd/osmctl` in the repo):\n              %s list\n              %s runners\n              %s logs hello -f\n              %s detail hello\n              %s events\n", o, o, o, o, o)
 }
