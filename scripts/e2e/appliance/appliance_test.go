@@ -1,0 +1,532 @@
+package appliance
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-crypt/crypt/algorithm/shacrypt"
+	"golang.org/x/crypto/ssh"
+
+	"osmanager/agent/clcd"
+	"osmanager/agent/floppy"
+	"osmanager/agent/state"
+)
+
+// Deadlines, generous for software emulation on 2 cores.
+const (
+	bootDeadline  = 5 * time.Minute  // qemu start to SSH accepting the key
+	checkDeadline = 90 * time.Second // each check after that
+	stopDeadline  = 90 * time.Second // poweroff to qemu's exit
+)
+
+// instance is what one floppy says.
+type instance struct {
+	Tag      int
+	Key      string // the controller's KEY
+	Host     string // domain.name
+	IP       string
+	Gateway  string
+	NS       string // nameservers, space separated
+	Hash     string // root's password hash
+	Password string // its clear text, for the checks
+	Signer   ssh.Signer
+	MAC      string
+}
+
+func (in instance) short() string { h, _, _ := strings.Cut(in.Host, "."); return h }
+
+// ini is the luoyun.ini the compute node writes for in, pointing at the
+// controller on the host (10.0.2.2 is the host's loopback in qemu's user
+// network).
+func (in instance) ini(ctlPort int) []byte {
+	type nic struct {
+		MAC     string `json:"mac"`
+		IP      string `json:"ip"`
+		Netmask string `json:"netmask"`
+		Gateway string `json:"gateway"`
+	}
+	j := struct {
+		Domain struct {
+			Name string `json:"name"`
+			IP   string `json:"ip"`
+		} `json:"domain"`
+		Nameservers string `json:"nameservers"`
+		Hash        string `json:"passwd_hash"`
+		Key         string `json:"public_key"`
+		Network     []nic  `json:"network"`
+	}{Nameservers: in.NS, Hash: in.Hash, Key: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(in.Signer.PublicKey()))) + " e2e@host",
+		Network: []nic{{in.MAC, in.IP, "255.255.255.0", in.Gateway}}}
+	j.Domain.Name, j.Domain.IP = in.Host, in.IP
+	b, _ := json.Marshal(j)
+	return fmt.Appendf(nil, "CLC_IP=10.0.2.2\nCLC_PORT=%d\nCLC_MCAST_PORT=%d\nTAG=%d\nKEY=%s\nJSON=%s\n", ctlPort, ctlPort, in.Tag, in.Key, b)
+}
+
+func newInstance(t *testing.T, host, ip, ns string) instance {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pw [9]byte
+	rand.Read(pw[:])
+	password := hex.EncodeToString(pw[:])
+	h, err := shacrypt.NewSHA512()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.Hash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return instance{Tag: 11, Key: "3f6c2a9e-41d7-4b8a-9c55-e2e0a11ce001", Host: host, IP: ip, Gateway: "10.0.2.2", NS: ns,
+		Hash: d.Encode(), Password: password, Signer: signer, MAC: "52:54:00:e2:e0:11"}
+}
+
+// harness holds what the boots share.
+type harness struct {
+	t      *testing.T
+	work   string
+	base   baseImage
+	disk   string
+	accel  string
+	ctl    *clcd.Server
+	hk     hostKeys
+	steps  []stepTime
+	mu     sync.Mutex
+	events []clcd.Event
+}
+
+type stepTime struct {
+	name string
+	d    time.Duration
+}
+
+// step runs fn as a named, timed step and logs its time.
+func (h *harness) step(name string, fn func()) {
+	h.t.Helper()
+	start := time.Now()
+	ok := false
+	defer func() {
+		d := time.Since(start)
+		h.steps = append(h.steps, stepTime{name, d})
+		res := "ok"
+		if !ok {
+			res = "FAILED"
+		}
+		h.t.Logf("step %-46s %7.1fs %s", name, d.Seconds(), res)
+	}()
+	fn()
+	ok = true
+}
+
+// eventually polls fn every half second until it returns nil or d passes,
+// then fails the test with what and fn's last error.
+func (h *harness) eventually(what string, d time.Duration, fn func() error) {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		<-tick.C
+	}
+}
+
+func (h *harness) eventsSince(n int) []clcd.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.events[n:])
+}
+
+func (h *harness) eventCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.events)
+}
+
+func TestAppliance(t *testing.T) {
+	if os.Getenv("OSM_E2E_APPLIANCE") != "1" {
+		t.Skip("set OSM_E2E_APPLIANCE=1 (scripts/e2e-appliance) to boot the appliance")
+	}
+	for _, tool := range []string{"mmdebstrap", "qemu-system-x86_64", "mkfs.ext4", "tar", "chroot"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s missing", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mmdebstrap --mode=root, image ownership)")
+	}
+	cache := os.Getenv("OSM_E2E_CACHE")
+	if cache == "" {
+		cache = "/var/cache/osmanager-e2e"
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Skipf("cache dir %s: %v", cache, err)
+	}
+	mode := os.Getenv("OSM_E2E_INSTALL")
+	if mode == "" {
+		mode = "binary"
+	}
+	repo, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, work: t.TempDir()}
+	if os.Getenv("OSM_E2E_KEEP") != "" {
+		h.work, _ = os.MkdirTemp("", "osm-e2e-")
+		t.Logf("work dir kept: %s", h.work)
+	}
+	h.accel = os.Getenv("OSM_E2E_ACCEL")
+	if h.accel == "" {
+		h.accel = "tcg"
+		if kvmWorks() {
+			h.accel = "kvm"
+		}
+	}
+	t.Logf("accel %s, install %s, cache %s", h.accel, mode, cache)
+	total := time.Now()
+	defer func() {
+		t.Logf("total %.1fs", time.Since(total).Seconds())
+	}()
+
+	var files agentFiles
+	h.step("build agent (linux/amd64)", func() {
+		bin, err := buildAgent(repo, h.work)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = agentFiles{Repo: repo, Binary: bin}
+	})
+	h.step("base image (mmdebstrap, cached)", func() { h.base = buildBase(t, cache, systemdRecipe()) })
+	h.step("disk image with the agent ("+mode+")", func() {
+		if h.disk, err = makeDisk(h.base, h.work, mode, files); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The controller on the host: bound here first, so its port goes into
+	// the floppy with no race.
+	h.ctl = &clcd.Server{Listen: "127.0.0.1:0", Instances: map[int32]string{}, JoinEvery: -1, OnEvent: func(e clcd.Event) {
+		h.mu.Lock()
+		h.events = append(h.events, e)
+		h.mu.Unlock()
+	}}
+	a := newInstance(t, "vm1.e2e.test", "10.0.2.15", "10.0.2.3")
+	h.ctl.Instances[int32(a.Tag)] = a.Key
+	addr, err := h.ctl.ListenAndAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ctlDone := make(chan error, 1)
+	go func() { ctlDone <- h.ctl.Run(ctx) }()
+	defer func() { cancel(); <-ctlDone }()
+	port := int(addr.Port())
+
+	fdA := h.floppy("a", a.ini(port))
+	h.boot("boot 1 (floppy A)", fdA, a, bootFirst)
+	h.boot("boot 2 (same floppy A)", fdA, a, bootSame)
+	b := newInstance(t, "vm2.e2e.test", "10.0.2.16", "10.0.2.3 10.0.2.4")
+	fdB := h.floppy("b", b.ini(port))
+	h.boot("boot 3 (changed floppy B)", fdB, b, bootChanged, a)
+	h.boot("boot 4 (no floppy)", "", b, bootNoFloppy)
+
+	var sum float64
+	for _, s := range h.steps {
+		sum += s.d.Seconds()
+	}
+	t.Logf("%d steps, %.1fs", len(h.steps), sum)
+}
+
+// floppy writes the node's floppy image for ini.
+func (h *harness) floppy(name string, ini []byte) string {
+	p := filepath.Join(h.work, "floppy-"+name+".img")
+	if err := os.WriteFile(p, floppy.NodeImage(ini), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+type bootKind int
+
+const (
+	bootFirst    bootKind = iota // a fresh image: everything applied
+	bootSame                     // the same floppy again: nothing rewritten
+	bootChanged                  // a changed floppy: the change applied
+	bootNoFloppy                 // none: the last good config, a clear error, no hang
+)
+
+// boot boots the disk with fd (none when ""), checks it as kind says, and
+// powers it off. prev is the instance of the floppy before (bootChanged).
+func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...instance) {
+	t := h.t
+	t.Helper()
+	t.Logf("== %s", name)
+	evStart := h.eventCount()
+	var v *vm
+	h.step(name+": qemu start", func() {
+		var err error
+		v, err = startVM(vmConfig{Name: strings.Fields(name)[0] + strings.Fields(name)[1], Work: h.work, Base: h.base, Disk: h.disk, Floppy: fd, MAC: in.MAC, GuestIP: in.IP, Accel: h.accel})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	})
+	stopped := false
+	defer func() {
+		if !stopped {
+			t.Logf("%s: console (last 60 lines):\n%s", name, tail(v.console(), 60))
+			v.kill()
+		}
+	}()
+	var c *ssh.Client
+	h.step(name+": SSH accepts the floppy's key", func() {
+		h.eventually(name+": SSH to root@"+in.IP+" with the floppy's key", bootDeadline, func() error {
+			select {
+			case <-v.done:
+				return fmt.Errorf("qemu exited: %v", v.err)
+			default:
+			}
+			var err error
+			c, err = dialSSH(v.SSH, ssh.PublicKeys(in.Signer), &h.hk)
+			return err
+		})
+		t.Logf("%s: SSH accepted the key %.1fs after qemu started", name, time.Since(v.Started).Seconds())
+	})
+	defer c.Close()
+	sh := func(cmd string) string {
+		t.Helper()
+		out, err := run(c, cmd)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	h.step(name+": systemd ran osmanager", func() {
+		out, _ := run(c, "timeout 120 systemctl is-system-running --wait")
+		if st := strings.TrimSpace(out); st != "running" {
+			failed, _ := run(c, "systemctl --failed --no-legend --plain")
+			t.Logf("%s: system %q; failed units: %s", name, st, strings.TrimSpace(failed))
+		}
+		if got := sh("systemctl is-active osmanager.service || true"); got != "active" {
+			t.Fatalf("%s: systemctl is-active osmanager: got %q, want active\n%s", name, got, sh("journalctl -b -u osmanager --no-pager | tail -30"))
+		}
+		props := sh("systemctl show osmanager.service -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -p NRestarts")
+		p := map[string]string{}
+		for l := range strings.Lines(props) {
+			k, val, _ := strings.Cut(strings.TrimSpace(l), "=")
+			p[k] = val
+		}
+		startUS, _ := strconv.ParseFloat(p["ExecMainStartTimestampMonotonic"], 64)
+		readyUS, _ := strconv.ParseFloat(p["ActiveEnterTimestampMonotonic"], 64)
+		if readyUS == 0 {
+			t.Fatalf("%s: osmanager never became ready (ActiveEnterTimestampMonotonic 0)", name)
+		}
+		if p["NRestarts"] != "0" {
+			t.Errorf("%s: osmanager restarted %s times, want 0", name, p["NRestarts"])
+		}
+		t.Logf("%s: osmanager started %.2fs, ready %.2fs after the kernel (boot steps %.2fs)", name, startUS/1e6, readyUS/1e6, (readyUS-startUS)/1e6)
+		t.Logf("%s: %s", name, sh("systemd-analyze"))
+		chain := sh("systemd-analyze critical-chain osmanager.service --no-pager")
+		if !strings.Contains(chain, "osmanager.service") {
+			t.Errorf("%s: systemd-analyze critical-chain osmanager.service: no osmanager.service in\n%s", name, chain)
+		}
+		t.Logf("%s: critical chain:\n%s", name, chain)
+	})
+	var journal string
+	h.step(name+": boot summary in the journal", func() {
+		h.eventually(name+": boot summary lines of osmanager in the journal", checkDeadline, func() error {
+			journal = sh("journalctl -b -u osmanager.service -o cat --no-pager")
+			if !regexp.MustCompile(`(?m)^(ok|failed|skipped)\s+floppy`).MatchString(journal) {
+				return fmt.Errorf("no floppy step summary in:\n%s", tail(journal, 20))
+			}
+			return nil
+		})
+		t.Logf("%s: boot summary:\n%s", name, summaryLines(journal))
+	})
+	h.step(name+": system as the floppy says", func() {
+		checks := []struct{ what, cmd, want string }{
+			{"kernel host name", "hostname", in.short()},
+			{"/etc/hostname", "cat /etc/hostname", in.short()},
+			{"address on the NIC found by MAC", "ip -4 -o addr show", "inet " + in.IP + "/24"},
+			{"default route", "ip route show default", "default via " + in.Gateway},
+			{"hosts line", "cat /etc/hosts", in.IP + "\t" + in.Host},
+		}
+		for _, n := range strings.Fields(in.NS) {
+			checks = append(checks, struct{ what, cmd, want string }{"resolv.conf", "cat /etc/resolv.conf", "nameserver " + n})
+		}
+		for _, c := range checks {
+			if got := sh(c.cmd); !strings.Contains(got, c.want) {
+				t.Errorf("%s: %s: %q gives %q, want it to contain %q", name, c.what, c.cmd, got, c.want)
+			}
+		}
+		if got := sh("grep -c . /root/.ssh/authorized_keys"); got != "1" {
+			t.Errorf("%s: authorized_keys has %s lines, want 1 (the floppy's key only)", name, got)
+		}
+	})
+	h.step(name+": root password over SSH", func() {
+		var err error
+		for _, auth := range passwordAuth(in.Password) {
+			var pc *ssh.Client
+			if pc, err = dialSSH(v.SSH, auth, &h.hk); err == nil {
+				pc.Close()
+				return
+			}
+		}
+		t.Errorf("%s: SSH as root with the floppy's password: %v", name, err)
+	})
+	if kind == bootChanged {
+		h.step(name+": the old key is refused", func() {
+			if pc, err := dialSSH(v.SSH, ssh.PublicKeys(prev[0].Signer), &h.hk); err == nil {
+				pc.Close()
+				t.Errorf("%s: the previous floppy's key still logs in", name)
+			}
+		})
+	}
+	var st statusDoc
+	h.step(name+": web page and /api/v1/status", func() {
+		h.eventually(name+": /api/v1/status shows the link registered", checkDeadline, func() error {
+			s, err := status(context.Background(), v.Web)
+			if err != nil {
+				return err
+			}
+			st = statusDoc(s)
+			if s.Controller.Status != state.LinkRegistered {
+				return fmt.Errorf("controller link %q (last error %q)", s.Controller.Status, s.Controller.LastError)
+			}
+			return nil
+		})
+		if st.Hostname != in.Host && st.Hostname != in.short() {
+			t.Errorf("%s: status hostname %q, want %q", name, st.Hostname, in.Host)
+		}
+		wantOK := kind != bootNoFloppy
+		if st.Boot.OK != wantOK {
+			t.Errorf("%s: status boot.ok %v, want %v; steps %s", name, st.Boot.OK, wantOK, st.steps())
+		}
+		if !st.hasAddr(in.IP + "/24") {
+			t.Errorf("%s: status addresses %v, want %s/24", name, st.Addresses, in.IP)
+		}
+		page, err := get(context.Background(), v.Web, "/")
+		if err != nil {
+			t.Fatalf("%s: web page: %v", name, err)
+		}
+		for _, want := range []string{in.short(), "e2e-appliance"} {
+			if !strings.Contains(string(page), want) {
+				t.Errorf("%s: web page lacks %q", name, want)
+			}
+		}
+		if strings.Contains(string(page), "$hostname") {
+			t.Errorf("%s: web page has $hostname unsubstituted", name)
+		}
+	})
+	h.step(name+": controller saw register 1021 and report 2000", func() {
+		h.eventually(name+": controller events from tag "+strconv.Itoa(in.Tag), checkDeadline, func() error {
+			var reg, rep bool
+			for _, e := range h.eventsSince(evStart) {
+				if e.Tag != int32(in.Tag) {
+					continue
+				}
+				if e.Name == clcd.EventRegistered && e.Value == 1021 && e.IP == in.IP {
+					reg = true
+				}
+				if e.Name == clcd.EventReport && e.Value == 2000 {
+					rep = true
+				}
+			}
+			if !reg || !rep {
+				return fmt.Errorf("registered 1021 from %s: %v, report 2000: %v", in.IP, reg, rep)
+			}
+			return nil
+		})
+	})
+	h.step(name+": web terminal login runs a command", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), checkDeadline)
+		defer cancel()
+		out, err := terminalRun(ctx, v.Term, in.Password, "echo E2E-$((6*7))-$(hostname)", "E2E-42-"+in.short())
+		if err != nil {
+			t.Errorf("%s: web terminal: %v\noutput: %q", name, err, tail(out, 10))
+		}
+	})
+	switch kind {
+	case bootSame:
+		h.step(name+": nothing rewritten", func() {
+			for _, s := range st.Boot.Steps {
+				if len(s.Changed) > 0 {
+					t.Errorf("%s: step %s changed %v, want nothing", name, s.Name, s.Changed)
+				}
+			}
+			if m := regexp.MustCompile(`(?m)^.*changed [0-9]+.*$`).FindAllString(journal, -1); len(m) > 0 {
+				t.Errorf("%s: boot summary has changes: %q", name, m)
+			}
+		})
+	case bootChanged:
+		h.step(name+": the change applied", func() {
+			changed := map[string]bool{}
+			for _, s := range st.Boot.Steps {
+				if len(s.Changed) > 0 {
+					changed[s.Name] = true
+				}
+			}
+			if len(changed) == 0 {
+				t.Errorf("%s: no step changed anything; steps %s", name, st.steps())
+			}
+		})
+	case bootNoFloppy:
+		h.step(name+": clear error, last good config", func() {
+			if !strings.Contains(journal, "floppy") || !regexp.MustCompile(`(?m)^failed\s+floppy`).MatchString(journal) {
+				t.Errorf("%s: no failed floppy step in the boot summary:\n%s", name, summaryLines(journal))
+			}
+			if !strings.Contains(journal, "last good luoyun.conf") {
+				t.Errorf("%s: the boot summary does not say the last good luoyun.conf is used:\n%s", name, summaryLines(journal))
+			}
+		})
+	}
+	h.step(name+": poweroff", func() {
+		run(c, "systemctl poweroff") // the connection may drop before the answer
+		if !v.wait(stopDeadline) {
+			t.Errorf("%s: qemu still running %v after poweroff", name, stopDeadline)
+			v.kill()
+		}
+	})
+	stopped = true
+	if t.Failed() {
+		t.Logf("%s: console (last 60 lines):\n%s", name, tail(v.console(), 60))
+		t.FailNow()
+	}
+}
+
+// summaryLines picks the boot summary (one line per step) out of the
+// agent's journal.
+func summaryLines(journal string) string {
+	re := regexp.MustCompile(`^(ok|failed|skipped)\s+\S+\s+\S+\s`)
+	var out []string
+	for l := range strings.Lines(journal) {
+		if re.MatchString(l) {
+			out = append(out, "  "+strings.TrimRight(l, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
+}
