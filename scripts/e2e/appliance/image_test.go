@@ -217,6 +217,9 @@ func installBinary(root string, f agentFiles) error {
 	if err := os.MkdirAll(filepath.Join(root, "LuoYun/conf"), 0o700); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Join(root, "LuoYun/build"), 0o755); err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(root, "LuoYun/build/VERSION"), []byte(applianceVersion), 0o644); err != nil {
 		return err
 	}
