@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -256,6 +257,9 @@ func TestAppliance(t *testing.T) {
 	fdB := h.floppy("b", b.ini(port))
 	h.boot("boot 3 (changed floppy B)", fdB, b, bootChanged, a)
 	h.boot("boot 4 (no floppy)", "", b, bootNoFloppy)
+	if os.Getenv("OSM_E2E_LATE_NIC") == "1" {
+		h.boot("boot 5 (NIC plugged after the agent started)", fdB, b, bootLateNIC)
+	}
 
 	var sum float64
 	for _, s := range h.steps {
@@ -280,6 +284,7 @@ const (
 	bootSame                     // the same floppy again: nothing rewritten
 	bootChanged                  // a changed floppy: the change applied
 	bootNoFloppy                 // none: the last good config, a clear error, no hang
+	bootLateNIC                  // the NIC appears after the agent's network step
 )
 
 // boot boots the disk with fd (none when ""), checks it as kind says, and
@@ -291,7 +296,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	evStart := h.eventCount()
 	var v *vm
 	h.step(name+": qemu start", func() {
-		cfg := vmConfig{Name: strings.Fields(name)[0] + strings.Fields(name)[1], Work: h.work, Base: h.base, Disk: h.disk, Floppy: fd, MAC: in.MAC, GuestIP: in.IP, Accel: h.accel}
+		cfg := vmConfig{Name: strings.Fields(name)[0] + strings.Fields(name)[1], Work: h.work, Base: h.base, Disk: h.disk, Floppy: fd, MAC: in.MAC, GuestIP: in.IP, Accel: h.accel, LateNIC: kind == bootLateNIC}
 		var err error
 		v, err = startVM(cfg)
 		if err != nil && h.accel == "kvm" {
@@ -312,6 +317,21 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 			v.kill()
 		}
 	}()
+	if kind == bootLateNIC {
+		h.step(name+": osmanager ready, then the NIC plugged", func() {
+			started := regexp.MustCompile(`Started .*osmanager\.service`)
+			h.eventually(name+": console says osmanager.service started", bootDeadline, func() error {
+				if started.MatchString(ansi.ReplaceAllString(v.console(), "")) {
+					return nil
+				}
+				return errors.New("not yet")
+			})
+			if err := v.plugNIC(); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			t.Logf("%s: NIC %s plugged %.1fs after qemu started", name, in.MAC, time.Since(v.Started).Seconds())
+		})
+	}
 	var c *ssh.Client
 	h.step(name+": SSH accepts the floppy's key", func() {
 		h.eventually(name+": SSH to root@"+in.IP+" with the floppy's key", bootDeadline, func() error {
@@ -433,7 +453,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 			t.Errorf("%s: status hostname %q, want %q", name, st.Hostname, in.Host)
 		}
 		wantOK := kind != bootNoFloppy
-		if st.Boot.OK != wantOK {
+		if st.Boot.OK != wantOK && kind != bootLateNIC {
 			t.Errorf("%s: status boot.ok %v, want %v; steps %s", name, st.Boot.OK, wantOK, st.steps())
 		}
 		if !st.hasAddr(in.IP + "/24") {
@@ -544,6 +564,9 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		t.FailNow()
 	}
 }
+
+// ansi matches the colour escapes of systemd's console status lines.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
 
 // statFiles lists the inode and mtime of every file the boot steps write.
 const statFiles = "stat -c '%n %i %Y' /etc/shadow /etc/hostname /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /LuoYun/conf/luoyun.conf"

@@ -2,8 +2,10 @@ package appliance
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +34,8 @@ type vmConfig struct {
 	MAC     string
 	GuestIP string // the address the forwards point to
 	Accel   string // kvm or tcg
+	// LateNIC starts the guest without its NIC; vm.plugNIC hot-plugs it.
+	LateNIC bool
 }
 
 // vm is a running qemu.
@@ -39,6 +43,8 @@ type vm struct {
 	Console        string // serial console log
 	SSH, Web, Term int    // host ports on 127.0.0.1
 	Started        time.Time
+	QMP            string // qemu's QMP socket
+	mac            string
 	cmd            *exec.Cmd
 	done           chan struct{}
 	err            error // once done is closed
@@ -97,9 +103,15 @@ func startOnce(c vmConfig) (*vm, error) {
 	}
 	v := &vm{Console: filepath.Join(c.Work, c.Name+".console"), SSH: ports[0], Web: ports[1], Term: ports[2], done: make(chan struct{}), stderr: &syncBuffer{}}
 	os.Remove(v.Console)
-	nic := fmt.Sprintf("user,model=e1000,mac=%s", c.MAC)
+	v.QMP, v.mac = filepath.Join(c.Work, c.Name+".qmp"), c.MAC
+	os.Remove(v.QMP)
+	fwd := ""
 	for _, f := range [][2]int{{v.SSH, guestSSH}, {v.Web, guestWeb}, {v.Term, guestTerm}} {
-		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", f[0], c.GuestIP, f[1])
+		fwd += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-%s:%d", f[0], c.GuestIP, f[1])
+	}
+	nic := []string{"-nic", fmt.Sprintf("user,model=e1000,mac=%s", c.MAC) + fwd}
+	if c.LateNIC {
+		nic = []string{"-netdev", "user,id=n0" + fwd}
 	}
 	cpu := "max"
 	if c.Accel == "kvm" {
@@ -111,8 +123,9 @@ func startOnce(c vmConfig) (*vm, error) {
 		"-kernel", c.Base.Kernel, "-initrd", c.Base.Initrd,
 		"-append", "root=/dev/vda rw console=ttyS0 panic=-1",
 		"-drive", "file=" + c.Disk + ",if=virtio,format=raw",
-		"-nic", nic,
+		"-qmp", "unix:" + v.QMP + ",server=on,wait=off",
 	}
+	args = append(args, nic...)
 	if c.Floppy != "" {
 		args = append(args, "-drive", "file="+c.Floppy+",if=floppy,format=raw")
 	}
@@ -144,6 +157,48 @@ func startOnce(c vmConfig) (*vm, error) {
 			}
 		}
 	}
+}
+
+// plugNIC hot-plugs the e1000 NIC with the configured MAC on the
+// netdev of a LateNIC boot, through QMP.
+func (v *vm) plugNIC() error {
+	c, err := net.DialTimeout("unix", v.QMP, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("qmp: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	dec := json.NewDecoder(c)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		return fmt.Errorf("qmp greeting: %w", err)
+	}
+	for _, cmd := range []string{
+		`{"execute":"qmp_capabilities"}`,
+		fmt.Sprintf(`{"execute":"device_add","arguments":{"driver":"e1000","netdev":"n0","mac":%q,"id":"nic0"}}`, v.mac),
+	} {
+		if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+			return fmt.Errorf("qmp: %w", err)
+		}
+		for {
+			var r struct {
+				Return any              `json:"return"`
+				Error  *json.RawMessage `json:"error"`
+				Event  string           `json:"event"`
+			}
+			if err := dec.Decode(&r); err != nil {
+				return fmt.Errorf("qmp %s: %w", cmd, err)
+			}
+			if r.Event != "" {
+				continue
+			}
+			if r.Error != nil {
+				return fmt.Errorf("qmp %s: %s", cmd, *r.Error)
+			}
+			break
+		}
+	}
+	return nil
 }
 
 // wait waits up to d for qemu to exit.
