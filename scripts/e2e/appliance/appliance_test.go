@@ -104,6 +104,7 @@ func newInstance(t *testing.T, host, ip, ns string) instance {
 // harness holds what the boots share.
 type harness struct {
 	t     *testing.T
+	init  string // systemd or sysvinit
 	work  string
 	base  baseImage
 	disk  string
@@ -140,20 +141,28 @@ func (h *harness) step(name string, fn func()) {
 	ok = true
 }
 
-// eventually polls fn every half second until it returns nil or d passes,
-// then fails the test with what and fn's last error.
+// eventually polls fn until it returns nil or d passes, then fails the
+// test with what and fn's last error.
 func (h *harness) eventually(what string, d time.Duration, fn func() error) {
 	h.t.Helper()
+	if err := h.poll(d, fn); err != nil {
+		h.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// poll calls fn every half second until it returns nil or d passes; then
+// it returns fn's last error.
+func (h *harness) poll(d time.Duration, fn func() error) error {
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		err := fn()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: not within %v: %v", what, d, err)
+			return fmt.Errorf("not within %v: %w", d, err)
 		}
 		<-tick.C
 	}
@@ -198,34 +207,55 @@ func TestAppliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, work: t.TempDir()}
-	if os.Getenv("OSM_E2E_KEEP") != "" {
-		h.work, _ = os.MkdirTemp("", "osm-e2e-")
-		t.Logf("work dir kept: %s", h.work)
-	}
-	h.accel = os.Getenv("OSM_E2E_ACCEL")
-	if h.accel == "" {
-		h.accel = "tcg"
+	accel := os.Getenv("OSM_E2E_ACCEL")
+	if accel == "" {
+		accel = "tcg"
 		if kvmWorks() {
-			h.accel = "kvm"
+			accel = "kvm"
 		}
 	}
-	t.Logf("accel %s, install %s, cache %s", h.accel, mode, cache)
+	images := os.Getenv("OSM_E2E_IMAGES")
+	if images == "" {
+		images = "systemd"
+	}
+	t.Logf("images %s, accel %s, install %s, cache %s", images, accel, mode, cache)
+	work := t.TempDir()
+	if os.Getenv("OSM_E2E_KEEP") != "" {
+		work, _ = os.MkdirTemp("", "osm-e2e-")
+		t.Logf("work dir kept: %s", work)
+	}
+	var bin string
+	start := time.Now()
+	if bin, err = buildAgent(repo, work); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("step %-46s %7.1fs ok", "build agent (linux/amd64)", time.Since(start).Seconds())
+	recipes := map[string]func() recipe{"systemd": systemdRecipe, "sysvinit": sysvinitRecipe}
+	for _, name := range strings.Split(images, ",") {
+		r, ok := recipes[name]
+		if !ok {
+			t.Fatalf("OSM_E2E_IMAGES: unknown image %q (want systemd, sysvinit)", name)
+		}
+		t.Run(name, func(t *testing.T) {
+			h := &harness{t: t, work: filepath.Join(work, name), accel: accel, init: name}
+			if err := os.MkdirAll(h.work, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			h.run(cache, mode, r(), agentFiles{Repo: repo, Binary: bin, Init: name})
+		})
+	}
+}
+
+// run builds the image of r and boots it four (or five) times.
+func (h *harness) run(cache, mode string, r recipe, files agentFiles) {
+	t := h.t
 	total := time.Now()
 	defer func() {
-		t.Logf("total %.1fs", time.Since(total).Seconds())
+		t.Logf("%s: total %.1fs", r.Name, time.Since(total).Seconds())
 	}()
-
-	var files agentFiles
-	h.step("build agent (linux/amd64)", func() {
-		bin, err := buildAgent(repo, h.work)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = agentFiles{Repo: repo, Binary: bin}
-	})
-	h.step("base image (mmdebstrap, cached)", func() { h.base = buildBase(t, cache, systemdRecipe()) })
+	h.step("base image (mmdebstrap, cached)", func() { h.base = buildBase(t, cache, r) })
 	h.step("disk image with the agent ("+mode+")", func() {
+		var err error
 		if h.disk, err = makeDisk(h.base, h.work, mode, files); err != nil {
 			t.Fatal(err)
 		}
@@ -355,46 +385,40 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		}
 		return strings.TrimSpace(out)
 	}
-	h.step(name+": systemd ran osmanager", func() {
-		out, _ := run(c, "timeout 120 systemctl is-system-running --wait")
-		if st := strings.TrimSpace(out); st != "running" {
-			failed, _ := run(c, "systemctl --failed --no-legend --plain")
-			t.Logf("%s: system %q; failed units: %s", name, st, strings.TrimSpace(failed))
-		}
-		if got := sh("systemctl is-active osmanager.service || true"); got != "active" {
-			t.Fatalf("%s: systemctl is-active osmanager: got %q, want active\n%s", name, got, sh("journalctl -b -u osmanager --no-pager | tail -30"))
-		}
-		props := sh("systemctl show osmanager.service -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -p NRestarts")
-		p := map[string]string{}
-		for l := range strings.Lines(props) {
-			k, val, _ := strings.Cut(strings.TrimSpace(l), "=")
-			p[k] = val
-		}
-		startUS, _ := strconv.ParseFloat(p["ExecMainStartTimestampMonotonic"], 64)
-		readyUS, _ := strconv.ParseFloat(p["ActiveEnterTimestampMonotonic"], 64)
-		if readyUS == 0 {
-			t.Fatalf("%s: osmanager never became ready (ActiveEnterTimestampMonotonic 0)", name)
-		}
-		if p["NRestarts"] != "0" {
-			t.Errorf("%s: osmanager restarted %s times, want 0", name, p["NRestarts"])
-		}
-		t.Logf("%s: osmanager started %.2fs, ready %.2fs after the kernel (boot steps %.2fs)", name, startUS/1e6, readyUS/1e6, (readyUS-startUS)/1e6)
-		t.Logf("%s: %s", name, sh("systemd-analyze"))
-		chain := sh("systemd-analyze critical-chain osmanager.service --no-pager")
-		if !strings.Contains(chain, "osmanager.service") {
-			t.Errorf("%s: systemd-analyze critical-chain osmanager.service: no osmanager.service in\n%s", name, chain)
-		}
-		t.Logf("%s: critical chain:\n%s", name, chain)
-	})
+	if h.init == "sysvinit" {
+		h.step(name+": sysvinit ran osmanager", func() {
+			if got := sh("cat /proc/1/comm"); got != "init" {
+				t.Fatalf("%s: pid 1 is %q, want sysvinit's init", name, got)
+			}
+			if got := sh("/etc/init.d/osmanager status || true"); got != "running" {
+				t.Fatalf("%s: /etc/init.d/osmanager status: got %q, want running", name, got)
+			}
+			// The ready file's time against the boot time: when the boot
+			// steps were done.
+			ready := sh("btime=$(awk '/^btime/ {print $2}' /proc/stat); echo $(( $(stat -c %Y /run/osmanager.ready) - btime ))")
+			t.Logf("%s: osmanager ready (/run/osmanager.ready) about %ss after boot", name, ready)
+			t.Logf("%s: ssh started after osmanager: %s", name, sh("ls /etc/rc2.d | grep -E 'osmanager|ssh' | tr '\\n' ' '"))
+		})
+	} else {
+		h.systemdChecks(name, c, sh)
+	}
 	var journal string
-	h.step(name+": boot summary in the journal", func() {
-		h.eventually(name+": boot summary lines of osmanager in the journal", checkDeadline, func() error {
-			journal = sh("journalctl -b -u osmanager.service -o cat --no-pager")
+	h.step(name+": boot summary in the log", func() {
+		logCmd := "journalctl -b -u osmanager.service -o cat --no-pager"
+		if h.init == "sysvinit" {
+			logCmd = "cat /var/log/osmanager.log /var/log/osmanager/*.log 2>/dev/null; grep -h osmanager /var/log/syslog /var/log/messages /var/log/daemon.log 2>/dev/null; true"
+		}
+		err := h.poll(checkDeadline, func() error {
+			journal = sh(logCmd)
 			if !regexp.MustCompile(`(?m)^(ok|failed|skipped)\s+floppy`).MatchString(journal) {
-				return fmt.Errorf("no floppy step summary in:\n%s", tail(journal, 20))
+				return fmt.Errorf("no floppy step summary in the output of %q:\n%s", logCmd, tail(journal, 20))
 			}
 			return nil
 		})
+		if err != nil {
+			t.Errorf("%s: the agent's boot summary is nowhere to be read: %v", name, err)
+			return
+		}
 		t.Logf("%s: boot summary:\n%s", name, summaryLines(journal))
 	})
 	h.step(name+": system as the floppy says", func() {
@@ -543,11 +567,23 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		})
 	case bootNoFloppy:
 		h.step(name+": clear error, last good config", func() {
-			if !strings.Contains(journal, "floppy") || !regexp.MustCompile(`(?m)^failed\s+floppy`).MatchString(journal) {
-				t.Errorf("%s: no failed floppy step in the boot summary:\n%s", name, summaryLines(journal))
+			var fl, cf *state.Step
+			for i, x := range st.Boot.Steps {
+				switch x.Name {
+				case "floppy":
+					fl = &st.Boot.Steps[i]
+				case "conf":
+					cf = &st.Boot.Steps[i]
+				}
 			}
-			if !strings.Contains(journal, "last good luoyun.conf") {
-				t.Errorf("%s: the boot summary does not say the last good luoyun.conf is used:\n%s", name, summaryLines(journal))
+			if fl == nil || fl.Status != state.StepFailed || fl.Error == "" {
+				t.Errorf("%s: want a failed floppy step saying why; steps %s", name, st.steps())
+			}
+			if cf == nil || cf.Status != state.StepOK || !strings.Contains(cf.Note, "last good luoyun.conf") {
+				t.Errorf("%s: want the conf step to use the last good luoyun.conf; steps %s", name, st.steps())
+			}
+			if journal != "" && !regexp.MustCompile(`(?m)^failed\s+floppy`).MatchString(journal) {
+				t.Errorf("%s: no failed floppy step in the boot summary:\n%s", name, summaryLines(journal))
 			}
 		})
 	}
@@ -570,6 +606,43 @@ var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)
 
 // statFiles lists the inode and mtime of every file the boot steps write.
 const statFiles = "stat -c '%n %i %Y' /etc/shadow /etc/hostname /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /LuoYun/conf/luoyun.conf"
+
+// systemdChecks: systemd ran osmanager, it is active, and when it was ready.
+func (h *harness) systemdChecks(name string, c *ssh.Client, sh func(string) string) {
+	t := h.t
+	t.Helper()
+	h.step(name+": systemd ran osmanager", func() {
+		out, _ := run(c, "timeout 120 systemctl is-system-running --wait")
+		if st := strings.TrimSpace(out); st != "running" {
+			failed, _ := run(c, "systemctl --failed --no-legend --plain")
+			t.Logf("%s: system %q; failed units: %s", name, st, strings.TrimSpace(failed))
+		}
+		if got := sh("systemctl is-active osmanager.service || true"); got != "active" {
+			t.Fatalf("%s: systemctl is-active osmanager: got %q, want active\n%s", name, got, sh("journalctl -b -u osmanager --no-pager | tail -30"))
+		}
+		props := sh("systemctl show osmanager.service -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic -p NRestarts")
+		p := map[string]string{}
+		for l := range strings.Lines(props) {
+			k, val, _ := strings.Cut(strings.TrimSpace(l), "=")
+			p[k] = val
+		}
+		startUS, _ := strconv.ParseFloat(p["ExecMainStartTimestampMonotonic"], 64)
+		readyUS, _ := strconv.ParseFloat(p["ActiveEnterTimestampMonotonic"], 64)
+		if readyUS == 0 {
+			t.Fatalf("%s: osmanager never became ready (ActiveEnterTimestampMonotonic 0)", name)
+		}
+		if p["NRestarts"] != "0" {
+			t.Errorf("%s: osmanager restarted %s times, want 0", name, p["NRestarts"])
+		}
+		t.Logf("%s: osmanager started %.2fs, ready %.2fs after the kernel (boot steps %.2fs)", name, startUS/1e6, readyUS/1e6, (readyUS-startUS)/1e6)
+		t.Logf("%s: %s", name, sh("systemd-analyze"))
+		chain := sh("systemd-analyze critical-chain osmanager.service --no-pager")
+		if !strings.Contains(chain, "osmanager.service") {
+			t.Errorf("%s: systemd-analyze critical-chain osmanager.service: no osmanager.service in\n%s", name, chain)
+		}
+		t.Logf("%s: critical chain:\n%s", name, chain)
+	})
+}
 
 // summaryLines picks the boot summary (one line per step) out of the
 // agent's journal.

@@ -41,6 +41,10 @@ var commonHooks = []string{
 
 var basePackages = []string{"linux-image-amd64", "openssh-server", "iproute2", "kmod", "procps", "udev"}
 
+func sysvinitRecipe() recipe {
+	return recipe{Name: "sysvinit", Suite: "bookworm", Packages: append([]string{"sysvinit-core"}, basePackages...), Hooks: commonHooks}
+}
+
 func systemdRecipe() recipe {
 	return recipe{Name: "systemd", Suite: "bookworm", Packages: append([]string{"systemd-sysv"}, basePackages...), Hooks: commonHooks}
 }
@@ -165,13 +169,15 @@ func buildBase(t *testing.T, cache string, r recipe) baseImage {
 type agentFiles struct {
 	Repo   string // the repository root (init/, custom/, build/VERSION)
 	Binary string // the linux/amd64 osmanager binary
+	Init   string // systemd or sysvinit
 }
 
 // installAgent installs the agent into the image tree root the way an
 // appliance builder does, by mode:
 //
-//	binary  the binary as /usr/local/sbin/osmanager, the repo's
-//	        init/systemd/osmanager.service enabled by its WantedBy link,
+//	binary  the binary where the init file expects it, the repo's
+//	        init/systemd/osmanager.service enabled by its WantedBy link (or
+//	        init/sysvinit/osmanager linked by update-rc.d in a chroot),
 //	        /LuoYun/{conf,build/VERSION,custom/scripts}
 //	deb     dpkg -i of build/out/packages/osmanager_*_amd64.deb in a chroot
 //
@@ -187,8 +193,11 @@ func installAgent(root, mode string, f agentFiles) error {
 }
 
 func installBinary(root string, f agentFiles) error {
-	unit := filepath.Join(f.Repo, "init/systemd/osmanager.service")
-	bin, err := execPath(unit)
+	initFile, initTo, initMode := filepath.Join(f.Repo, "init/systemd/osmanager.service"), "etc/systemd/system/osmanager.service", os.FileMode(0o644)
+	if f.Init == "sysvinit" {
+		initFile, initTo, initMode = filepath.Join(f.Repo, "init/sysvinit/osmanager"), "etc/init.d/osmanager", 0o755
+	}
+	bin, err := execPath(initFile)
 	if err != nil {
 		return err
 	}
@@ -197,7 +206,7 @@ func installBinary(root string, f agentFiles) error {
 		mode     os.FileMode
 	}{
 		{f.Binary, bin, 0o755},
-		{unit, "etc/systemd/system/osmanager.service", 0o644},
+		{initFile, initTo, initMode},
 		{filepath.Join(f.Repo, "custom/scripts/config"), "LuoYun/custom/scripts/config", 0o755},
 		{filepath.Join(f.Repo, "custom/scripts/status"), "LuoYun/custom/scripts/status", 0o755},
 	}
@@ -223,6 +232,12 @@ func installBinary(root string, f agentFiles) error {
 	if err := os.WriteFile(filepath.Join(root, "LuoYun/build/VERSION"), []byte(applianceVersion), 0o644); err != nil {
 		return err
 	}
+	if f.Init == "sysvinit" {
+		if out, err := exec.Command("chroot", root, "update-rc.d", "osmanager", "defaults").CombinedOutput(); err != nil {
+			return fmt.Errorf("update-rc.d osmanager defaults: %v\n%s", err, out)
+		}
+		return nil
+	}
 	wants := filepath.Join(root, "etc/systemd/system/multi-user.target.wants")
 	if err := os.MkdirAll(wants, 0o755); err != nil {
 		return err
@@ -230,15 +245,21 @@ func installBinary(root string, f agentFiles) error {
 	return os.Symlink("../osmanager.service", filepath.Join(wants, "osmanager.service"))
 }
 
-// execPath is the binary the unit starts (its ExecStart's first word), so
-// the binary lands where the unit of this tree expects it.
+// execPath is the binary the unit starts (its ExecStart's first word, or
+// the sysvinit script's DAEMON), so the binary lands where the init file
+// of this tree expects it.
 func execPath(unit string) (string, error) {
 	b, err := os.ReadFile(unit)
 	if err != nil {
 		return "", err
 	}
 	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecStart="); ok {
+		l = strings.TrimSpace(l)
+		v, ok := strings.CutPrefix(l, "ExecStart=")
+		if !ok {
+			v, ok = strings.CutPrefix(l, "DAEMON=") // the sysvinit script
+		}
+		if ok {
 			if f := strings.Fields(v); len(f) > 0 && filepath.IsAbs(f[0]) {
 				return strings.TrimPrefix(f[0], "/"), nil
 			}
