@@ -302,8 +302,10 @@ func makeDisk(base baseImage, work, mode string, f agentFiles) (string, error) {
 	if out, err := exec.Command("tar", "-C", root, "-xpf", base.Tar, "--numeric-owner", "--xattrs", "--xattrs-include=*").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("unpack %s: %v\n%s", base.Tar, err, out)
 	}
-	if err := installAgent(root, mode, f); err != nil {
-		return "", fmt.Errorf("install agent (%s): %w", mode, err)
+	if mode != "none" { // none: the image as it is (the cloud-init comparison)
+		if err := installAgent(root, mode, f); err != nil {
+			return "", fmt.Errorf("install agent (%s): %w", mode, err)
+		}
 	}
 	disk := filepath.Join(work, "disk.img")
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", "appliance", "-d", root, disk, "3G").CombinedOutput(); err != nil {

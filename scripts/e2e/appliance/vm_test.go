@@ -34,6 +34,7 @@ type vmConfig struct {
 	MAC     string
 	GuestIP string // the address the forwards point to
 	Accel   string // kvm or tcg
+	Extra   string // a second virtio disk (the cloud-init seed); "" for none
 	// LateNIC starts the guest without its NIC; vm.plugNIC hot-plugs it.
 	LateNIC bool
 }
@@ -126,6 +127,9 @@ func startOnce(c vmConfig) (*vm, error) {
 		"-qmp", "unix:" + v.QMP + ",server=on,wait=off",
 	}
 	args = append(args, nic...)
+	if c.Extra != "" {
+		args = append(args, "-drive", "file="+c.Extra+",if=virtio,format=raw")
+	}
 	if c.Floppy != "" {
 		args = append(args, "-drive", "file="+c.Floppy+",if=floppy,format=raw")
 	}
