@@ -42,7 +42,9 @@ var commonHooks = []string{
 var basePackages = []string{"linux-image-amd64", "openssh-server", "iproute2", "kmod", "procps", "udev"}
 
 func sysvinitRecipe() recipe {
-	return recipe{Name: "sysvinit", Suite: "bookworm", Packages: append([]string{"sysvinit-core"}, basePackages...), Hooks: commonHooks}
+	// e2fsprogs: sysvinit's checkroot runs fsck.ext4 for the fstab's
+	// pass 1 and stops the boot when it is missing (systemd skips it).
+	return recipe{Name: "sysvinit", Suite: "bookworm", Packages: append([]string{"sysvinit-core", "e2fsprogs"}, basePackages...), Hooks: commonHooks}
 }
 
 func systemdRecipe() recipe {
