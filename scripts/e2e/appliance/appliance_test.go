@@ -150,8 +150,11 @@ func (h *harness) eventually(what string, d time.Duration, fn func() error) {
 	}
 }
 
-// poll calls fn every half second until it returns nil or d passes; then
-// it returns fn's last error.
+// errGiveUp, wrapped in an error of a poll's fn, ends the poll at once.
+var errGiveUp = errors.New("giving up")
+
+// poll calls fn every half second until it returns nil, an error wrapping
+// errGiveUp, or d passes; then it returns fn's last error.
 func (h *harness) poll(d time.Duration, fn func() error) error {
 	deadline := time.Now().Add(d)
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -160,6 +163,9 @@ func (h *harness) poll(d time.Duration, fn func() error) error {
 		err := fn()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errGiveUp) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not within %v: %w", d, err)
@@ -367,7 +373,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		h.eventually(name+": SSH to root@"+in.IP+" with the floppy's key", bootDeadline, func() error {
 			select {
 			case <-v.done:
-				return fmt.Errorf("qemu exited: %v", v.err)
+				return fmt.Errorf("%w: qemu exited: %v", errGiveUp, v.err)
 			default:
 			}
 			var err error

@@ -234,7 +234,7 @@ func (h *harness) measureBoot(name string, cfg vmConfig, in instance, sys string
 	h.eventually(name+": SSH with the key", bootDeadline, func() error {
 		select {
 		case <-v.done:
-			return fmt.Errorf("qemu exited: %v", v.err)
+			return fmt.Errorf("%w: qemu exited: %v", errGiveUp, v.err)
 		default:
 		}
 		c, err = dialSSH(v.SSH, ssh.PublicKeys(in.Signer), &h.hk)
