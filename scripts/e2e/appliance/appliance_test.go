@@ -370,7 +370,13 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	}
 	var c *ssh.Client
 	h.step(name+": SSH accepts the floppy's key", func() {
-		h.eventually(name+": SSH to root@"+in.IP+" with the floppy's key", bootDeadline, func() error {
+		what, d := name+": SSH to root@"+in.IP+" with the floppy's key", bootDeadline
+		if kind == bootLateNIC {
+			// The agent waits for the floppy's NICs (30 s by default) and
+			// configures one that comes later when it appears.
+			what, d = name+": SSH after the NIC was plugged (the agent must configure a NIC that appears after its network step)", 2*time.Minute
+		}
+		h.eventually(what, d, func() error {
 			select {
 			case <-v.done:
 				return fmt.Errorf("%w: qemu exited: %v", errGiveUp, v.err)
