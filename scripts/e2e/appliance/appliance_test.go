@@ -297,6 +297,10 @@ func (h *harness) run(cache, mode string, r recipe, files agentFiles) {
 		h.boot("boot 5 (NIC plugged after the agent started)", fdB, b, bootLateNIC)
 	}
 
+	h.hk.mu.Lock()
+	seen := slices.Compact(slices.Sorted(slices.Values(h.hk.seen)))
+	h.hk.mu.Unlock()
+	t.Logf("SSH host keys seen over the boots: %v", seen)
 	var sum float64
 	for _, s := range h.steps {
 		sum += s.d.Seconds()
