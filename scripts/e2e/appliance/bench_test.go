@@ -306,7 +306,7 @@ func (h *harness) measureBoot(name string, cfg vmConfig, in instance, sys string
 		return f
 	}
 	m.used = (memKB("MemTotal") - memKB("MemAvailable")) / 1024
-	run(c, "systemctl poweroff")
+	run(c, "poweroff")
 	if !v.wait(stopDeadline) {
 		v.kill()
 	}
