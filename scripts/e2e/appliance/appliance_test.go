@@ -493,6 +493,11 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 			}
 			return nil
 		})
+		var times []string
+		for _, x := range st.Boot.Steps {
+			times = append(times, fmt.Sprintf("%s %.2fs", x.Name, x.Duration.Seconds()))
+		}
+		t.Logf("%s: boot steps (status API): %s; agent started %s", name, strings.Join(times, ", "), st.Agent.Started.Format(time.TimeOnly))
 		if st.Hostname != in.Host && st.Hostname != in.short() {
 			t.Errorf("%s: status hostname %q, want %q", name, st.Hostname, in.Host)
 		}

@@ -183,7 +183,7 @@ type statusDoc web.Status
 func (s statusDoc) steps() string {
 	var b strings.Builder
 	for _, x := range s.Boot.Steps {
-		fmt.Fprintf(&b, "[%s %s changed=%v note=%q error=%q] ", x.Name, x.Status, x.Changed, x.Note, x.Error)
+		fmt.Fprintf(&b, "[%s %s %.2fs changed=%v note=%q error=%q] ", x.Name, x.Status, x.Duration.Seconds(), x.Changed, x.Note, x.Error)
 	}
 	return b.String()
 }
