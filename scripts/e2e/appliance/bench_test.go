@@ -128,8 +128,8 @@ func TestBenchCloudInit(t *testing.T) {
 	t.Logf("mean of %d first boots each (TCG, 2 vCPU, 1 GiB):", rounds)
 	t.Logf("  %-32s %10s %10s %8s", "", "osmanager", "cloud-init", "ratio")
 	row := func(what string, x, y float64, unit string) {
-		r := "-"
-		if x > 0 {
+		r := "-" // cloud-init leaves no process: no ratio of RSS
+		if x > 0 && y > 0 {
 			r = fmt.Sprintf("%.1f×", y/x)
 		}
 		t.Logf("  %-32s %9.2f%s %9.2f%s %8s", what, x, unit, y, unit, r)
