@@ -11,9 +11,17 @@
 // The test is off unless OSM_E2E_APPLIANCE=1; scripts/e2e-appliance turns
 // it on. Other switches:
 //
-//	OSM_E2E_CACHE    image cache dir (default /var/cache/osmanager-e2e)
-//	OSM_E2E_INSTALL  binary (copy the binary and the systemd unit, default)
-//	                 or deb (dpkg -i build/out/packages/osmanager_*_amd64.deb)
-//	OSM_E2E_ACCEL    kvm or tcg (default: kvm when /dev/kvm works)
-//	OSM_E2E_KEEP     keep the work dir (disk, console logs) and print it
+//	OSM_E2E_CACHE     image cache dir (default /var/cache/osmanager-e2e)
+//	OSM_E2E_IMAGES    systemd (default), sysvinit, or both comma-separated
+//	OSM_E2E_INSTALL   binary (copy the binary and the init file, default)
+//	                  or deb (dpkg -i build/out/packages/osmanager_*_amd64.deb)
+//	OSM_E2E_ACCEL     kvm or tcg (default: kvm when /dev/kvm works, falling
+//	                  back to tcg when nested KVM refuses the guest)
+//	OSM_E2E_LATE_NIC  1: a fifth boot whose NIC is hot-plugged after the agent
+//	                  is ready
+//	OSM_E2E_KEEP      keep the work dir (disk, console logs) and print it
+//
+// TestBenchCloudInit (OSM_E2E_BENCH=1, scripts/e2e-appliance --bench)
+// compares the same image booted with cloud-init and a NoCloud seed;
+// OSM_E2E_BENCH_ROUNDS sets the boots per side (default 2).
 package appliance
