@@ -112,6 +112,7 @@ type harness struct {
 	ctl   *clcd.Server
 	hk    hostKeys
 	steps []stepTime
+	fails int // checks failed so far (errorf)
 	// fileStats is statFiles after the first boot.
 	fileStats string
 	mu        sync.Mutex
@@ -127,18 +128,25 @@ type stepTime struct {
 func (h *harness) step(name string, fn func()) {
 	h.t.Helper()
 	start := time.Now()
-	ok, failed := false, h.t.Failed()
+	ok, fails := false, h.fails
 	defer func() {
 		d := time.Since(start)
 		h.steps = append(h.steps, stepTime{name, d})
 		res := "ok"
-		if !ok || h.t.Failed() != failed {
+		if !ok || h.fails != fails {
 			res = "FAILED"
 		}
 		h.t.Logf("step %-46s %7.1fs %s", name, d.Seconds(), res)
 	}()
 	fn()
 	ok = true
+}
+
+// errorf fails a check and goes on; the step it is in shows FAILED.
+func (h *harness) errorf(format string, args ...any) {
+	h.t.Helper()
+	h.fails++
+	h.t.Errorf(format, args...)
 }
 
 // eventually polls fn until it returns nil or d passes, then fails the
@@ -436,7 +444,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 			return nil
 		})
 		if err != nil {
-			t.Errorf("%s: the agent's boot summary is nowhere to be read: %v", name, err)
+			h.errorf("%s: the agent's boot summary is nowhere to be read: %v", name, err)
 			return
 		}
 		t.Logf("%s: boot summary:\n%s", name, summaryLines(journal))
@@ -454,11 +462,11 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		}
 		for _, c := range checks {
 			if got := sh(c.cmd); !strings.Contains(got, c.want) {
-				t.Errorf("%s: %s: %q gives %q, want it to contain %q", name, c.what, c.cmd, got, c.want)
+				h.errorf("%s: %s: %q gives %q, want it to contain %q", name, c.what, c.cmd, got, c.want)
 			}
 		}
 		if got := sh("grep -c '^[^#]' /root/.ssh/authorized_keys"); got != "1" {
-			t.Errorf("%s: authorized_keys has %s lines, want 1 (the floppy's key only, besides the marker comments)", name, got)
+			h.errorf("%s: authorized_keys has %s lines, want 1 (the floppy's key only, besides the marker comments)", name, got)
 		}
 	})
 	h.step(name+": root password over SSH", func() {
@@ -470,13 +478,13 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 				return
 			}
 		}
-		t.Errorf("%s: SSH as root with the floppy's password: %v", name, err)
+		h.errorf("%s: SSH as root with the floppy's password: %v", name, err)
 	})
 	if kind == bootChanged {
 		h.step(name+": the old key is refused", func() {
 			if pc, err := dialSSH(v.SSH, ssh.PublicKeys(prev[0].Signer), &h.hk); err == nil {
 				pc.Close()
-				t.Errorf("%s: the previous floppy's key still logs in", name)
+				h.errorf("%s: the previous floppy's key still logs in", name)
 			}
 		})
 	}
@@ -499,14 +507,14 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		}
 		t.Logf("%s: boot steps (status API): %s; agent started %s", name, strings.Join(times, ", "), st.Agent.Started.Format(time.TimeOnly))
 		if st.Hostname != in.Host && st.Hostname != in.short() {
-			t.Errorf("%s: status hostname %q, want %q", name, st.Hostname, in.Host)
+			h.errorf("%s: status hostname %q, want %q", name, st.Hostname, in.Host)
 		}
 		wantOK := kind != bootNoFloppy
 		if st.Boot.OK != wantOK && kind != bootLateNIC {
-			t.Errorf("%s: status boot.ok %v, want %v; steps %s", name, st.Boot.OK, wantOK, st.steps())
+			h.errorf("%s: status boot.ok %v, want %v; steps %s", name, st.Boot.OK, wantOK, st.steps())
 		}
 		if !st.hasAddr(in.IP + "/24") {
-			t.Errorf("%s: status addresses %v, want %s/24", name, st.Addresses, in.IP)
+			h.errorf("%s: status addresses %v, want %s/24", name, st.Addresses, in.IP)
 		}
 		page, err := get(context.Background(), v.Web, "/")
 		if err != nil {
@@ -514,11 +522,11 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		}
 		for _, want := range []string{in.short(), "e2e-appliance"} {
 			if !strings.Contains(string(page), want) {
-				t.Errorf("%s: web page lacks %q", name, want)
+				h.errorf("%s: web page lacks %q", name, want)
 			}
 		}
 		if strings.Contains(string(page), "$hostname") {
-			t.Errorf("%s: web page has $hostname unsubstituted", name)
+			h.errorf("%s: web page has $hostname unsubstituted", name)
 		}
 	})
 	h.step(name+": controller saw register 1021 and report 2000", func() {
@@ -546,7 +554,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		defer cancel()
 		out, err := terminalRun(ctx, v.Term, in.Password, "echo E2E-$((6*7))-$(hostname)", "E2E-42-"+in.short())
 		if err != nil {
-			t.Errorf("%s: web terminal: %v\noutput: %q", name, err, tail(out, 10))
+			h.errorf("%s: web terminal: %v\noutput: %q", name, err, tail(out, 10))
 		}
 	})
 	switch kind {
@@ -560,22 +568,22 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 				if s.Name == "network" {
 					for _, c := range s.Changed {
 						if strings.Contains(c, "/etc") || strings.HasPrefix(c, "/") {
-							t.Errorf("%s: network step wrote a file: %q", name, c)
+							h.errorf("%s: network step wrote a file: %q", name, c)
 						}
 					}
 					continue
 				}
 				if len(s.Changed) > 0 {
-					t.Errorf("%s: step %s changed %v, want nothing", name, s.Name, s.Changed)
+					h.errorf("%s: step %s changed %v, want nothing", name, s.Name, s.Changed)
 				}
 			}
 			for _, l := range strings.Split(summaryLines(journal), "\n") {
 				if strings.Contains(l, "changed ") && !strings.Contains(l, " network ") {
-					t.Errorf("%s: boot summary has a change: %q", name, strings.TrimSpace(l))
+					h.errorf("%s: boot summary has a change: %q", name, strings.TrimSpace(l))
 				}
 			}
 			if got := sh(statFiles); got != h.fileStats {
-				t.Errorf("%s: files rewritten (inode, mtime):\ngot:\n%s\nwant (boot 1):\n%s", name, got, h.fileStats)
+				h.errorf("%s: files rewritten (inode, mtime):\ngot:\n%s\nwant (boot 1):\n%s", name, got, h.fileStats)
 			}
 		})
 	case bootChanged:
@@ -587,7 +595,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 				}
 			}
 			if len(changed) == 0 {
-				t.Errorf("%s: no step changed anything; steps %s", name, st.steps())
+				h.errorf("%s: no step changed anything; steps %s", name, st.steps())
 			}
 		})
 	case bootNoFloppy:
@@ -602,20 +610,20 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 				}
 			}
 			if fl == nil || fl.Status != state.StepFailed || fl.Error == "" {
-				t.Errorf("%s: want a failed floppy step saying why; steps %s", name, st.steps())
+				h.errorf("%s: want a failed floppy step saying why; steps %s", name, st.steps())
 			}
 			if cf == nil || cf.Status != state.StepOK || !strings.Contains(cf.Note, "last good luoyun.conf") {
-				t.Errorf("%s: want the conf step to use the last good luoyun.conf; steps %s", name, st.steps())
+				h.errorf("%s: want the conf step to use the last good luoyun.conf; steps %s", name, st.steps())
 			}
 			if journal != "" && !regexp.MustCompile(`(?m)^failed\s+floppy`).MatchString(journal) {
-				t.Errorf("%s: no failed floppy step in the boot summary:\n%s", name, summaryLines(journal))
+				h.errorf("%s: no failed floppy step in the boot summary:\n%s", name, summaryLines(journal))
 			}
 		})
 	}
 	h.step(name+": poweroff", func() {
 		run(c, "poweroff") // systemd and sysvinit alike; the connection may drop before the answer
 		if !v.wait(stopDeadline) {
-			t.Errorf("%s: qemu still running %v after poweroff", name, stopDeadline)
+			h.errorf("%s: qemu still running %v after poweroff", name, stopDeadline)
 			v.kill()
 		}
 	})
@@ -653,13 +661,13 @@ func (h *harness) systemdChecks(name string, c *ssh.Client, sh func(string) stri
 			t.Fatalf("%s: osmanager never became ready (ActiveEnterTimestampMonotonic 0)", name)
 		}
 		if p["NRestarts"] != "0" {
-			t.Errorf("%s: osmanager restarted %s times, want 0", name, p["NRestarts"])
+			h.errorf("%s: osmanager restarted %s times, want 0", name, p["NRestarts"])
 		}
 		t.Logf("%s: osmanager started %.2fs, ready %.2fs after the kernel (boot steps %.2fs)", name, startUS/1e6, readyUS/1e6, (readyUS-startUS)/1e6)
 		t.Logf("%s: %s", name, sh("systemd-analyze"))
 		chain := sh("systemd-analyze critical-chain osmanager.service --no-pager")
 		if !strings.Contains(chain, "osmanager.service") {
-			t.Errorf("%s: systemd-analyze critical-chain osmanager.service: no osmanager.service in\n%s", name, chain)
+			h.errorf("%s: systemd-analyze critical-chain osmanager.service: no osmanager.service in\n%s", name, chain)
 		}
 		t.Logf("%s: critical chain:\n%s", name, chain)
 	})
