@@ -19,7 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
 
-	"osmanager/agent/web"
+	osmstatus "osmanager/agent/status"
 	"osmanager/agent/webssh"
 )
 
@@ -90,8 +90,8 @@ func get(ctx context.Context, port int, path string) ([]byte, error) {
 	return b, nil
 }
 
-func status(ctx context.Context, port int) (web.Status, error) {
-	var st web.Status
+func status(ctx context.Context, port int) (osmstatus.Status, error) {
+	var st osmstatus.Status
 	b, err := get(ctx, port, "/api/v1/status")
 	if err != nil {
 		return st, err
@@ -178,7 +178,7 @@ func terminalRun(ctx context.Context, port int, password, cmd, want string) (str
 }
 
 // statusDoc is the status document with the helpers the checks use.
-type statusDoc web.Status
+type statusDoc osmstatus.Status
 
 func (s statusDoc) steps() string {
 	var b strings.Builder
