@@ -215,7 +215,7 @@ func TestAppliance(t *testing.T) {
 	}
 	mode := os.Getenv("OSM_E2E_INSTALL")
 	if mode == "" {
-		mode = "binary"
+		mode = "deb" // as an appliance builder installs it
 	}
 	repo, err := filepath.Abs("../../..")
 	if err != nil {
@@ -240,7 +240,7 @@ func TestAppliance(t *testing.T) {
 	}
 	var bin string
 	start := time.Now()
-	if bin, err = buildAgent(repo, work); err != nil {
+	if bin, err = buildAgent(repo, mode == "deb"); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("step %-46s %7.1fs ok", "build agent (linux/amd64)", time.Since(start).Seconds())

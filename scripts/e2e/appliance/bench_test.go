@@ -70,7 +70,7 @@ func TestBenchCloudInit(t *testing.T) {
 		accel = "tcg" // the figures compare like with like; nested KVM here refuses the guest
 	}
 	h := &harness{t: t, work: t.TempDir(), accel: accel, init: "systemd"}
-	bin, err := buildAgent(repo, h.work)
+	bin, err := buildAgent(repo, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,7 @@
 //
 //	OSM_E2E_CACHE     image cache dir (default /var/cache/osmanager-e2e)
 //	OSM_E2E_IMAGES    systemd (default), sysvinit, or both comma-separated
-//	OSM_E2E_INSTALL   binary (copy the binary and the init file, default)
-//	                  or deb (dpkg -i build/out/packages/osmanager_*_amd64.deb)
+//	OSM_E2E_INSTALL   deb (default: dpkg -i of the freshly built .deb) or binary (copy the binary and the init file)
 //	OSM_E2E_ACCEL     kvm or tcg (default: kvm when /dev/kvm works, falling
 //	                  back to tcg when nested KVM refuses the guest)
 //	OSM_E2E_LATE_NIC  1: a fifth boot whose NIC is hot-plugged after the agent

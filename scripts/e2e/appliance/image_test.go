@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -199,7 +200,12 @@ func installBinary(root string, f agentFiles) error {
 	if f.Init == "sysvinit" {
 		initFile, initTo, initMode = filepath.Join(f.Repo, "init/sysvinit/osmanager"), "etc/init.d/osmanager", 0o755
 	}
-	bin, err := execPath(initFile)
+	unit, err := os.ReadFile(initFile)
+	if err != nil {
+		return err
+	}
+	unit = bytes.ReplaceAll(unit, []byte("@SBINDIR@"), []byte("/usr/sbin")) // as install.sh --prefix /usr does
+	bin, err := execPath(unit, initFile)
 	if err != nil {
 		return err
 	}
@@ -208,7 +214,6 @@ func installBinary(root string, f agentFiles) error {
 		mode     os.FileMode
 	}{
 		{f.Binary, bin, 0o755},
-		{initFile, initTo, initMode},
 		{filepath.Join(f.Repo, "custom/scripts/config"), "LuoYun/custom/scripts/config", 0o755},
 		{filepath.Join(f.Repo, "custom/scripts/status"), "LuoYun/custom/scripts/status", 0o755},
 	}
@@ -224,6 +229,13 @@ func installBinary(root string, f agentFiles) error {
 		if err := os.WriteFile(to, b, c.mode); err != nil {
 			return err
 		}
+	}
+	to := filepath.Join(root, initTo)
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(to, unit, initMode); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(root, "LuoYun/conf"), 0o700); err != nil {
 		return err
@@ -250,11 +262,7 @@ func installBinary(root string, f agentFiles) error {
 // execPath is the binary the unit starts (its ExecStart's first word, or
 // the sysvinit script's DAEMON), so the binary lands where the init file
 // of this tree expects it.
-func execPath(unit string) (string, error) {
-	b, err := os.ReadFile(unit)
-	if err != nil {
-		return "", err
-	}
+func execPath(b []byte, unit string) (string, error) {
 	for l := range strings.Lines(string(b)) {
 		l = strings.TrimSpace(l)
 		v, ok := strings.CutPrefix(l, "ExecStart=")
@@ -316,25 +324,19 @@ func makeDisk(base baseImage, work, mode string, f agentFiles) (string, error) {
 	return disk, nil
 }
 
-// buildAgent builds the linux/amd64 binary: scripts/build when the repo
-// has it, else go build with the same flags.
-func buildAgent(repo, out string) (string, error) {
-	if _, err := os.Stat(filepath.Join(repo, "scripts/build")); err == nil {
-		cmd := exec.Command(filepath.Join(repo, "scripts/build"), "--arch", "amd64")
-		cmd.Dir = repo
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("scripts/build: %v\n%s", err, b)
-		}
-		return filepath.Join(repo, "build/out/linux-amd64/osmanager"), nil
+// buildAgent builds the linux/amd64 binary with scripts/build, the one
+// build entry, and with packages also the .deb (scripts/build --packages).
+func buildAgent(repo string, packages bool) (string, error) {
+	args := []string{"--arch", "amd64"}
+	if packages {
+		args = append(args, "--packages")
 	}
-	bin := filepath.Join(out, "osmanager")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/osmanager")
+	cmd := exec.Command(filepath.Join(repo, "scripts/build"), args...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, b)
+		return "", fmt.Errorf("scripts/build %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
-	return bin, nil
+	return filepath.Join(repo, "build/out/linux-amd64/osmanager"), nil
 }
 
 func tail(s string, n int) string {
