@@ -19,12 +19,11 @@
 //     written in an image without /etc/ssh (no sshd).
 //   - sshd is reloaded when it runs (see [SSHD]) so it serves the new keys;
 //     only when the system root is the running system's "/".
-//   - /etc/machine-id, when it exists and is not empty (the image uses
-//     systemd's machine ID), is emptied: systemd makes a new one at the
-//     next boot. A /var/lib/dbus/machine-id that is a file of its own (not
-//     a symlink to /etc/machine-id) is removed; D-Bus then reads
-//     /etc/machine-id. The machine ID of the boot in progress is already
-//     set, which is why sealing (which empties it too) is better.
+//   - /etc/machine-id is left alone while the system runs: systemd has
+//     read it already, and journalctl shows only the journal files of the
+//     machine ID in /etc/machine-id, so emptying it under a running system
+//     hides the whole boot's log (the appliance test found this). Sealing
+//     the image empties it, so each clone's systemd makes its own.
 //   - the web terminal's pin of the local sshd's host key
 //     (conf/webssh-known-hosts) is removed: the keys it pinned are gone.
 //
@@ -152,9 +151,6 @@ func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
 	} else if err == nil {
 		notes = append(notes, "no "+c.show(c.Sys, c.Files.SSHHostKeys)+": no host keys")
 	}
-	if err := c.machineID(&r); err != nil {
-		errs = append(errs, err)
-	}
 	if err := c.remove(&r, c.LY, c.Files.KnownHosts); err != nil {
 		errs = append(errs, err)
 	}
@@ -193,22 +189,6 @@ func (c *Config) remove(r *Result, root *sysroot.Root, name string) error {
 		c.log().Info("removed", "file", c.show(root, name))
 	}
 	return err
-}
-
-// machineID empties a non-empty /etc/machine-id and removes a D-Bus
-// machine-id that is a file of its own.
-func (c *Config) machineID(r *Result) error {
-	var errs []error
-	emptied, err := emptyMachineID(c.Sys, c.Files.MachineID)
-	if emptied {
-		r.Changed = append(r.Changed, c.show(c.Sys, c.Files.MachineID))
-		c.log().Info("emptied machine-id; systemd makes a new one at the next boot", "file", c.show(c.Sys, c.Files.MachineID))
-	}
-	errs = append(errs, err)
-	if regular(c.Sys, c.Files.DBusMachineID) {
-		errs = append(errs, c.remove(r, c.Sys, c.Files.DBusMachineID))
-	}
-	return errors.Join(errs...)
 }
 
 // emptyMachineID empties name if it is a regular file with content,

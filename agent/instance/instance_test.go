@@ -217,8 +217,11 @@ func TestApply(t *testing.T) {
 			ly:      map[string]string{"conf/webssh-known-hosts": "pin\n"},
 			wantNew: true, wantKeys: true, wantReloads: 1,
 			want: map[string]string{
-				"etc/machine-id": "-rw-r--r-- ", "var/lib/dbus/machine-id": "",
-				oldKeys + "dsa_key": "", oldKeys + "dsa_key.pub": "",
+				// machine-id is left to seal: emptying it under a running
+				// system hides the boot's journal.
+				"etc/machine-id":          "-rw-r--r-- 0123456789abcdef0123456789abcdef\n",
+				"var/lib/dbus/machine-id": "-rw-r--r-- 0123456789abcdef0123456789abcdef\n",
+				oldKeys + "dsa_key":       "", oldKeys + "dsa_key.pub": "",
 				"LY:conf/webssh-known-hosts": "", "LY:conf/instance-id": "-rw------- " + id + "\n",
 			},
 		},
