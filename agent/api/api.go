@@ -9,7 +9,8 @@
 // The socket is mode 0660, owned by root and by the group Config.Group
 // (none: root only). The file mode is the first gate; the second is
 // SO_PEERCRED on every accepted connection: the caller must be root
-// (uid 0) or have the API group as its primary or a supplementary group
+// (uid 0), the agent's own user (only a plain-user demo or test agent
+// differs from root), or have the API group as its primary or a supplementary group
 // (read from /proc/PID/status at accept). Anyone else gets 403 forbidden
 // and a log line, whatever the file mode says.
 //

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -155,5 +156,34 @@ func TestUnknownGroup(t *testing.T) {
 	_, err = New(Config{Socket: dir + "/s", Apps: &apitest.Fake{}, Group: "osmapi", Sys: sys, GroupFile: "/etc/group"})
 	if err == nil || !strings.Contains(err.Error(), `group "osmapi" not found`) {
 		t.Errorf("New = %v, want group not found", err)
+	}
+}
+
+// TestAllowed: root, the agent's own user and members of the API group
+// may call; any other uid may not, and neither may a peer whose
+// credentials could not be read.
+func TestAllowed(t *testing.T) {
+	own := uint32(os.Getuid())
+	other := own + 4242
+	s := &Server{gid: 777}
+	for _, tc := range []struct {
+		name string
+		p    Peer
+		want bool
+	}{
+		{"root", Peer{UID: 0, GID: 1}, true},
+		{"the agent's own user", Peer{UID: own, GID: 1}, true},
+		{"another user", Peer{UID: other, GID: 1}, own == 0 && other == 0},
+		{"another user, API group primary", Peer{UID: other, GID: 777}, true},
+		{"another user, API group supplementary", Peer{UID: other, GID: 1, Groups: []uint32{5, 777}}, true},
+		{"unreadable credentials", Peer{UID: 0, Err: errors.New("no creds")}, false},
+	} {
+		if got := s.allowed(tc.p); got != tc.want {
+			t.Errorf("%s: allowed(%+v) = %v, want %v", tc.name, tc.p, got, tc.want)
+		}
+	}
+	s.gid = -1
+	if s.allowed(Peer{UID: other, GID: 777}) {
+		t.Error("no API group: a non-root caller of another uid was allowed")
 	}
 }
