@@ -366,7 +366,12 @@ func TestInstallRefused(t *testing.T) {
 			}
 		})
 	}
-	// A user that exists is accepted and owns the data dir.
+	// A user that exists is accepted and owns the data dir (giving it to
+	// another user needs root).
+	if os.Geteuid() != 0 {
+		t.Log("not root: the data dir's owner is not checked")
+		return
+	}
 	a, err := s.Install(ctx, body(packtest.Tar(false, append(packtest.Hello("web", "1")[1:], packtest.Manifest("web", "1", `"user": "www-data"`))...)), InstallOptions{})
 	if err != nil {
 		t.Fatal(err)
