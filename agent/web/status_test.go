@@ -11,27 +11,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"osmanager/agent/state"
+	"osmanager/agent/state/statetest"
 	"osmanager/agent/status"
 )
 
-// fillState gives the store one of everything (as agent/status's tests do).
-func fillState(st *state.Store) {
-	st.SetStep(state.Step{Name: "floppy", Status: state.StepOK, Started: testStart, Duration: 325 * time.Microsecond, Note: "read 633 bytes from /dev/fd0"})
-	st.SetStep(state.Step{Name: "password", Status: state.StepOK, Started: testStart, Duration: 3 * time.Millisecond, Changed: []string{"/etc/shadow"}})
-	st.SetStep(state.Step{Name: "network", Status: state.StepSkipped, Started: testStart, Duration: 2 * time.Microsecond, Note: "--no-network"})
-	st.SetStep(state.Step{Name: "script", Status: state.StepFailed, Started: testStart, Duration: 1500 * time.Millisecond, Error: "exit status 3"})
-	st.UpdateService("clc", func(s *state.Service) { s.Status, s.Since = state.ServiceRunning, testStart })
-	st.UpdateService("webssh", func(s *state.Service) {
-		s.Status, s.Since, s.Restarts, s.LastError, s.NextStart = state.ServiceBackoff, testStart, 2, "listen :8001: address in use", testStart.Add(4*time.Second)
-	})
-	st.UpdateLink(func(l *state.Link) {
-		l.Status, l.Since, l.Controller, l.Reconnects = state.LinkRegistered, testStart, "10.0.0.1:1369", 3
-		l.LastReport = &state.Report{Value: 2000, At: testStart}
-	})
-	st.SetAppHealth(state.AppHealth{Code: 2000, Meaning: "running", Checked: testStart, Duration: 12 * time.Millisecond})
-	st.UpdateTerminal(func(t *state.Terminal) { t.Active, t.Sessions, t.LoginFailures = 1, 5, 2 })
-	st.SetApps(testApps())
-}
+// fillState gives the store one of everything, with this package's apps.
+func fillState(st *state.Store) { statetest.Fill(st, testStart, testApps()) }
 
 // testApps is an app manager's record: one app running after a restart
 // (with an older run that exited), one failed for good, one installed and
