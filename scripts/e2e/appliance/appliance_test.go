@@ -301,7 +301,13 @@ func (h *harness) run(cache, mode string, r recipe, files agentFiles) {
 	fdB := h.floppy("b", b.ini(port))
 	h.boot("boot 3 (changed floppy B)", fdB, b, bootChanged, a)
 	h.boot("boot 4 (no floppy)", "", b, bootNoFloppy)
-	if os.Getenv("OSM_E2E_LATE_NIC") == "1" {
+	switch {
+	case os.Getenv("OSM_E2E_LATE_NIC") != "1":
+	case h.init != "systemd":
+		// The plug waits for systemd's "Started osmanager.service" on the
+		// console; the sysvinit image prints no such line yet.
+		t.Logf("boot 5 (NIC plugged after the agent started): systemd image only")
+	default:
 		h.boot("boot 5 (NIC plugged after the agent started)", fdB, b, bootLateNIC)
 	}
 
