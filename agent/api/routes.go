@@ -37,16 +37,7 @@ func (s *Server) routes() http.Handler {
 	}
 	a := s.cfg.Apps
 	handle("POST /v1/apps", s.install)
-	handle("GET /v1/apps", func(w http.ResponseWriter, r *http.Request) error {
-		if err := noQuery(r); err != nil {
-			return err
-		}
-		apps, err := a.List(r.Context())
-		if apps == nil {
-			apps = []apitypes.App{}
-		}
-		return reply(w, http.StatusOK, apps, err)
-	})
+	handle("GET /v1/apps", list(a.List))
 	handle("GET /v1/apps/{id}", s.byID(a.Detail))
 	handle("DELETE /v1/apps/{id}", func(w http.ResponseWriter, r *http.Request) error {
 		id, err := appID(r)
@@ -70,16 +61,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/apps/{id}/enable", s.byID(a.Enable))
 	handle("POST /v1/apps/{id}/disable", s.byID(a.Disable))
 	handle("GET /v1/apps/{id}/logs", s.logs)
-	handle("GET /v1/runs", func(w http.ResponseWriter, r *http.Request) error {
-		if err := noQuery(r); err != nil {
-			return err
-		}
-		runs, err := a.Runs(r.Context())
-		if runs == nil {
-			runs = []apitypes.Run{}
-		}
-		return reply(w, http.StatusOK, runs, err)
-	})
+	handle("GET /v1/runs", list(a.Runs))
 	handle("GET /v1/runs/{runid}", s.byRun(a.Run))
 	handle("POST /v1/runs/{runid}/pause", s.byRun(a.Pause))
 	handle("POST /v1/runs/{runid}/resume", s.byRun(a.Resume))
@@ -484,4 +466,18 @@ func (w *statusWriter) code() int {
 		return http.StatusOK
 	}
 	return w.status
+}
+
+// list serves a listing: no query, and an empty list as [] (never null).
+func list[T any](get func(context.Context) ([]T, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := noQuery(r); err != nil {
+			return err
+		}
+		v, err := get(r.Context())
+		if v == nil {
+			v = []T{}
+		}
+		return reply(w, http.StatusOK, v, err)
+	}
 }
