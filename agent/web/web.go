@@ -105,6 +105,7 @@ type Server struct {
 
 	vars    varSource
 	pages   pageCache
+	doc     statusCache
 	loads   singleflight.Group // page reads and compiles in progress
 	hooks   testHooks
 	metrics *metrics
@@ -118,11 +119,13 @@ type Server struct {
 	addr atomic.Pointer[net.Addr]
 }
 
-// testHooks are called, when set, at points of the page cache the tests
-// count: a request missing the cache (about to load or render), a page
-// read and compiled, a page rendered. Set before serving; nil in production.
+// testHooks are called, when set, at points of the caches the tests
+// count: a request missing the page cache (about to load or render), a page
+// read and compiled, a page rendered, the status document built. Set before
+// serving; nil in production.
 type testHooks struct {
 	miss, load, render func()
+	status             func() // the status document built
 }
 
 //go:embed page/index.html
@@ -138,6 +141,7 @@ type headers struct {
 	allowGetHead, htmlUTF8, json, noStore     []string
 	noCache, privateNoCache                   []string
 	publicStatic, privateStatic, cspNone      []string
+	acceptRanges                              []string
 }
 
 // New checks cfg and builds a Server.
@@ -197,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 		publicStatic:   []string{"public, max-age=300"},
 		privateStatic:  []string{"private, max-age=300"},
 		cspNone:        []string{"default-src 'none'; frame-ancestors 'none'"},
+		acceptRanges:   []string{"bytes"},
 	}
 	if len(cfg.FrameAncestors) == 0 {
 		s.hdr.frameOptions = []string{"SAMEORIGIN"}
