@@ -51,6 +51,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,11 +83,13 @@ $(document).ready(function() { $.ajax({url: "/status.txt", success: function(d) 
 // appliance page.
 const staticSize = 16 << 10
 
-// targets are what every server is asked for, in this order.
-var targets = []struct {
+type target struct {
 	name, path, ctype string
 	python            bool // python serves it too
-}{
+}
+
+// targets are what every server is asked for, in this order.
+var targets = []target{
 	{"index", "/", "text/html", true},
 	{"classic", "/classic.html", "text/html", true},
 	{"static", "/logo.png", "image/png", true},
@@ -103,6 +106,8 @@ func main() {
 	pin := flag.Bool("pin", false, "servers on CPU 0, wrk -t1 on CPU 1")
 	short := flag.Bool("short", false, "a quick run: -d 2s -n 1")
 	tsv := flag.Bool("tsv", false, "print figure<TAB>value<TAB>floor<TAB>ratio lines only; the table goes to stderr")
+	only := flag.String("only", "", "comma-separated targets to run (index, classic, static, status); default all")
+	profile := flag.String("cpuprofile", "", "write the agent's CPU profile over the whole run to this file")
 	flag.Parse()
 	if *short {
 		*dur, *runs = 2*time.Second, 1
@@ -110,7 +115,7 @@ func main() {
 	var err error
 	switch {
 	case *serve != "":
-		err = serveAgent(*serve)
+		err = serveAgent(*serve, *profile)
 	case *floor != "":
 		err = serveFloor(*floor)
 	default:
@@ -118,7 +123,15 @@ func main() {
 		if *tsv {
 			table, lines = os.Stderr, os.Stdout
 		}
-		err = run(table, lines, *dur, *conns, *threads, max(*runs, 1), *pin)
+		if *only != "" {
+			want := strings.Split(*only, ",")
+			targets = slices.DeleteFunc(targets, func(t target) bool { return !slices.Contains(want, t.name) })
+			if len(targets) == 0 {
+				err = fmt.Errorf("-only %s: no such target", *only)
+				break
+			}
+		}
+		err = run(table, lines, *dur, *conns, *threads, max(*runs, 1), *pin, *profile)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench web:", err)
@@ -127,9 +140,20 @@ func main() {
 }
 
 // serveAgent is a child: agent/web over dir on a loopback port until SIGTERM.
-func serveAgent(dir string) error {
+func serveAgent(dir, profile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	st := &state.Store{}
 	for _, n := range []string{"floppy", "conf", "password", "sshkeys", "hostname", "nameservers", "network", "script"} {
 		st.SetStep(state.Step{Name: n, Status: state.StepOK, Started: time.Now(), Duration: time.Millisecond})
@@ -204,7 +228,7 @@ type server struct {
 	rss  bool // sample its memory
 }
 
-func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pin bool) error {
+func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pin bool, profile string) error {
 	tools := []string{"wrk", "python3"}
 	if pin {
 		tools = append(tools, "taskset")
@@ -262,7 +286,7 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 		}
 	}()
 	for _, s := range []*server{
-		{name: "agent/web", cmd: onCPU0(self, "-serve", dir), rss: true},
+		{name: "agent/web", cmd: onCPU0(self, "-serve", dir, "-cpuprofile", profile), rss: true},
 		{name: "python http.server", cmd: onCPU0("python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", pages, "0")},
 		{name: "net/http floor", cmd: onCPU0(self, "-floor", pages)},
 	} {
