@@ -35,6 +35,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -180,8 +181,8 @@ func serveAgent(dir, profile string) error {
 // the status API) from memory, with nothing but net/http around them.
 func serveFloor(dir string) error {
 	type page struct {
-		ctype []string
-		body  []byte
+		ctype, length []string
+		body          []byte
 	}
 	pages := map[string]page{}
 	for _, t := range targets {
@@ -196,7 +197,7 @@ func serveFloor(dir string) error {
 		if err != nil {
 			return err
 		}
-		pages[t.path] = page{[]string{t.ctype}, b}
+		pages[t.path] = page{[]string{t.ctype}, []string{strconv.Itoa(len(b))}, b}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -209,13 +210,17 @@ func serveFloor(dir string) error {
 			http.NotFound(w, r)
 			return
 		}
+		// With its length, as the agent sends it: without, net/http would
+		// send a body over 2 KiB chunked, which is slower.
 		w.Header()["Content-Type"] = p.ctype
+		w.Header()["Content-Length"] = p.length
 		w.Write(p.body)
 	}))
 }
 
 type result struct {
 	rps                 float64
+	cpuPerReq           float64 // the server's CPU time (user + system) per request, µs
 	p50, p90, p99       string
 	errors              string
 	rssPeakKB, rssEndKB int
@@ -334,15 +339,21 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 				if s.rss {
 					pid = s.cmd.Process.Pid
 				}
+				cpu0 := cpuTime(s.cmd.Process.Pid)
 				r, err := bench("http://"+s.addr+t.path, dur, conns, threads, pin, pid)
 				if err != nil {
 					return fmt.Errorf("wrk %s %s: %w", s.name, t.path, err)
+				}
+				// Requests wrk counted; the server's CPU includes what it did
+				// for requests in flight at the end, a few of 64 in thousands.
+				if n := r.rps * dur.Seconds(); n > 0 {
+					r.cpuPerReq = float64(cpuTime(s.cmd.Process.Pid)-cpu0) / float64(time.Microsecond) / n
 				}
 				res[ti][si] = append(res[ti][si], r)
 			}
 		}
 	}
-	fmt.Fprintf(table, "\n%-8s %-20s %11s %9s %9s %9s %9s  %s\n", "target", "server", "requests/s", "p50", "p90", "p99", "/floor", "errors")
+	fmt.Fprintf(table, "\n%-8s %-20s %11s %9s %9s %9s %9s %12s  %s\n", "target", "server", "requests/s", "p50", "p90", "p99", "/floor", "CPU µs/req", "errors")
 	for ti, t := range targets {
 		med := make([]result, len(servers))
 		for si := range servers {
@@ -355,8 +366,8 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 				continue
 			}
 			m := med[si]
-			fmt.Fprintf(table, "%-8s %-20s %11.0f %9s %9s %9s %9.2f  %s\n", t.name, s.name, m.rps, m.p50, m.p90, m.p99,
-				m.rps/max(med[floor].rps, 1), m.errors)
+			fmt.Fprintf(table, "%-8s %-20s %11.0f %9s %9s %9s %9.2f %12.1f  %s\n", t.name, s.name, m.rps, m.p50, m.p90, m.p99,
+				m.rps/max(med[floor].rps, 1), m.cpuPerReq, m.errors)
 		}
 		a, p, f := med[agent], med[python], med[floor]
 		fmt.Fprintf(lines, "web %s req/s\t%.0f\t%.0f\t%.3f\n", t.name, a.rps, f.rps, a.rps/max(f.rps, 1))
@@ -366,6 +377,7 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 		if t.python {
 			fmt.Fprintf(lines, "web %s req/s vs python\t%.0f\t%.0f\t%.3f\n", t.name, a.rps, p.rps, a.rps/max(p.rps, 1))
 		}
+		fmt.Fprintf(lines, "web %s cpu us/req\t%.1f\t%.1f\t%.3f\n", t.name, a.cpuPerReq, f.cpuPerReq, a.cpuPerReq/max(f.cpuPerReq, 1e-9))
 		fmt.Fprintf(lines, "web %s agent rss MiB\t%.1f\t\t\n", t.name, float64(a.rssPeakKB)/1024)
 	}
 	fmt.Fprintf(table, "\nagent RSS at the end of the last run %.1f MiB, peak %.1f MiB\n",
@@ -491,6 +503,27 @@ func bench(url string, dur time.Duration, conns, threads int, pin bool, pid int)
 		}
 	}
 	return r, nil
+}
+
+// cpuTime is a process's CPU time so far, user and system, all threads
+// (utime and stime of /proc/PID/stat, in clock ticks of 10 ms); 0 if
+// unreadable.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte(") ")) // after "pid (comm) "
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(string(rest)) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // median returns the run with the median requests/s.
