@@ -14,9 +14,13 @@
 // control bytes) is refused, and the tree is opened as an os.Root so a
 // symlink out of it is refused too.
 //
-// API. GET /api/v1/status is the status document (agent/status) as JSON;
-// GET /metrics is the Prometheus text format from a registry private to
-// the server.
+// API. GET /api/v1/status is the status document (agent/status) as JSON,
+// built at most once a second or at once on a change of the shared state,
+// and shared by every request; GET /metrics is the Prometheus text format
+// from a registry private to the server.
+//
+// Pages and static files up to 1 MiB are kept in memory; their files are
+// looked at again at most once a second.
 //
 // The server is a supervisor service: Run listens, serves until its context
 // ends and then shuts down gracefully. Every connection has read, write and
