@@ -284,6 +284,7 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 		return exec.Command(name, args...)
 	}
 	var servers []*server
+	statusSize := 0
 	defer func() {
 		for _, s := range servers {
 			s.cmd.Process.Signal(syscall.SIGTERM)
@@ -304,6 +305,7 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 			if err := os.WriteFile(filepath.Join(pages, "status.json"), doc, 0o644); err != nil {
 				return err
 			}
+			statusSize = len(doc)
 		}
 		addr, err := start(s.cmd, s.name == "python http.server")
 		if err != nil {
@@ -324,6 +326,7 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 		mode = fmt.Sprintf("servers on CPU 0, wrk -t1 -c%d on CPU 1", conns)
 	}
 	fmt.Fprintf(table, "%s; %s per run, median of %d; %d CPUs; %s\n", mode, dur, runs, runtime.NumCPU(), strings.TrimSpace(string(pyVer)))
+	fmt.Fprintf(table, "index %d B, classic %d B, static %d B, status document %d B\n", len(shipped), len(classic), staticSize, statusSize)
 	fmt.Fprintf(table, "machine before: %s\n", machineLoad())
 	res := make([][][]result, len(targets)) // by target, server, run
 	for i := range res {
