@@ -16,12 +16,15 @@
 // reported, with latency percentiles, the ratio to the floor and the
 // agent's resident memory under the load, in one table.
 //
-//	go run ./scripts/bench/web [-d 5s] [-n 3] [-c 64] [-t 2] [-pin] [-short] [-tsv]
+//	go run ./scripts/bench/web [-d 5s] [-n 3] [-c 64] [-t 2] [-pin] [-short] [-tsv] [-only LIST] [-cpuprofile FILE]
 //
 // -short is a quick run (-d 2s -n 1) for scripts/bench/all; -tsv prints
 // only machine-readable lines, figure<TAB>value<TAB>floor<TAB>ratio (the
 // floor is the net/http floor, or python for the "vs python" figures;
-// latencies in ms), and the table goes to stderr.
+// latencies in ms, CPU per request in µs; floor and ratio are empty for the
+// agent's RSS, which has none), and the table goes to stderr. -only runs
+// some targets; -cpuprofile writes the agent's CPU profile over the run.
+// Run it from the repository root (it serves custom/www's page template).
 //
 // By default the servers and wrk (-t threads) share every CPU, as on the
 // machine the target figures are for. With -pin the servers run on CPU 0 and
