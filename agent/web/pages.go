@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
 	"path"
@@ -49,7 +48,8 @@ const (
 	maxPageCache  = 512         // entries; the cache is emptied when full
 	maxSubstSize  = 1 << 20     // bigger text files are sent as they are (logged once)
 	maxRenderSize = 4 << 20     // so is a page that could render bigger than this
-	maxCacheBytes = 24 << 20    // sources plus rendered pages; the cache is emptied past it
+	maxCacheBytes = 24 << 20    // sources, rendered pages and static files; the cache is emptied past it
+	maxFileCache  = 1 << 20     // static files up to this are kept in memory; bigger ones are sent from disk
 )
 
 // varMax is the longest value each variable can have: a host name, a
@@ -167,14 +167,15 @@ func hidden(p string) bool {
 }
 
 // contentType gives a file's type by its extension, as the old server did
-// (no charset: a page declares its own, GBK pages included), falling back
-// to the system's table and then to application/octet-stream.
+// (no charset: a page declares its own, GBK pages included), from a fixed
+// table (the host's, /etc/mime.types or globs2, would cost its parse and
+// ~400 KB of memory, and could differ between images); anything else is
+// application/octet-stream, sent untouched.
 func contentType(name string) string {
-	ext := strings.ToLower(path.Ext(name))
-	switch ext {
+	switch strings.ToLower(path.Ext(name)) {
 	case ".html", ".htm", ".shtml":
 		return "text/html"
-	case ".txt", ".text", ".log", ".conf":
+	case ".txt", ".text", ".log", ".conf", ".ini":
 		return "text/plain"
 	case ".css":
 		return "text/css"
@@ -182,14 +183,26 @@ func contentType(name string) string {
 		return "text/javascript"
 	case ".csv":
 		return "text/csv"
+	case ".tsv":
+		return "text/tab-separated-values"
 	case ".xml", ".xsl":
 		return "text/xml"
+	case ".md", ".markdown":
+		return "text/markdown"
+	case ".ics":
+		return "text/calendar"
+	case ".vtt":
+		return "text/vtt"
 	case ".json", ".map":
 		return "application/json"
+	case ".xhtml":
+		return "application/xhtml+xml"
 	case ".svg":
 		return "image/svg+xml"
 	case ".png":
 		return "image/png"
+	case ".apng":
+		return "image/apng"
 	case ".jpg", ".jpeg":
 		return "image/jpeg"
 	case ".gif":
@@ -198,21 +211,44 @@ func contentType(name string) string {
 		return "image/x-icon"
 	case ".webp":
 		return "image/webp"
+	case ".avif":
+		return "image/avif"
+	case ".bmp":
+		return "image/bmp"
+	case ".tif", ".tiff":
+		return "image/tiff"
 	case ".woff":
 		return "font/woff"
 	case ".woff2":
 		return "font/woff2"
 	case ".ttf":
 		return "font/ttf"
+	case ".otf":
+		return "font/otf"
+	case ".eot":
+		return "application/vnd.ms-fontobject"
+	case ".mp4", ".m4v":
+		return "video/mp4"
+	case ".webm":
+		return "video/webm"
+	case ".ogv":
+		return "video/ogg"
+	case ".mp3":
+		return "audio/mpeg"
+	case ".ogg", ".oga":
+		return "audio/ogg"
+	case ".wav":
+		return "audio/wav"
 	case ".pdf":
 		return "application/pdf"
 	case ".wasm":
 		return "application/wasm"
-	case "":
-		return "application/octet-stream"
-	}
-	if t := mime.TypeByExtension(ext); t != "" {
-		return t
+	case ".zip":
+		return "application/zip"
+	case ".gz", ".tgz":
+		return "application/gzip"
+	case ".tar":
+		return "application/x-tar"
 	}
 	return "application/octet-stream"
 }
@@ -253,6 +289,7 @@ type pageKey struct {
 type pageEntry struct {
 	builtin bool
 	static  bool
+	file    *cachedFile // a static file kept in memory; then only id, cost and checked count
 	id      fileID
 	ctype   []string // Content-Type header value
 	html    bool
@@ -282,6 +319,18 @@ func (e *pageEntry) renderBound() int64 {
 		}
 	}
 	return n
+}
+
+// cachedFile is a static file's bytes and header values, shared by every
+// response (never modified).
+type cachedFile struct {
+	name    string
+	modTime time.Time
+	body    []byte
+	ctype   []string
+	etag    []string
+	lastMod []string
+	length  []string
 }
 
 type renderedPage struct {
@@ -427,6 +476,10 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		last := e.checked.Load()
 		if age := now.UnixNano() - last; age >= 0 && age < int64(pageTTL) || !e.checked.CompareAndSwap(last, now.UnixNano()) {
 			// Fresh, or another request is looking at the file right now.
+			if e.file != nil {
+				s.writeFile(w, r, e.file, sel)
+				return
+			}
 			s.writePage(w, r, e, sel, now)
 			return
 		}
@@ -474,12 +527,33 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctype := contentType(res.name)
+	id := idOf(res.fi)
 	if !substituted(ctype) {
-		s.pages.put(key, nil)
-		s.writeStatic(w, r, res, ctype, sel)
+		if e != nil && e.file != nil && e.id == id {
+			e.checked.Store(now.UnixNano())
+			s.writeFile(w, r, e.file, sel)
+			return
+		}
+		if res.fi.Size() > maxFileCache {
+			s.pages.put(key, nil)
+			s.writeStatic(w, r, res, ctype, sel)
+			return
+		}
+		// One read per file version, however many requests miss at once.
+		v, err, _ := s.loads.Do(sel.dir()+"\x00"+p+"\x00"+id.etag()+"\x00file", func() (any, error) {
+			if cur := s.pages.get(key); cur != nil && cur.file != nil && cur.id == id {
+				return cur, nil
+			}
+			return s.loadFile(key, res, ctype, id, now)
+		})
+		if err != nil {
+			s.log.Warn("read file", "path", p, "tree", sel.dir(), "err", err)
+			http.Error(w, "500 cannot read the file", http.StatusInternalServerError)
+			return
+		}
+		s.writeFile(w, r, v.(*pageEntry).file, sel)
 		return
 	}
-	id := idOf(res.fi)
 	if e == nil || e.builtin || e.id != id {
 		if s.hooks.miss != nil {
 			s.hooks.miss()
@@ -539,6 +613,31 @@ func (s *Server) loadPage(key pageKey, res resolution, ctype string, id fileID, 
 		return tooBig(fmt.Sprintf("could render over %d bytes", maxRenderSize)), nil
 	}
 	e.id, e.ctype, e.html = id, []string{ctype}, ctype == "text/html"
+	e.checked.Store(now.UnixNano())
+	s.pages.put(key, e)
+	return e, nil
+}
+
+// loadFile reads a static file (at most maxFileCache bytes) into the
+// cache.
+func (s *Server) loadFile(key pageKey, res resolution, ctype string, id fileID, now time.Time) (*pageEntry, error) {
+	if s.hooks.load != nil {
+		s.hooks.load()
+	}
+	body, err := io.ReadAll(io.LimitReader(res.f, maxFileCache+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxFileCache {
+		return nil, fmt.Errorf("grew past %d bytes while read", maxFileCache)
+	}
+	mt := res.fi.ModTime()
+	f := &cachedFile{name: res.name, modTime: mt, body: body, ctype: []string{ctype}, etag: []string{id.etag()},
+		length: []string{strconv.Itoa(len(body))}}
+	if !mt.IsZero() && mt.Unix() != 0 { // as ServeContent does
+		f.lastMod = []string{mt.UTC().Format(http.TimeFormat)}
+	}
+	e := &pageEntry{file: f, id: id, cost: int64(len(body))}
 	e.checked.Store(now.UnixNano())
 	s.pages.put(key, e)
 	return e, nil
@@ -623,6 +722,36 @@ func etagMatches(header []string, etag string) bool {
 		}
 	}
 	return false
+}
+
+// writeFile sends a static file from the cache. A plain GET or HEAD is
+// answered from the header values made when the file was read, in one
+// write when it fits; a conditional or range request goes through
+// http.ServeContent.
+func (s *Server) writeFile(w http.ResponseWriter, r *http.Request, f *cachedFile, sel selection) {
+	h := w.Header()
+	h["Content-Type"] = f.ctype
+	h["Etag"] = f.etag
+	if sel == withCookie {
+		h["Cache-Control"] = s.hdr.privateStatic
+	} else {
+		h["Cache-Control"] = s.hdr.publicStatic
+	}
+	for _, k := range [...]string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		if _, ok := r.Header[k]; ok {
+			http.ServeContent(w, r, f.name, f.modTime, bytes.NewReader(f.body))
+			return
+		}
+	}
+	if f.lastMod != nil {
+		h["Last-Modified"] = f.lastMod
+	}
+	h["Accept-Ranges"] = s.hdr.acceptRanges
+	h["Content-Length"] = f.length
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(f.body)
+	}
 }
 
 // writeStatic sends a file untouched, with validators for conditional and

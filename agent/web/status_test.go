@@ -2,9 +2,15 @@ package web
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,5 +103,185 @@ func TestMissingVersionFile(t *testing.T) {
 	e.clock.Advance(status.IdentityTTL)
 	if got := body(t, e.do("GET", "/")); got != "wordpress 0.1.0 3.5.1 app1.example.com" {
 		t.Errorf("page after VERSION appeared = %q", got)
+	}
+}
+
+// getStatus fetches the document and decodes it.
+func getStatus(t *testing.T, e *testEnv, hdr ...string) (*http.Response, string, status.Status) {
+	t.Helper()
+	r := e.do("GET", "/api/v1/status", hdr...)
+	b := body(t, r)
+	var st status.Status
+	if r.StatusCode == 200 {
+		if err := json.Unmarshal([]byte(b), &st); err != nil {
+			t.Fatalf("document: %v\n%s", err, b)
+		}
+	}
+	return r, b, st
+}
+
+// TestStatusFreshness: the document is built at most once a second and
+// shared, but a change to the state shows at once, and cpu_percent moves
+// each second.
+func TestStatusFreshness(t *testing.T) {
+	proc := t.TempDir()
+	for _, n := range []string{"uptime", "loadavg", "meminfo", "stat"} {
+		b, err := os.ReadFile(filepath.Join("../status/testdata/proc", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(proc, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStat := func(busy, idle int) {
+		t.Helper()
+		line := fmt.Sprintf("cpu  %d 0 0 %d 0 0 0 0 0 0\ncpu0 1 0 0 1 0 0 0 0 0 0\n", busy, idle)
+		if err := os.WriteFile(filepath.Join(proc, "stat"), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStat(1000, 3000) // 25 % since boot
+	e := newEnv(t, func(c *envConfig) { c.Src.Proc = proc })
+	var builds atomic.Int64
+	e.srv.hooks.status = func() { builds.Add(1) }
+	step := func(want int64, what string) {
+		t.Helper()
+		if got := builds.Load(); got != want {
+			t.Errorf("%s: %d builds, want %d", what, got, want)
+		}
+	}
+
+	_, first, st := getStatus(t, e)
+	step(1, "first request")
+	if st.System.CPUPercent != 25 {
+		t.Errorf("cpu_percent = %v, want 25 (since boot)", st.System.CPUPercent)
+	}
+	setStat(1000+100, 3000+100) // 50 % from here
+	e.clock.Advance(statusTTL - time.Millisecond)
+	_, again, st := getStatus(t, e)
+	step(1, "within the second")
+	if again != first {
+		t.Errorf("within the second the document changed:\n%s\nwant\n%s", again, first)
+	}
+
+	e.state.UpdateService("webssh", func(s *state.Service) { s.Status = state.ServiceBackoff })
+	_, _, st = getStatus(t, e)
+	step(2, "after a state change")
+	if len(st.Services) != 1 || st.Services[0].Name != "webssh" || st.Services[0].Status != state.ServiceBackoff {
+		t.Errorf("after a state change, services = %+v, want webssh in backoff", st.Services)
+	}
+	if st.System.CPUPercent != 25 {
+		t.Errorf("cpu_percent after 999 ms = %v, want 25 still (measured over a second at least)", st.System.CPUPercent)
+	}
+
+	e.clock.Advance(time.Millisecond)
+	_, _, st = getStatus(t, e)
+	step(3, "a second after the first build, 1 ms after the last")
+	if st.System.CPUPercent != 50 {
+		t.Errorf("cpu_percent a second later = %v, want 50", st.System.CPUPercent)
+	}
+	if want := testStart.Add(statusTTL); !st.Time.Equal(want) {
+		t.Errorf("time = %v, want %v", st.Time, want)
+	}
+	// An unchanged write to the state is no change: the document is kept.
+	e.state.UpdateService("webssh", func(s *state.Service) { s.Status = state.ServiceBackoff })
+	getStatus(t, e)
+	step(3, "after a write that changed nothing")
+}
+
+// TestStatusConditional: the document's ETag answers If-None-Match with
+// 304 while it stands, and no longer once it changed; HEAD has the length.
+func TestStatusConditional(t *testing.T) {
+	e := newEnv(t, nil)
+	r, doc, _ := getStatus(t, e)
+	etag := r.Header.Get("Etag")
+	if etag == "" || r.Header.Get("Content-Length") != strconv.Itoa(len(doc)) {
+		t.Fatalf("ETag %q, Content-Length %q (body %d bytes)", etag, r.Header.Get("Content-Length"), len(doc))
+	}
+	if r := e.do("HEAD", "/api/v1/status"); r.Header.Get("Content-Length") != strconv.Itoa(len(doc)) || r.Header.Get("Etag") != etag {
+		t.Errorf("HEAD: Content-Length %q, ETag %q", r.Header.Get("Content-Length"), r.Header.Get("Etag"))
+	}
+	cases := []struct {
+		name    string
+		change  func()
+		inm     string
+		code    int
+		newETag bool
+	}{
+		{"same document", func() {}, etag, http.StatusNotModified, false},
+		{"weak and listed", func() {}, `"x", W/` + etag, http.StatusNotModified, false},
+		{"other tag", func() {}, `"x"`, http.StatusOK, false},
+		{"state changed", func() { e.state.SetAppHealth(state.AppHealth{Code: 2001}) }, etag, http.StatusOK, true},
+		{"a second later", func() { e.clock.Advance(statusTTL) }, "", http.StatusOK, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.change()
+			hdr := []string{}
+			if c.inm != "" {
+				hdr = []string{"If-None-Match", c.inm}
+			}
+			r := e.do("GET", "/api/v1/status", hdr...)
+			b := body(t, r)
+			if r.StatusCode != c.code {
+				t.Fatalf("status %d, want %d", r.StatusCode, c.code)
+			}
+			if c.code == http.StatusNotModified && b != "" {
+				t.Errorf("304 with a body: %q", b)
+			}
+			if got := r.Header.Get("Etag"); (got != etag) != c.newETag {
+				t.Errorf("ETag %q (first %q), want a new one: %v", got, etag, c.newETag)
+			}
+			etag = r.Header.Get("Etag")
+		})
+	}
+}
+
+// TestStatusConcurrent: requests at once share one build; requests racing
+// with state changes each get a whole document, and once the changes end
+// the next request shows the last one (run with -race).
+func TestStatusConcurrent(t *testing.T) {
+	e := newEnv(t, nil)
+	var builds atomic.Int64
+	e.srv.hooks.status = func() { builds.Add(1) }
+	bodies := burst(t, e, 32, "/api/v1/status")
+	for i, b := range bodies {
+		if b != bodies[0] {
+			t.Fatalf("body %d differs from body 0", i)
+		}
+	}
+	if got := builds.Load(); got != 1 {
+		t.Errorf("32 requests at once: %d builds, want 1", got)
+	}
+
+	const changes = 200
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				w := httptest.NewRecorder()
+				e.srv.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/status", nil))
+				var st status.Status
+				if err := json.Unmarshal(w.Body.Bytes(), &st); w.Code != 200 || err != nil {
+					t.Errorf("during changes: %d, %v", w.Code, err)
+					return
+				}
+			}
+		})
+	}
+	for i := 1; i <= changes; i++ {
+		e.state.UpdateTerminal(func(tm *state.Terminal) { tm.Sessions = i })
+	}
+	close(done)
+	wg.Wait()
+	if _, _, st := getStatus(t, e); st.Terminal.Sessions != changes {
+		t.Errorf("after the changes terminal.sessions = %d, want %d", st.Terminal.Sessions, changes)
 	}
 }

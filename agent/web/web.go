@@ -14,9 +14,13 @@
 // control bytes) is refused, and the tree is opened as an os.Root so a
 // symlink out of it is refused too.
 //
-// API. GET /api/v1/status is the status document (agent/status) as JSON;
-// GET /metrics is the Prometheus text format from a registry private to
-// the server.
+// API. GET /api/v1/status is the status document (agent/status) as JSON,
+// built at most once a second or at once on a change of the shared state,
+// and shared by every request; GET /metrics is the Prometheus text format
+// from a registry private to the server.
+//
+// Pages and static files up to 1 MiB are kept in memory; their files are
+// looked at again at most once a second.
 //
 // The server is a supervisor service: Run listens, serves until its context
 // ends and then shuts down gracefully. Every connection has read, write and
@@ -105,6 +109,7 @@ type Server struct {
 
 	vars    varSource
 	pages   pageCache
+	doc     statusCache
 	loads   singleflight.Group // page reads and compiles in progress
 	hooks   testHooks
 	metrics *metrics
@@ -118,11 +123,13 @@ type Server struct {
 	addr atomic.Pointer[net.Addr]
 }
 
-// testHooks are called, when set, at points of the page cache the tests
-// count: a request missing the cache (about to load or render), a page
-// read and compiled, a page rendered. Set before serving; nil in production.
+// testHooks are called, when set, at points of the caches the tests
+// count: a request missing the page cache (about to load or render), a page
+// read and compiled, a page rendered, the status document built. Set before
+// serving; nil in production.
 type testHooks struct {
 	miss, load, render func()
+	status             func() // the status document built
 }
 
 //go:embed page/index.html
@@ -138,6 +145,7 @@ type headers struct {
 	allowGetHead, htmlUTF8, json, noStore     []string
 	noCache, privateNoCache                   []string
 	publicStatic, privateStatic, cspNone      []string
+	acceptRanges                              []string
 }
 
 // New checks cfg and builds a Server.
@@ -197,6 +205,7 @@ func New(cfg Config) (*Server, error) {
 		publicStatic:   []string{"public, max-age=300"},
 		privateStatic:  []string{"private, max-age=300"},
 		cspNone:        []string{"default-src 'none'; frame-ancestors 'none'"},
+		acceptRanges:   []string{"bytes"},
 	}
 	if len(cfg.FrameAncestors) == 0 {
 		s.hdr.frameOptions = []string{"SAMEORIGIN"}

@@ -1,18 +1,30 @@
 // Command web benchmarks the status web server (agent/web) in one run
-// beside its peers, all serving the same pages from the same directory:
+// beside its peers, all serving the same bytes:
 //
 //   - agent/web, substituting the page variables as the agent does;
 //   - python3 -m http.server, the old agent's lineage (it sends the files
 //     raw: the old agent did the substitution in Python on top of it);
-//   - a bare Go net/http handler writing the page's bytes from memory, the
+//   - a bare Go net/http handler writing the same bytes from memory, the
 //     floor for any server built on net/http on this machine.
 //
-// wrk drives each with the same connections for the same time, for two
-// pages: the shipped page template and a small old-style appliance page. It
-// reports requests/s, latency percentiles, the agent/python ratio and the
-// agent's resident memory under the load.
+// wrk drives each with the same connections for the same time, for four
+// targets: the shipped page template, a small old-style appliance page, a
+// static 16 KiB file and GET /api/v1/status (python has no status API; the
+// floor serves the agent's document as fetched once at the start). Every
+// run goes round all servers and targets in turn, so that a busy spell of
+// the machine hits them alike; the median run (by requests/s) of each is
+// reported, with latency percentiles, the ratio to the floor and the
+// agent's resident memory under the load, in one table.
 //
-//	go run ./scripts/bench/web [-d 10s] [-c 64] [-t 2] [-n 3] [-pin]
+//	go run ./scripts/bench/web [-d 5s] [-n 3] [-c 64] [-t 2] [-pin] [-short] [-tsv] [-only LIST] [-cpuprofile FILE]
+//
+// -short is a quick run (-d 2s -n 1) for scripts/bench/all; -tsv prints
+// only machine-readable lines, figure<TAB>value<TAB>floor<TAB>ratio (the
+// floor is the net/http floor, or python for the "vs python" figures;
+// latencies in ms, CPU per request in µs; floor and ratio are empty for the
+// agent's RSS, which has none), and the table goes to stderr. -only runs
+// some targets; -cpuprofile writes the agent's CPU profile over the run.
+// Run it from the repository root (it serves custom/www's page template).
 //
 // By default the servers and wrk (-t threads) share every CPU, as on the
 // machine the target figures are for. With -pin the servers run on CPU 0 and
@@ -26,6 +38,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -33,6 +46,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -41,6 +55,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,23 +83,59 @@ $(document).ready(function() { $.ajax({url: "/status.txt", success: function(d) 
 <p id="st"></p>
 `
 
+// staticSize is the static file's size: an image or a script of an
+// appliance page.
+const staticSize = 16 << 10
+
+type target struct {
+	name, path, ctype string
+	python            bool // python serves it too
+}
+
+// targets are what every server is asked for, in this order.
+var targets = []target{
+	{"index", "/", "text/html", true},
+	{"classic", "/classic.html", "text/html", true},
+	{"static", "/logo.png", "image/png", true},
+	{"status", "/api/v1/status", "application/json", false},
+}
+
 func main() {
 	serve := flag.String("serve", "", "internal: serve this LuoYun dir with agent/web and print the address")
 	floor := flag.String("floor", "", "internal: serve this dir's files from memory with bare net/http and print the address")
-	dur := flag.Duration("d", 10*time.Second, "wrk duration per run")
+	dur := flag.Duration("d", 5*time.Second, "wrk duration per run")
 	conns := flag.Int("c", 64, "wrk connections")
 	threads := flag.Int("t", 2, "wrk threads when not pinned")
-	runs := flag.Int("n", 1, "runs per measurement; the median run (by requests/s) is reported")
+	runs := flag.Int("n", 3, "runs per measurement; the median run (by requests/s) is reported")
 	pin := flag.Bool("pin", false, "servers on CPU 0, wrk -t1 on CPU 1")
+	short := flag.Bool("short", false, "a quick run: -d 2s -n 1")
+	tsv := flag.Bool("tsv", false, "print figure<TAB>value<TAB>floor<TAB>ratio lines only; the table goes to stderr")
+	only := flag.String("only", "", "comma-separated targets to run (index, classic, static, status); default all")
+	profile := flag.String("cpuprofile", "", "write the agent's CPU profile over the whole run to this file")
 	flag.Parse()
+	if *short {
+		*dur, *runs = 2*time.Second, 1
+	}
 	var err error
 	switch {
 	case *serve != "":
-		err = serveAgent(*serve)
+		err = serveAgent(*serve, *profile)
 	case *floor != "":
 		err = serveFloor(*floor)
 	default:
-		err = run(*dur, *conns, *threads, max(*runs, 1), *pin)
+		table, lines := io.Writer(os.Stdout), io.Discard
+		if *tsv {
+			table, lines = os.Stderr, os.Stdout
+		}
+		if *only != "" {
+			want := strings.Split(*only, ",")
+			targets = slices.DeleteFunc(targets, func(t target) bool { return !slices.Contains(want, t.name) })
+			if len(targets) == 0 {
+				err = fmt.Errorf("-only %s: no such target", *only)
+				break
+			}
+		}
+		err = run(table, lines, *dur, *conns, *threads, max(*runs, 1), *pin, *profile)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench web:", err)
@@ -93,9 +144,20 @@ func main() {
 }
 
 // serveAgent is a child: agent/web over dir on a loopback port until SIGTERM.
-func serveAgent(dir string) error {
+func serveAgent(dir, profile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	st := &state.Store{}
 	for _, n := range []string{"floppy", "conf", "password", "sshkeys", "hostname", "nameservers", "network", "script"} {
 		st.SetStep(state.Step{Name: n, Status: state.StepOK, Started: time.Now(), Duration: time.Millisecond})
@@ -118,31 +180,50 @@ func serveAgent(dir string) error {
 	return srv.Run(ctx)
 }
 
-// serveFloor is a child: every file of dir from memory, with nothing but
-// net/http around it.
+// serveFloor is a child: every target's bytes from dir (status.json for
+// the status API) from memory, with nothing but net/http around them.
 func serveFloor(dir string) error {
-	pages := map[string][]byte{}
-	for _, name := range []string{"index.html", "classic.html"} {
+	type page struct {
+		ctype, length []string
+		body          []byte
+	}
+	pages := map[string]page{}
+	for _, t := range targets {
+		name := t.path[1:]
+		switch t.name {
+		case "index":
+			name = "index.html"
+		case "status":
+			name = "status.json"
+		}
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return err
 		}
-		pages["/"+name] = b
+		pages[t.path] = page{[]string{t.ctype}, []string{strconv.Itoa(len(b))}, b}
 	}
-	pages["/"] = pages["/index.html"]
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	fmt.Println(ln.Addr().String())
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		w.Write(pages[r.URL.Path])
+		p, ok := pages[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		// With its length, as the agent sends it: without, net/http would
+		// send a body over 2 KiB chunked, which is slower.
+		w.Header()["Content-Type"] = p.ctype
+		w.Header()["Content-Length"] = p.length
+		w.Write(p.body)
 	}))
 }
 
 type result struct {
 	rps                 float64
+	cpuPerReq           float64 // the server's CPU time (user + system) per request, µs
 	p50, p90, p99       string
 	errors              string
 	rssPeakKB, rssEndKB int
@@ -155,7 +236,7 @@ type server struct {
 	rss  bool // sample its memory
 }
 
-func run(dur time.Duration, conns, threads, runs int, pin bool) error {
+func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pin bool, profile string) error {
 	tools := []string{"wrk", "python3"}
 	if pin {
 		tools = append(tools, "taskset")
@@ -175,10 +256,13 @@ func run(dur time.Duration, conns, threads, runs int, pin bool) error {
 		return fmt.Errorf("run from the repository root: %w", err)
 	}
 	classic := classicPage + strings.Repeat(" ", max(0, 1000-len(classicPage))) + "\n</body></html>\n"
+	static := make([]byte, staticSize) // incompressible, as an image is
+	rand.NewChaCha8([32]byte{}).Read(static)
 	files := map[string]string{
 		"build/VERSION":                    "osmanager 0.1.0\nwordpress: 3.5.1\n",
 		"custom/www/nocookie/index.html":   string(shipped),
 		"custom/www/nocookie/classic.html": classic,
+		"custom/www/nocookie/logo.png":     string(static),
 		"custom/www/withcookie/index.html": string(shipped),
 	}
 	for name, body := range files {
@@ -203,6 +287,7 @@ func run(dur time.Duration, conns, threads, runs int, pin bool) error {
 		return exec.Command(name, args...)
 	}
 	var servers []*server
+	statusSize := 0
 	defer func() {
 		for _, s := range servers {
 			s.cmd.Process.Signal(syscall.SIGTERM)
@@ -210,10 +295,21 @@ func run(dur time.Duration, conns, threads, runs int, pin bool) error {
 		}
 	}()
 	for _, s := range []*server{
-		{name: "agent/web", cmd: onCPU0(self, "-serve", dir), rss: true},
+		{name: "agent/web", cmd: onCPU0(self, "-serve", dir, "-cpuprofile", profile), rss: true},
 		{name: "python http.server", cmd: onCPU0("python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", pages, "0")},
 		{name: "net/http floor", cmd: onCPU0(self, "-floor", pages)},
 	} {
+		if s.name == "net/http floor" {
+			// The floor serves the agent's status document, as it is now.
+			doc, err := get("http://" + servers[0].addr + "/api/v1/status")
+			if err != nil {
+				return fmt.Errorf("agent status: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(pages, "status.json"), doc, 0o644); err != nil {
+				return err
+			}
+			statusSize = len(doc)
+		}
 		addr, err := start(s.cmd, s.name == "python http.server")
 		if err != nil {
 			return fmt.Errorf("start %s: %w", s.name, err)
@@ -224,6 +320,7 @@ func run(dur time.Duration, conns, threads, runs int, pin bool) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
+	const agent, python, floor = 0, 1, 2
 
 	pyVer, _ := exec.Command("python3", "--version").Output()
 	mode := fmt.Sprintf("wrk -t%d -c%d, servers and wrk sharing all CPUs", threads, conns)
@@ -231,42 +328,99 @@ func run(dur time.Duration, conns, threads, runs int, pin bool) error {
 		threads = 1
 		mode = fmt.Sprintf("servers on CPU 0, wrk -t1 -c%d on CPU 1", conns)
 	}
-	fmt.Printf("%s; %s per run, median of %d; %d CPUs; %s\n", mode, dur, runs, runtime.NumCPU(), strings.TrimSpace(string(pyVer)))
-	fmt.Printf("machine before: %s\n", machineLoad())
-	for _, page := range []struct{ path, what string }{
-		{"/", fmt.Sprintf("index.html: the shipped page template (%.1f KiB, substituted)", float64(len(shipped))/1024)},
-		{"/classic.html", fmt.Sprintf("classic.html: an old-style appliance page (%.1f KiB, substituted)", float64(len(classic))/1024)},
-	} {
-		fmt.Printf("\n== %s\n", page.what)
-		// Each run goes round all servers, so that a busy spell of the
-		// machine hits them alike.
-		res := make([][]result, len(servers))
-		for range runs {
-			for i, s := range servers {
+	fmt.Fprintf(table, "%s; %s per run, median of %d; %d CPUs; %s\n", mode, dur, runs, runtime.NumCPU(), strings.TrimSpace(string(pyVer)))
+	fmt.Fprintf(table, "index %d B, classic %d B, static %d B, status document %d B\n", len(shipped), len(classic), staticSize, statusSize)
+	fmt.Fprintf(table, "machine before: %s\n", machineLoad())
+	res := make([][][]result, len(targets)) // by target, server, run
+	for i := range res {
+		res[i] = make([][]result, len(servers))
+	}
+	for range runs {
+		for ti, t := range targets {
+			for si, s := range servers {
+				if si == python && !t.python {
+					continue
+				}
 				pid := 0
 				if s.rss {
 					pid = s.cmd.Process.Pid
 				}
-				r, err := bench("http://"+s.addr+page.path, dur, conns, threads, pin, pid)
+				cpu0 := cpuTime(s.cmd.Process.Pid)
+				r, err := bench("http://"+s.addr+t.path, dur, conns, threads, pin, pid)
 				if err != nil {
-					return fmt.Errorf("wrk %s: %w", s.name, err)
+					return fmt.Errorf("wrk %s %s: %w", s.name, t.path, err)
 				}
-				res[i] = append(res[i], r)
+				// Requests wrk counted; the server's CPU includes what it did
+				// for requests in flight at the end, a few of 64 in thousands.
+				if n := r.rps * dur.Seconds(); n > 0 {
+					r.cpuPerReq = float64(cpuTime(s.cmd.Process.Pid)-cpu0) / float64(time.Microsecond) / n
+				}
+				res[ti][si] = append(res[ti][si], r)
 			}
 		}
-		fmt.Printf("  %-20s %11s %9s %9s %9s  %s\n", "server", "requests/s", "p50", "p90", "p99", "errors")
-		med := make([]result, len(servers))
-		for i, s := range servers {
-			med[i] = median(res[i])
-			m := med[i]
-			fmt.Printf("  %-20s %11.0f %9s %9s %9s  %s\n", s.name, m.rps, m.p50, m.p90, m.p99, m.errors)
-		}
-		a, p, f := med[0], med[1], med[2]
-		fmt.Printf("  agent/python %.1f× (target ≥ 10×); agent/floor %.0f%%; agent p99 %s (target < 5 ms); agent RSS %.1f MiB at the end of the run, %.1f MiB peak\n",
-			a.rps/max(p.rps, 1), 100*a.rps/max(f.rps, 1), a.p99, float64(a.rssEndKB)/1024, float64(a.rssPeakKB)/1024)
 	}
-	fmt.Printf("\nmachine after: %s\n", machineLoad())
+	fmt.Fprintf(table, "\n%-8s %-20s %11s %9s %9s %9s %9s %12s  %s\n", "target", "server", "requests/s", "p50", "p90", "p99", "/floor", "CPU µs/req", "errors")
+	for ti, t := range targets {
+		med := make([]result, len(servers))
+		for si := range servers {
+			if len(res[ti][si]) > 0 {
+				med[si] = median(res[ti][si])
+			}
+		}
+		for si, s := range servers {
+			if len(res[ti][si]) == 0 {
+				continue
+			}
+			m := med[si]
+			fmt.Fprintf(table, "%-8s %-20s %11.0f %9s %9s %9s %9.2f %12.1f  %s\n", t.name, s.name, m.rps, m.p50, m.p90, m.p99,
+				m.rps/max(med[floor].rps, 1), m.cpuPerReq, m.errors)
+		}
+		a, p, f := med[agent], med[python], med[floor]
+		fmt.Fprintf(lines, "web %s req/s\t%.0f\t%.0f\t%.3f\n", t.name, a.rps, f.rps, a.rps/max(f.rps, 1))
+		a99, f99 := ms(a.p99), ms(f.p99)
+		fmt.Fprintf(lines, "web %s p50 ms\t%.3f\t%.3f\t%.3f\n", t.name, ms(a.p50), ms(f.p50), ms(a.p50)/max(ms(f.p50), 1e-9))
+		fmt.Fprintf(lines, "web %s p99 ms\t%.3f\t%.3f\t%.3f\n", t.name, a99, f99, a99/max(f99, 1e-9))
+		if t.python {
+			fmt.Fprintf(lines, "web %s req/s vs python\t%.0f\t%.0f\t%.3f\n", t.name, a.rps, p.rps, a.rps/max(p.rps, 1))
+		}
+		fmt.Fprintf(lines, "web %s cpu us/req\t%.1f\t%.1f\t%.3f\n", t.name, a.cpuPerReq, f.cpuPerReq, a.cpuPerReq/max(f.cpuPerReq, 1e-9))
+		fmt.Fprintf(lines, "web %s agent rss MiB\t%.1f\t\t\n", t.name, float64(a.rssPeakKB)/1024)
+	}
+	fmt.Fprintf(table, "\nagent RSS at the end of the last run %.1f MiB, peak %.1f MiB\n",
+		float64(res[len(targets)-1][agent][runs-1].rssEndKB)/1024, float64(res[len(targets)-1][agent][runs-1].rssPeakKB)/1024)
+	fmt.Fprintf(table, "machine after: %s\n", machineLoad())
 	return nil
+}
+
+// ms reads a wrk latency ("812.00us", "1.23ms", "1.01s") as milliseconds;
+// 0 if it is none.
+func ms(s string) float64 {
+	for _, u := range []struct {
+		suffix string
+		scale  float64
+	}{{"us", 1e-3}, {"ms", 1}, {"m", 60e3}, {"s", 1e3}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0
+			}
+			return f * u.scale
+		}
+	}
+	return 0
+}
+
+// get fetches url's body.
+func get(url string) ([]byte, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, errors.New(resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // start runs a server and returns its address: the first line of its
@@ -355,6 +509,27 @@ func bench(url string, dur time.Duration, conns, threads int, pin bool, pid int)
 		}
 	}
 	return r, nil
+}
+
+// cpuTime is a process's CPU time so far, user and system, all threads
+// (utime and stime of /proc/PID/stat, in clock ticks of 10 ms); 0 if
+// unreadable.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte(") ")) // after "pid (comm) "
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(string(rest)) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // median returns the run with the median requests/s.
