@@ -27,7 +27,15 @@ type Process struct {
 	Cgroups *Cgroups   // nil or mode none: process groups only
 	Table   proc.Table // the process table; default /proc
 	Log     *slog.Logger
+	// Shell runs the program of a run with listening sockets (Spec.Listen)
+	// through a one-line shim that sets LISTEN_PID to its own pid and
+	// execs the program (same pid); default /bin/sh.
+	Shell string
 }
+
+// listenShim is the shim's script: Go's exec cannot put the child's own
+// pid in its environment, so the child does, then becomes the program.
+const listenShim = `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`
 
 // Name is "process".
 func (p *Process) Name() string { return "process" }
@@ -55,6 +63,14 @@ func (p *Process) leaf(id string, runid uint64) cgroup {
 func (p *Process) Start(l Launch) (Instance, error) {
 	sp := l.Spec
 	cmd := &exec.Cmd{Path: sp.Exec, Args: append([]string{sp.Exec}, sp.Args...), Env: l.Env, Dir: sp.Dir(), Stdout: l.Stdout, Stderr: l.Stdout}
+	if len(sp.Listen) > 0 {
+		sh := cmp.Or(p.Shell, "/bin/sh")
+		cmd.Path, cmd.Args = sh, append([]string{sh, "-c", listenShim}, cmd.Args...)
+		cmd.Env = append(slices.DeleteFunc(slices.Clone(l.Env), func(e string) bool {
+			return strings.HasPrefix(e, "LISTEN_")
+		}), "LISTEN_FDS="+strconv.Itoa(len(sp.Listen)), "LISTEN_FDNAMES="+strings.Join(sp.ListenNames, ":"))
+		cmd.ExtraFiles = sp.Listen // fds 3, 4, …
+	}
 	// Stdin nil is /dev/null.
 	o := proc.Options{Mode: proc.OwnSession, Credential: sp.Credential, Table: p.Table}
 	cg := p.leaf(sp.ID, sp.RunID)
@@ -80,7 +96,7 @@ func (p *Process) Start(l Launch) (Instance, error) {
 		// A kernel before 5.7: start, then move. A child forked in the
 		// moment between is left outside the cgroup (but in the group).
 		p.log().Warn("cannot clone into a cgroup; moving the process after its start", "err", err)
-		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
+		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdout: cmd.Stdout, Stderr: cmd.Stderr, ExtraFiles: cmd.ExtraFiles}
 		o.Cgroup = nil
 		pr, err = proc.Start(cmd, o)
 		if err == nil {
