@@ -335,14 +335,28 @@ func (m *Manager) openUnit(ctx context.Context, s *session, u *unit) {
 		u.set(apitypes.Failed, msg)
 		return
 	}
-	lctx, cancel := context.WithCancel(s.decl.ctx)
-	u.cancel, u.done = cancel, make(chan struct{})
 	u.set(apitypes.Listening, "")
 	log.Info("declared service listening", "sockets", socketNames(u.socks), "eager", u.eager)
+	var first uint64
+	if u.eager {
+		// The first run before the load returns, as without sockets.
+		u.overLimit(time.Now())
+		u.set("", "")
+		rs, err := m.unitStart(ctx, s, u)
+		if err != nil {
+			log.Error("declared service not started; it waits for a connection", "err", err)
+			u.set(apitypes.Listening, err.Error())
+		} else {
+			log.Info("declared service started", "why", "eager", "runid", rs.RunID)
+			first = rs.RunID
+		}
+	}
+	lctx, cancel := context.WithCancel(s.decl.ctx)
+	u.cancel, u.done = cancel, make(chan struct{})
 	s.decl.wg.Add(1)
 	go func() {
 		defer s.decl.wg.Done()
-		m.unitLoop(lctx, s, u)
+		m.unitLoop(lctx, s, u, first)
 	}()
 }
 
@@ -507,28 +521,35 @@ func inodeOf(p string) uint64 {
 	return st.Ino
 }
 
-// unitLoop serves a socket unit until ctx ends or it fails.
-func (m *Manager) unitLoop(ctx context.Context, s *session, u *unit) {
+// unitLoop serves a socket unit until ctx ends or it fails; current is
+// the run it has started already (0 for none).
+func (m *Manager) unitLoop(ctx context.Context, s *session, u *unit, current uint64) {
 	defer close(u.done)
 	log := m.log.With("unit", u.key, "app", u.app)
-	eager := u.eager
 	for {
-		var reply chan error
-		if !eager {
-			u.set(apitypes.Listening, "")
-			var ok bool
-			if reply, ok = u.waitConn(ctx); !ok {
-				return
+		if current != 0 {
+			for done := false; !done; {
+				select {
+				case <-ctx.Done():
+					return
+				case id := <-u.ended:
+					done = id == current
+				case r := <-u.kick:
+					r <- errRunning
+				}
 			}
+			log.Info("declared service's run ended; its sockets are watched again", "runid", current)
+			current = 0
+		}
+		u.set(apitypes.Listening, "")
+		reply, ok := u.waitConn(ctx)
+		if !ok {
+			return
 		}
 		why := "connection"
-		switch {
-		case eager:
-			why = "eager"
-		case reply != nil:
+		if reply != nil {
 			why = "start"
 		}
-		eager = false
 		if msg := u.overLimit(time.Now()); msg != "" {
 			log.Error("declared service failed; its sockets are closed until a reload", "reason", msg)
 			u.closeSockets()
@@ -548,17 +569,7 @@ func (m *Manager) unitLoop(ctx context.Context, s *session, u *unit) {
 			continue
 		}
 		log.Info("declared service started", "why", why, "runid", rs.RunID)
-		for done := false; !done; {
-			select {
-			case <-ctx.Done():
-				return
-			case id := <-u.ended:
-				done = id == rs.RunID
-			case r := <-u.kick:
-				r <- errRunning
-			}
-		}
-		log.Info("declared service's run ended; its sockets are watched again", "runid", rs.RunID)
+		current = rs.RunID
 	}
 }
 
@@ -776,4 +787,3 @@ func (m *Manager) liveFree(s *session, id string) []uint64 {
 	slices.Sort(out)
 	return out
 }
-

@@ -83,4 +83,4 @@ func TestServices(t *testing.T) {
 }
 
 func newClient(sock string) *client.Client { return client.New(sock) }
-func servicesRequest() client.Request    { return client.ServicesRequest }
+func servicesRequest() client.Request      { return client.ServicesRequest }

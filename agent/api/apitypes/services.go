@@ -33,11 +33,11 @@ type Service struct {
 	Sockets []string     `json:"sockets,omitempty"` // "tcp 127.0.0.1:8081", "unix /run/hello.sock"
 	// State is listening, idle, failed, or the state of its run.
 	State  RunState `json:"state"`
-	RunID  uint64   `json:"runid,omitempty"`  // its current or last run
-	Starts int      `json:"starts"`           // runs it started (activations)
-	File   string   `json:"file"`             // the apps.d file it is declared in
-	Error  string   `json:"error,omitempty"`  // why it failed (a socket not bound, the start limit)
-	Note   string   `json:"note,omitempty"`   // for people
+	RunID  uint64   `json:"runid,omitempty"` // its current or last run
+	Starts int      `json:"starts"`          // runs it started (activations)
+	File   string   `json:"file"`            // the apps.d file it is declared in
+	Error  string   `json:"error,omitempty"` // why it failed (a socket not bound, the start limit)
+	Note   string   `json:"note,omitempty"`  // for people
 }
 
 // ServiceProblem is an entry of apps.d that was refused.
