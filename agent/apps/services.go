@@ -558,6 +558,7 @@ func (m *Manager) unitLoop(ctx context.Context, s *session, u *unit, current uin
 			return
 		}
 		u.set("", "")
+		woke := time.Now()
 		rs, err := m.unitStart(ctx, s, u)
 		answer(reply, err)
 		if err != nil {
@@ -568,7 +569,7 @@ func (m *Manager) unitLoop(ctx context.Context, s *session, u *unit, current uin
 			u.set(apitypes.Listening, err.Error())
 			continue
 		}
-		log.Info("declared service started", "why", why, "runid", rs.RunID)
+		log.Info("declared service started", "why", why, "runid", rs.RunID, "took", time.Since(woke).Round(time.Microsecond))
 		current = rs.RunID
 	}
 }

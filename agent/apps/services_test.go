@@ -498,3 +498,46 @@ func TestServiceInstallUninstall(t *testing.T) {
 		t.Errorf("socket still open after uninstall")
 	}
 }
+
+// TestServicesAcrossAgentRestart (cgroups): at the agent's stop the run
+// holding its sockets stops with it and an eager app without sockets is
+// left running; the next agent adopts that run (not a second one) and
+// binds the sockets again, the eager service answering on them.
+func TestServicesAcrossAgentRestart(t *testing.T) {
+	cg := testCgroups(t)
+	dir := t.TempDir()
+	f := newFixture(t, cg, dir)
+	f.keep = true
+	f.stop()
+	f.start()
+	tcp := freePort(t)
+	f.mustInstall(svcPkg(t, "hello", "1.0.0", socketKey(tcp)), false)
+	f.mustInstall(pkg("tick", "1.0.0", ticker), false)
+	f.writeDecl("10-a.json", `{"services": {"web": "hello"}, "startup_services": ["web"], "apps": ["tick"]}`)
+	f.reload()
+	web, tick := f.service("web"), f.service("app:tick")
+	webPid, tickPid := f.pid(web.RunID), f.pid(tick.RunID)
+	f.stop()
+	if alive(webPid) {
+		t.Errorf("the run holding the agent's sockets (pid %d) outlived its agent", webPid)
+	}
+	if !alive(tickPid) {
+		t.Fatalf("the eager app's run (pid %d) did not outlive its agent", tickPid)
+	}
+
+	f2 := newFixture(t, cg, dir)
+	tick2 := f2.service("app:tick")
+	if tick2.RunID != tick.RunID || f2.pid(tick2.RunID) != tickPid || len(f2.liveRuns("tick")) != 1 {
+		t.Errorf("tick after the restart: %+v, runs %+v; want run %d adopted, once", tick2, f2.liveRuns("tick"), tick.RunID)
+	}
+	web2 := f2.service("web")
+	if web2.State != apitypes.Active || web2.RunID == web.RunID {
+		t.Errorf("web after the restart: %+v", web2)
+	}
+	if got := ask(t, "tcp", tcp); got != fmt.Sprintf("hello from %d %d", f2.pid(web2.RunID), web2.RunID) {
+		t.Errorf("answer %q, want run %d", got, web2.RunID)
+	}
+	for _, r := range append(f2.liveRuns("tick"), f2.liveRuns("hello")...) {
+		f2.m.Terminate(ctxT(t), r.RunID)
+	}
+}
