@@ -112,6 +112,7 @@ type decl struct {
 	ctx    context.Context // the units' loops; ends with Serve
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	closed bool // Serve is ending: nothing more is made
 }
 
 // readDecl reads the apps.d dir's *.json files; a file that cannot be
@@ -205,6 +206,9 @@ func (m *Manager) apply(ctx context.Context, s *session, files []appsd.File, pro
 	d := &s.decl
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return apitypes.Reloaded{Added: []string{}, Removed: []string{}, Changed: []string{}, Unchanged: []string{}, ServiceList: m.serviceList(s)}
+	}
 	cfg := m.parseDecl(s, files, probs)
 	for _, p := range cfg.Problems {
 		m.log.Error("declared service refused", "file", p.File, "key", p.Key, "err", p.Message)
@@ -669,7 +673,10 @@ func (m *Manager) kickUnit(ctx context.Context, s *session, u *unit) (apitypes.S
 	select {
 	case u.kick <- r:
 	case <-u.done:
-		return m.kickUnit(ctx, s, &unit{app: u.app, key: u.key, err: "stopped"})
+		u.mu.Lock()
+		msg := cmpOr(u.err, "stopped")
+		u.mu.Unlock()
+		return apitypes.Started{}, apperr.New(apperr.CantStart, fmt.Sprintf("%s provides declared service %s, which is not running: %s", u.app, u.key, msg))
 	case <-ctx.Done():
 		return apitypes.Started{}, apperr.Wrap(apperr.Internal, "start "+u.app, ctx.Err())
 	}
@@ -697,10 +704,11 @@ func (m *Manager) kickUnit(ctx context.Context, s *session, u *unit) (apitypes.S
 // Serve; the runs are left to the runner's shutdown.
 func (m *Manager) stopUnits(s *session) {
 	d := &s.decl
-	d.cancel()
-	d.wg.Wait()
-	d.mu.Lock()
+	d.mu.Lock() // no apply is under way, and none comes after
 	defer d.mu.Unlock()
+	d.closed = true
+	d.cancel()
+	d.wg.Wait() // the loops never take d.mu
 	for _, u := range d.units {
 		u.closeSockets()
 	}

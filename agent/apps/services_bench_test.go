@@ -20,14 +20,16 @@ import (
 //
 //   - direct: the same server started directly (listening itself),
 //     connected to as soon as it listens (dial retried every 100 µs);
+//
 //   - shim: a socket bound and connected to first, then the server started
 //     by hand through the sh shim with the socket (socket activation
 //     without the agent);
+//
 //   - no shim: the same, the server started directly with the socket and
 //     told to take it whatever LISTEN_PID says (the shim's own cost is
 //     shim − no shim).
 //
-//	OSM_APPS_BENCH=1 go test -run TestFigureLazyService -v ./agent/apps/
+//     OSM_APPS_BENCH=1 go test -run TestFigureLazyService -v ./agent/apps/
 func TestFigureLazyService(t *testing.T) {
 	figures(t)
 	bin, body := listenfdBinary(t)

@@ -463,6 +463,12 @@ func TestServiceStartLimit(t *testing.T) {
 		c.Close()
 		t.Errorf("socket still open after the start limit")
 	}
+	if _, err := f.m.Start(ctxT(t), "hello"); apperr.CodeOf(err) != apperr.CantStart || !strings.Contains(err.Error(), "start limit hit") {
+		t.Errorf("Start of the failed service's app = %v, want cant_start with the reason", err)
+	}
+	if rep := f.reload(); !slices.Equal(rep.Changed, []string{"web"}) || f.service("web").State != apitypes.Listening {
+		t.Errorf("a reload makes the failed service again: %+v", rep)
+	}
 }
 
 // TestServiceInstallUninstall: a forced install of a new version of a
