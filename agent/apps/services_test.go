@@ -17,6 +17,7 @@ import (
 	"osmanager/agent/api"
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/proc"
 )
 
 var _ api.Services = (*Manager)(nil)
@@ -545,5 +546,52 @@ func TestServicesAcrossAgentRestart(t *testing.T) {
 	}
 	for _, r := range append(f2.liveRuns("tick"), f2.liveRuns("hello")...) {
 		f2.m.Terminate(ctxT(t), r.RunID)
+	}
+}
+
+// TestSocketRunOfKilledAgentStopped: a run recorded as holding the
+// agent's sockets that outlived its agent (SIGKILL: no shutdown stopped
+// it) is adopted by the next agent and stopped, and its service binds
+// the sockets again.
+func TestSocketRunOfKilledAgentStopped(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, nil, dir)
+	tcp := freePort(t)
+	f.mustInstall(svcPkg(t, "hello", "1.0.0", socketKey(tcp)), false)
+	f.stop()
+	// What the killed agent left: a live process and its record.
+	orphan := exec.Command("sleep", "300")
+	orphan.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { orphan.Wait(); close(waited) }()
+	t.Cleanup(func() { orphan.Process.Kill(); <-waited })
+	st, err := proc.Table{}.Stat(orphan.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := fmt.Sprintf(`{"runs": [{"tree": "1.0.0", "socket": true, "record": {"runtime": "process", "id": "hello", "runid": 1000, "pid": %d, "start_time": %d, "started": "2026-01-02T03:04:05Z"}}]}`,
+		orphan.Process.Pid, st.Start)
+	if err := os.WriteFile(filepath.Join(dir, "apps/.runs.json"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.writeDecl("10-web.json", `{"services": {"web": "hello"}}`)
+
+	f2 := newFixture(t, nil, dir)
+	select {
+	case <-waited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the orphaned socket run (pid %d) was not stopped", orphan.Process.Pid)
+	}
+	if r, err := f2.m.Run(ctxT(t), 1000); err != nil || !r.State.Done() {
+		t.Errorf("run 1000 = %+v, %v; want adopted and over", r, err)
+	}
+	if s := f2.service("web"); s.State != apitypes.Listening {
+		t.Errorf("web = %+v, want listening", s)
+	}
+	if got := ask(t, "tcp", tcp); !strings.HasPrefix(got, "hello from") {
+		t.Errorf("answer %q", got)
 	}
 }
