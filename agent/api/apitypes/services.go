@@ -2,11 +2,9 @@ package apitypes
 
 import "time"
 
-// The declared services' routes (served when the app manager implements
-// agent/api's Services):
-//
-//	GET    /v1/services                ServiceList
-//	POST   /v1/reload                  Reloaded: apps.d read again and applied
+// The documents of the declared services' routes (GET /v1/services,
+// POST /v1/reload), served when the app manager implements agent/api's
+// Services.
 
 // ServiceStart says how a declared service starts.
 type ServiceStart string
