@@ -389,8 +389,13 @@ func TestDeclaredBadInput(t *testing.T) {
 	f.writeDecl("10-good.json", `{"services": {"web": "hello", "busy": "busy"}}`)
 	f.writeDecl("20-bad.json", `{"services": {"x": "hello",}`)
 	f.writeDecl("30-dup.json", `{"services": {"web": "busy", "gone": "nope"}}`)
+	if err := os.Symlink("10-good.json", filepath.Join(f.dir, "apps.d", "15-link.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.writeDecl("README", "not json, not read")
 	rep := f.reload()
 	want := []apitypes.ServiceProblem{
+		{File: "15-link.json", Message: "not a regular file; refused"},
 		{File: "20-bad.json", Message: "not valid JSON (at byte 28: invalid character '}' looking for beginning of object key string); the file is refused"},
 		{File: "30-dup.json", Key: "services.web", Message: `service "web" defined twice (first in 10-good.json, which is kept)`},
 		{File: "30-dup.json", Key: "services.gone", Message: `app "nope" is not installed`},
