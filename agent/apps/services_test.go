@@ -29,18 +29,25 @@ var listenfd struct {
 	err  error
 }
 
-// listenfdBinary builds testdata/listenfd once per test binary.
+// listenfdBinary builds testdata/listenfd once per test binary, into
+// one place per user that each build replaces with a rename (no temp
+// dir left per run; a binary being run elsewhere is not disturbed).
 func listenfdBinary(t testing.TB) (path, body string) {
 	t.Helper()
 	listenfd.once.Do(func() {
-		dir, err := os.MkdirTemp("", "listenfd")
-		if err != nil {
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("osm-listenfd-%d", os.Getuid()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			listenfd.err = err
 			return
 		}
 		listenfd.path = filepath.Join(dir, "listenfd")
-		out, err := exec.Command("go", "build", "-o", listenfd.path, "./testdata/listenfd").CombinedOutput()
+		tmp := fmt.Sprintf("%s.%d", listenfd.path, os.Getpid())
+		out, err := exec.Command("go", "build", "-o", tmp, "./testdata/listenfd").CombinedOutput()
+		if err == nil {
+			err = os.Rename(tmp, listenfd.path)
+		}
 		if err != nil {
+			os.Remove(tmp)
 			listenfd.err = fmt.Errorf("go build listenfd: %v: %s", err, out)
 			return
 		}
