@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -781,6 +782,33 @@ func (m *Manager) reload(ctx context.Context, s *session) apitypes.Reloaded {
 	rep := m.apply(ctx, s, files, probs, "")
 	m.log.Info("declared services reloaded", "dir", m.cfg.AppsD, "added", rep.Added, "removed", rep.Removed, "changed", rep.Changed, "unchanged", len(rep.Unchanged), "problems", len(rep.Problems))
 	return rep
+}
+
+// unitsStarted says whether an eager unit of app id failed to start.
+func (m *Manager) unitsStarted(s *session, id string) error {
+	d := &s.decl
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(d.units)) {
+		u := d.units[k]
+		if u.app != id || !u.eager {
+			continue
+		}
+		u.mu.Lock()
+		runid, st, msg := u.runid, u.state, u.err
+		u.mu.Unlock()
+		rs, err := s.r.State(runid)
+		switch {
+		case st == apitypes.Failed:
+			errs = append(errs, fmt.Errorf("declared service %s: %s", k, msg))
+		case runid == 0 || err != nil:
+			errs = append(errs, fmt.Errorf("declared service %s: not started: %s", k, cmpOr(msg, "no run")))
+		case rs.State == runner.Failed:
+			errs = append(errs, fmt.Errorf("declared service %s: run %d %s", k, runid, rs.Reason))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // liveFree returns the app's live runs that no unit owns.

@@ -607,3 +607,28 @@ func TestSocketRunOfKilledAgentStopped(t *testing.T) {
 		t.Errorf("answer %q", got)
 	}
 }
+
+// TestServiceNewVersionCannotStart: a new version of an eager service's
+// app that cannot start is not kept: the install fails cant_start and the
+// old version runs again as the service, with its sockets.
+func TestServiceNewVersionCannotStart(t *testing.T) {
+	f := newFixture(t, nil, "")
+	tcp := freePort(t)
+	f.mustInstall(svcPkg(t, "hello", "1.0.0", socketKey(tcp)), false)
+	f.writeDecl("10-web.json", `{"services": {"web": "hello"}, "startup_services": ["web"]}`)
+	f.reload()
+	_, err := f.install(pkg("hello", "2.0.0", noStart, socketKey(tcp)), false)
+	if apperr.CodeOf(err) != apperr.CantStart || !strings.Contains(err.Error(), "1.0.0 kept and started again") {
+		t.Fatalf("install of a version that cannot start = %v, want cant_start", err)
+	}
+	if a, _ := f.m.Detail(ctxT(t), "hello"); a.Version != "1.0.0" {
+		t.Errorf("version %s after the failed install, want 1.0.0", a.Version)
+	}
+	s := f.waitService("web", "running", stateIs(apitypes.Active))
+	if r, _ := f.m.Run(ctxT(t), s.RunID); r.Version != "1.0.0" {
+		t.Errorf("service's run %+v, want version 1.0.0", r)
+	}
+	if got := ask(t, "tcp", tcp); got != fmt.Sprintf("hello from %d %d", f.pid(s.RunID), s.RunID) {
+		t.Errorf("answer %q", got)
+	}
+}

@@ -51,8 +51,19 @@ func (m *Manager) Install(ctx context.Context, req apitypes.InstallRequest, body
 			p.Abort()
 			return apitypes.App{}, err
 		}
-		m.installed(s, a, "")
 		m.redeclare(ctx, s, a.ID)
+		if err := m.unitsStarted(s, a.ID); err != nil && oldErr == nil {
+			// An eager declared service of the new version cannot start:
+			// back to the old version, as a replace does.
+			m.log.Error("new version cannot start as its declared service; the old one starts again", "app", a.ID, "version", a.Current.Version, "old", old.Current.Version, "err", err)
+			if _, rerr := s.st.Rollback(a.ID); rerr != nil {
+				m.log.Error("cannot go back to the old version", "app", a.ID, "err", rerr)
+			}
+			m.redeclare(ctx, s, a.ID)
+			m.publish(s)
+			return apitypes.App{}, apperr.Wrap(apperr.CantStart, fmt.Sprintf("%s %s installed but its declared service cannot start; %s kept and started again", a.ID, a.Current.Version, old.Current.Version), err)
+		}
+		m.installed(s, a, "")
 		return m.appDoc(s, a, false), nil
 	}
 

@@ -64,6 +64,11 @@ func (p *Process) Start(l Launch) (Instance, error) {
 	sp := l.Spec
 	cmd := &exec.Cmd{Path: sp.Exec, Args: append([]string{sp.Exec}, sp.Args...), Env: l.Env, Dir: sp.Dir(), Stdout: l.Stdout, Stderr: l.Stdout}
 	if len(sp.Listen) > 0 {
+		// Through the shim an exec that fails would be an exit 127 of a
+		// started run: check first what execve would refuse.
+		if err := checkExec(sp.Exec); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCantStart, err)
+		}
 		sh := cmp.Or(p.Shell, "/bin/sh")
 		cmd.Path, cmd.Args = sh, append([]string{sh, "-c", listenShim}, cmd.Args...)
 		cmd.Env = append(slices.DeleteFunc(slices.Clone(l.Env), func(e string) bool {
@@ -115,6 +120,38 @@ func (p *Process) Start(l Launch) (Instance, error) {
 		go func() { pr.Wait(); in.finish(proc.Exit{}, false) }()
 	}
 	return in, nil
+}
+
+// checkExec says why execve would refuse path: not a regular file, no
+// execute bit, or a "#!" interpreter that is missing or not executable.
+func checkExec(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("exec %s: not an executable file", path)
+	}
+	head := make([]byte, 256)
+	n, _ := f.Read(head)
+	line, ok := strings.CutPrefix(string(head[:n]), "#!")
+	if !ok {
+		return nil
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	interp := strings.Fields(line)
+	if len(interp) == 0 {
+		return fmt.Errorf("exec %s: empty #! line", path)
+	}
+	if err := unix.Access(interp[0], unix.X_OK); err != nil {
+		return fmt.Errorf("exec %s: interpreter %s: %w", path, interp[0], err)
+	}
+	return nil
 }
 
 func cloneIntoUnsupported(err error) bool {

@@ -564,3 +564,29 @@ func TestSpecListenRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessListenCannotStart: with sockets (through the shim), what
+// execve would refuse is still cannot start, not an exit 127 of a run.
+func TestProcessListenCannotStart(t *testing.T) {
+	e := newEnv(t, nil)
+	dir := t.TempDir()
+	badInterp := filepath.Join(dir, "bad-interp")
+	os.WriteFile(badInterp, []byte("#!/nonexistent/interpreter\n"), 0o755)
+	noX := filepath.Join(dir, "no-x")
+	os.WriteFile(noX, []byte("#!/bin/sh\n"), 0o644)
+	for i, tc := range []struct{ name, exec, want string }{
+		{"missing", filepath.Join(dir, "nope"), "no such file"},
+		{"not executable", noX, "not an executable file"},
+		{"bad interpreter", badInterp, "interpreter /nonexistent/interpreter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := e.spec(uint64(i+1), "sleep")
+			sp.Exec = tc.exec
+			sp.Listen, sp.ListenNames = []*os.File{os.Stdin}, []string{"x"}
+			st, err := e.r.Start(context.Background(), sp)
+			if !errors.Is(err, ErrCantStart) || !strings.Contains(err.Error(), tc.want) || st.State != Failed {
+				t.Errorf("Start = %s, %v; want failed, cannot start with %q", st.State, err, tc.want)
+			}
+		})
+	}
+}
