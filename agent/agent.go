@@ -69,6 +69,9 @@ type Options struct {
 	NoApps    bool   // no app manager and no local API
 	APISocket string // the API's socket; default <sysroot>/run/osmanager.sock (paths.APISocket)
 	APIGroup  string // the group that may use the API besides root; "" for root only
+	// Reload: each signal on it re-reads the declared services (<root>/apps.d);
+	// osmanager run sends SIGHUP here.
+	Reload <-chan os.Signal
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none

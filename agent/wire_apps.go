@@ -64,6 +64,9 @@ func (a *Agent) newApps() *apps.Manager {
 		State:  a.state,
 		Log:    log,
 		BootID: filepath.Join(a.paths.Proc, "sys/kernel/random/boot_id"),
+		AppsD:  a.paths.AppsD,
+		Sys:    a.sys,
+		Reload: a.opts.Reload,
 	})
 }
 

@@ -67,6 +67,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/runs/{runid}/resume", s.byRun(a.Resume))
 	handle("POST /v1/runs/{runid}/terminate", s.byRun(a.Terminate))
 	handle("GET /v1/events", s.events)
+	s.serviceRoutes(handle)
 	handle("GET /v1/status", func(w http.ResponseWriter, r *http.Request) error {
 		if err := noQuery(r); err != nil {
 			return err

@@ -90,6 +90,13 @@ type Config struct {
 	// /proc/sys/kernel/random/boot_id. Enabled apps are started on a new
 	// boot, not when only the agent restarts.
 	BootID string
+
+	// Declared services (services.go): AppsD is the LuoYun name of the
+	// apps.d dir ("" for none); Sys the system root, where the services'
+	// Unix sockets are; each receive on Reload (SIGHUP) reads AppsD again.
+	AppsD  string
+	Sys    *sysroot.Root
+	Reload <-chan os.Signal
 }
 
 // Manager is the app manager. Serve is its service loop; its verbs wait
@@ -116,6 +123,8 @@ type session struct {
 	runs   map[uint64]*entry
 	dirty  chan struct{} // a run changed: write runs.json, restarts
 	bootID string
+
+	decl decl // the declared services
 }
 
 // entry is a run the manager knows.
@@ -126,6 +135,7 @@ type entry struct {
 	told  runner.Status // the state last sent as an event
 	taken int           // restarts already counted in the app's record
 	ended bool          // its clean end was seen by persist
+	unit  *unit         // the declared service it runs for; nil for none
 }
 
 // permanentError is a failure restarting will not mend (the supervisor
@@ -152,6 +162,9 @@ type runsFile struct {
 type runRecord struct {
 	Tree   string        `json:"tree"` // the app's version tree the run was started from
 	Record runner.Record `json:"record"`
+	// Socket: the run held the agent's sockets (a declared service); the
+	// next agent stops it, should it have outlived its agent.
+	Socket bool `json:"socket,omitempty"`
 }
 
 // Serve is the service (Run is the API's verb that returns a run): it
@@ -171,6 +184,8 @@ func (m *Manager) Serve(ctx context.Context) error {
 		return permanentError{fmt.Errorf("apps: %w", err)}
 	}
 	s := &session{st: st, runs: map[uint64]*entry{}, dirty: make(chan struct{}, 1)}
+	s.decl.units = map[string]*unit{}
+	s.decl.ctx, s.decl.cancel = context.WithCancel(context.Background())
 	rc := m.cfg.Runner
 	rc.Sys, rc.Log = m.cfg.Root, m.log
 	rc.OnChange = func(rs runner.State) { m.changed(s, rs) }
@@ -179,6 +194,7 @@ func (m *Manager) Serve(ctx context.Context) error {
 	ran := make(chan struct{})
 	go func() { s.r.Run(rctx); close(ran) }()
 	defer func() {
+		m.stopUnits(s)
 		cancel()
 		<-ran
 		m.persist(s)
@@ -190,7 +206,12 @@ func (m *Manager) Serve(ctx context.Context) error {
 		m.log.Info("app manager stopped")
 	}()
 	m.log.Info("app manager starting", "cgroup_mode", s.r.Mode(), "stop_runs_with_agent", s.r.Mode() == runner.CgroupNone)
-	m.recover(ctx, s)
+	files, probs := m.readDecl()
+	m.recover(ctx, s, m.socketApps(s, m.parseDecl(s, files, probs)))
+	if m.cfg.AppsD != "" {
+		rep := m.apply(ctx, s, files, probs, "")
+		m.log.Info("declared services loaded", "dir", m.cfg.AppsD, "units", len(rep.Added), "problems", len(rep.Problems))
+	}
 	m.mu.Lock()
 	m.sess, m.broken = s, nil
 	close(m.ready)
@@ -202,13 +223,17 @@ func (m *Manager) Serve(ctx context.Context) error {
 			return nil
 		case <-s.dirty:
 			m.persist(s)
+		case <-m.cfg.Reload:
+			m.reload(ctx, s)
 		}
 	}
 }
 
 // recover adopts recorded runs, sweeps strays and starts the apps that
-// should run.
-func (m *Manager) recover(ctx context.Context, s *session) {
+// should run, but those of declared services with sockets (their units
+// start them) and stops adopted runs that held an earlier agent's
+// sockets.
+func (m *Manager) recover(ctx context.Context, s *session, socketApps map[string]bool) {
 	var rf runsFile
 	data, err := m.cfg.Root.ReadFile(m.cfg.Runs, 16<<20)
 	switch {
@@ -245,11 +270,14 @@ func (m *Manager) recover(ctx context.Context, s *session) {
 			m.log.Error("cannot rebuild a run's spec", "app", rec.ID, "runid", rec.RunID, "err", err)
 			continue
 		}
-		m.add(s, sp, v.Tree)
+		m.add(s, sp, v.Tree, nil)
 		if _, err := s.r.Adopt(ctx, sp, rec); err != nil {
 			s.mu.Lock()
 			delete(s.runs, rec.RunID)
 			s.mu.Unlock()
+		} else if rr.Socket {
+			m.log.Warn("run held the sockets of an earlier agent; stopped (its service starts it again)", "app", rec.ID, "runid", rec.RunID)
+			s.r.Terminate(ctx, rec.RunID)
 		}
 	}
 	if swept := s.r.Sweep(nil); len(swept) > 0 {
@@ -262,7 +290,7 @@ func (m *Manager) recover(ctx context.Context, s *session) {
 		if a.Desired != store.Running && !(a.Enabled && newBoot) {
 			continue
 		}
-		if len(m.live(s, a.ID)) > 0 || a.Problem != "" {
+		if len(m.live(s, a.ID)) > 0 || a.Problem != "" || socketApps[a.ID] {
 			continue
 		}
 		why := "desired running"
@@ -362,14 +390,20 @@ func (m *Manager) logName(id string, runid uint64) string {
 	return m.cfg.Logs + "/" + id + "/" + strconv.FormatUint(runid, 10) + ".log"
 }
 
-func (m *Manager) add(s *session, sp runner.Spec, tree string) {
+func (m *Manager) add(s *session, sp runner.Spec, tree string, u *unit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.runs[sp.RunID] = &entry{spec: sp, tree: tree, st: runner.State{RunID: sp.RunID, ID: sp.ID, Version: sp.Version, State: runner.Starting}}
+	s.runs[sp.RunID] = &entry{spec: sp, tree: tree, st: runner.State{RunID: sp.RunID, ID: sp.ID, Version: sp.Version, State: runner.Starting}, unit: u}
 }
 
 // startRun starts a new run of version v of a, with a new runid.
 func (m *Manager) startRun(ctx context.Context, s *session, a store.App, v store.Version) (runner.State, error) {
+	return m.startRunFor(ctx, s, a, v, nil)
+}
+
+// startRunFor starts a run for the declared unit u (nil for none): with
+// its extra args after the manifest's, and its sockets.
+func (m *Manager) startRunFor(ctx context.Context, s *session, a store.App, v store.Version, u *unit) (runner.State, error) {
 	runid, err := s.st.NextRunID()
 	if err != nil {
 		return runner.State{}, err
@@ -378,10 +412,16 @@ func (m *Manager) startRun(ctx context.Context, s *session, a store.App, v store
 	if err != nil {
 		return runner.State{}, err
 	}
+	if u != nil {
+		sp.Args = append(slices.Clone(sp.Args), u.args...)
+		if len(u.files) > 0 {
+			sp.Listen, sp.ListenNames, sp.StopWithAgent = u.files, u.names, true
+		}
+	}
 	if _, err := s.st.MakeDataDir(a.ID); err != nil && !errors.Is(err, &apperr.Error{Code: apperr.NotFound}) {
 		return runner.State{}, err
 	}
-	m.add(s, sp, v.Tree)
+	m.add(s, sp, v.Tree, u)
 	m.prune(s, a.ID)
 	rs, err := s.r.Start(ctx, sp)
 	if err != nil {
@@ -471,6 +511,12 @@ func (m *Manager) changed(s *session, rs runner.State) {
 	if e == nil {
 		return
 	}
+	if e.unit != nil && rs.State.Final() {
+		select {
+		case e.unit.ended <- rs.RunID:
+		default:
+		}
+	}
 	if prev != rs.State {
 		ev := apitypes.Event{Type: apitypes.EventState, Time: time.Now().UTC(), ID: rs.ID, Version: rs.Version, RunID: rs.RunID, State: apitypes.RunState(rs.State), Reason: rs.Reason}
 		if rs.State.Final() {
@@ -500,7 +546,7 @@ func (m *Manager) persist(s *session) {
 	liveApps, cleanEnd := map[string]bool{}, map[string]bool{}
 	for _, e := range s.runs {
 		if e.st.Record != nil {
-			rf.Runs = append(rf.Runs, runRecord{Tree: e.tree, Record: *e.st.Record})
+			rf.Runs = append(rf.Runs, runRecord{Tree: e.tree, Record: *e.st.Record, Socket: len(e.spec.Listen) > 0})
 		}
 		if d := e.st.Restarts - e.taken; d > 0 {
 			restarts[e.spec.ID] += d

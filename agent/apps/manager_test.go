@@ -69,6 +69,7 @@ type fixture struct {
 	boot  string // the boot id file
 	m     *Manager
 	stop  func()
+	hup   chan os.Signal // the Manager's Reload
 }
 
 func newFixture(t *testing.T, cg *runner.Cgroups, dir string) *fixture {
@@ -80,7 +81,7 @@ func newFixture(t *testing.T, cg *runner.Cgroups, dir string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, dir: dir, root: root, cg: cg, state: &state.Store{}, boot: filepath.Join(dir, "boot_id")}
+	f := &fixture{t: t, dir: dir, root: root, cg: cg, state: &state.Store{}, boot: filepath.Join(dir, "boot_id"), hup: make(chan os.Signal, 1)}
 	if _, err := os.Stat(f.boot); err != nil {
 		f.reboot("boot-1")
 	}
@@ -102,6 +103,7 @@ func (f *fixture) start() {
 			NewBackoff: func() *backoff.Backoff { return backoff.New(time.Millisecond, 4*time.Millisecond) },
 		},
 		State: f.state, Log: testLogger(t).With("service", "apps"), BootID: f.boot,
+		AppsD: "/apps.d", Sys: f.root, Reload: f.hup,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -42,12 +42,26 @@ func (m *Manager) Install(ctx context.Context, req apitypes.InstallRequest, body
 	}
 	defer unlock()
 	old, oldErr := s.st.Get(next.ID)
-	running := oldErr == nil && (old.Desired == store.Running || len(m.live(s, next.ID)) > 0)
+	// The runs of declared services are replaced by applying the
+	// declaration again once the new version is in place.
+	running := oldErr == nil && (old.Desired == store.Running || len(m.liveFree(s, next.ID)) > 0)
 	if !running {
 		a, err := p.Commit()
 		if err != nil {
 			p.Abort()
 			return apitypes.App{}, err
+		}
+		m.redeclare(ctx, s, a.ID)
+		if err := m.unitsStarted(s, a.ID); err != nil && oldErr == nil {
+			// An eager declared service of the new version cannot start:
+			// back to the old version, as a replace does.
+			m.log.Error("new version cannot start as its declared service; the old one starts again", "app", a.ID, "version", a.Current.Version, "old", old.Current.Version, "err", err)
+			if _, rerr := s.st.Rollback(a.ID); rerr != nil {
+				m.log.Error("cannot go back to the old version", "app", a.ID, "err", rerr)
+			}
+			m.redeclare(ctx, s, a.ID)
+			m.publish(s)
+			return apitypes.App{}, apperr.Wrap(apperr.CantStart, fmt.Sprintf("%s %s installed but its declared service cannot start; %s kept and started again", a.ID, a.Current.Version, old.Current.Version), err)
 		}
 		m.installed(s, a, "")
 		return m.appDoc(s, a, false), nil
@@ -80,6 +94,7 @@ func (m *Manager) Install(ctx context.Context, req apitypes.InstallRequest, body
 		a, _ = s.st.SetDesired(a.ID, store.Running)
 	}
 	m.installed(s, a, old.Current.Version)
+	m.redeclare(ctx, s, a.ID)
 	return m.appDoc(s, a, false), nil
 }
 
@@ -131,12 +146,15 @@ func (m *Manager) Uninstall(ctx context.Context, id string, purge bool) error {
 		return err
 	}
 	defer unlock()
+	m.dropUnits(ctx, s, id) // no connection starts it meanwhile
 	if err := m.stopAll(ctx, s, id); err != nil {
 		return err
 	}
 	if err := s.st.Uninstall(id, purge); err != nil {
+		m.redeclare(ctx, s, id)
 		return err
 	}
+	m.redeclare(ctx, s, id) // its services are now refused: not installed
 	var gone []uint64
 	s.mu.Lock()
 	for runid, e := range s.runs {
@@ -188,6 +206,10 @@ func (m *Manager) start(ctx context.Context, id string, once bool) (apitypes.Sta
 	if err != nil {
 		return apitypes.Started{}, err
 	}
+	if u := m.socketUnit(s, id); u != nil {
+		// Its run needs the unit's sockets: the unit starts it (or has).
+		return m.kickUnit(ctx, s, u)
+	}
 	if live := m.live(s, id); len(live) > 0 && (once || single(a)) {
 		rs, err := s.r.State(live[0])
 		if err == nil {
@@ -235,7 +257,7 @@ func (m *Manager) Rollback(ctx context.Context, id string) (apitypes.App, error)
 	if a.Previous == nil {
 		return apitypes.App{}, apperr.New(apperr.InvalidState, fmt.Sprintf("%s has no previous version to roll back to", id))
 	}
-	wasRunning := a.Desired == store.Running || len(m.live(s, id)) > 0
+	wasRunning := a.Desired == store.Running || len(m.liveFree(s, id)) > 0
 	if err := m.stopAll(ctx, s, id); err != nil {
 		return apitypes.App{}, err
 	}
@@ -243,6 +265,7 @@ func (m *Manager) Rollback(ctx context.Context, id string) (apitypes.App, error)
 	if err != nil {
 		return apitypes.App{}, err
 	}
+	defer m.redeclare(ctx, s, id)
 	m.log.Info("app rolled back", "app", id, "version", b.Current.Version, "from", a.Current.Version)
 	m.event(apitypes.EventChanged, id, b.Current.Version, "rolled back from "+a.Current.Version)
 	var serr error

@@ -56,6 +56,7 @@ type Paths struct {
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
 	AppsDir      string // installed applications: <id>/<tree>/, .staging/, state.json
 	AppsData     string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
+	AppsD        string // declared services: *.json, read at start and on reload (SIGHUP, osmctl reload)
 
 	// Per instance (agent/instance).
 	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
@@ -100,6 +101,7 @@ func Default() Paths {
 		WebSSHShells: "/conf/webssh-shells",
 		AppsDir:      "/apps",
 		AppsData:     "/apps-data",
+		AppsD:        "/apps.d",
 
 		InstanceID:    "/conf/instance-id",
 		SSHHostKeys:   "/etc/ssh",

@@ -109,6 +109,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return a.Boot(ctx)
 	default:
 		o.Log, o.Out = log, stdout
+		// SIGHUP re-reads the declared services (and no longer ends the agent).
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		o.Reload = hup
 		a, err := agent.New(o)
 		if err != nil {
 			return err

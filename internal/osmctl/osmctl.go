@@ -98,6 +98,8 @@ var verbs = []verb{
 	{"enable", nil, "ID", "start the app at boot", 1, 1, nil, appVerb("enable")},
 	{"disable", nil, "ID", "do not start the app at boot", 1, 1, nil, appVerb("disable")},
 	{"events", nil, "", "print events as they happen (until interrupted)", 0, 0, nil, (*cmd).events},
+	{"services", nil, "", "list the declared services (apps.d) and refused entries", 0, 0, nil, (*cmd).services},
+	{"reload", nil, "", "read the declared services (apps.d) again and apply them", 0, 0, nil, (*cmd).reload},
 	{"status", nil, "", "the agent's status document", 0, 0, nil, (*cmd).status},
 	{"version", nil, "", "print the version of osmctl and of the agent", 0, 0, nil, (*cmd).version},
 	{"help", nil, "", "print this help", 0, 0, nil, nil},

@@ -26,6 +26,8 @@
 //	POST   /v1/runs/{runid}/terminate  Run (exited)
 //	GET    /v1/events                  application/x-ndjson: one Event per line, as they happen
 //	GET    /v1/status                  the agent's status document (as the web server's /api/v1/status)
+//	GET    /v1/services                ServiceList: the declared services (apps.d) and refused entries
+//	POST   /v1/reload                  Reloaded: apps.d read again and applied
 //
 // Every failure is an ErrorBody with the matching HTTP status (the codes
 // of agent/apps/apperr): bad_request 400, forbidden 403, not_found 404,

@@ -39,8 +39,10 @@
 //	start_limit  {"burst": N, "interval": "10s"}: more than burst starts within interval
 //	             and the run fails; default {"burst": 5, "interval": "10s"} as systemd's;
 //	             burst 1–1000, interval up to 24h
+//	socket       {"listen": ADDR, "name": N} or a list of them: sockets the agent binds and
+//	             hands over when the app starts as a declared service (see Socket)
 //
-// Later keys (part 2: socket, limits, alerts) are added as fields of
+// Later keys (part 2: limits, alerts) are added as fields of
 // Manifest; the set of allowed keys is read from its json tags, so a key
 // is refused until its field exists.
 //
@@ -139,6 +141,9 @@ type Manifest struct {
 	Instances   Instances         `json:"instances,omitempty"`
 	StopTimeout Duration          `json:"stop_timeout,omitempty"`
 	StartLimit  *StartLimit       `json:"start_limit,omitempty"`
+
+	// Declared services (socket.go).
+	Socket Sockets `json:"socket,omitempty"`
 }
 
 // StartLimit is the start rate limit: more than Burst starts within
@@ -401,6 +406,9 @@ func (m *Manifest) check() error {
 	}
 	if iv := m.StartLimit.Interval.D(); iv <= 0 || iv > maxInterval {
 		return bad(`"start_limit.interval" %v: want above 0 and at most %v`, iv, maxInterval)
+	}
+	if err := m.Socket.check(); err != nil {
+		return err
 	}
 	return nil
 }

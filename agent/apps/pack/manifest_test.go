@@ -47,7 +47,7 @@ func TestParseManifestRefused(t *testing.T) {
 		{"unknown key", `{` + base + `, "restrat": "no"}`, `unknown key "restrat"`, apperr.BadRequest},
 		{"wrong case key", `{` + base + `, "Exec": "x"}`, `unknown key "Exec"`, apperr.BadRequest},
 		{"unknown nested key", `{` + base + `, "start_limit": {"burst": 1, "intervall": "1s"}}`, `unknown key "start_limit.intervall"`, apperr.BadRequest},
-		{"part 2 key not yet", `{` + base + `, "socket": {"listen": ":80"}}`, `unknown key "socket"`, apperr.BadRequest},
+		{"socket misspelt", `{` + base + `, "sockets": {"listen": ":80"}}`, `unknown key "sockets"`, apperr.BadRequest},
 		{"duplicate key", `{` + base + `, "exec": "bin/other"}`, `"exec" given twice`, apperr.BadRequest},
 		{"duplicate env key", `{` + base + `, "env": {"A": "1", "A": "2"}}`, `"env.A" given twice`, apperr.BadRequest},
 		{"missing id", `{"version": "1", "exec": "x"}`, `"id" is missing`, apperr.BadRequest},

@@ -175,3 +175,43 @@ func TestAdoptGone(t *testing.T) {
 		}
 	})
 }
+
+// TestStopWithAgent: a run marked StopWithAgent (it holds the agent's
+// sockets) is terminated when the runner stops, where other runs are
+// left for the next agent.
+func TestStopWithAgent(t *testing.T) {
+	test := func(t *testing.T, e *env) {
+		ctx := context.Background()
+		sp := e.spec(1, "sleep")
+		sp.StopWithAgent = true
+		st, err := e.r.Start(ctx, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept, err := e.r.Start(ctx, e.spec(2, "sleep"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.cancel()
+		<-e.ran
+		if alive(st.Record.Pid) {
+			t.Errorf("run 1 (StopWithAgent) outlived its agent")
+		}
+		if got, _ := e.r.State(1); got.State != Exited {
+			t.Errorf("run 1 is %s, want exited", got.State)
+		}
+		if !alive(kept.Record.Pid) {
+			t.Errorf("run 2 did not outlive its agent")
+		}
+		syscall.Kill(kept.Record.Pid, syscall.SIGKILL)
+	}
+	t.Run("cgroup", func(t *testing.T) { test(t, newEnv(t, testCgroups(t))) })
+	t.Run("group kept", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.keep = true
+		e.cancel()
+		<-e.ran
+		e.r = e.runner()
+		test(t, e)
+	})
+}

@@ -27,7 +27,15 @@ type Process struct {
 	Cgroups *Cgroups   // nil or mode none: process groups only
 	Table   proc.Table // the process table; default /proc
 	Log     *slog.Logger
+	// Shell runs the program of a run with listening sockets (Spec.Listen)
+	// through a one-line shim that sets LISTEN_PID to its own pid and
+	// execs the program (same pid); default /bin/sh.
+	Shell string
 }
+
+// listenShim is the shim's script: Go's exec cannot put the child's own
+// pid in its environment, so the child does, then becomes the program.
+const listenShim = `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`
 
 // Name is "process".
 func (p *Process) Name() string { return "process" }
@@ -55,6 +63,19 @@ func (p *Process) leaf(id string, runid uint64) cgroup {
 func (p *Process) Start(l Launch) (Instance, error) {
 	sp := l.Spec
 	cmd := &exec.Cmd{Path: sp.Exec, Args: append([]string{sp.Exec}, sp.Args...), Env: l.Env, Dir: sp.Dir(), Stdout: l.Stdout, Stderr: l.Stdout}
+	if len(sp.Listen) > 0 {
+		// Through the shim an exec that fails would be an exit 127 of a
+		// started run: check first what execve would refuse.
+		if err := checkExec(sp.Exec); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCantStart, err)
+		}
+		sh := cmp.Or(p.Shell, "/bin/sh")
+		cmd.Path, cmd.Args = sh, append([]string{sh, "-c", listenShim}, cmd.Args...)
+		cmd.Env = append(slices.DeleteFunc(slices.Clone(l.Env), func(e string) bool {
+			return strings.HasPrefix(e, "LISTEN_")
+		}), "LISTEN_FDS="+strconv.Itoa(len(sp.Listen)), "LISTEN_FDNAMES="+strings.Join(sp.ListenNames, ":"))
+		cmd.ExtraFiles = sp.Listen // fds 3, 4, …
+	}
 	// Stdin nil is /dev/null.
 	o := proc.Options{Mode: proc.OwnSession, Credential: sp.Credential, Table: p.Table}
 	cg := p.leaf(sp.ID, sp.RunID)
@@ -80,7 +101,7 @@ func (p *Process) Start(l Launch) (Instance, error) {
 		// A kernel before 5.7: start, then move. A child forked in the
 		// moment between is left outside the cgroup (but in the group).
 		p.log().Warn("cannot clone into a cgroup; moving the process after its start", "err", err)
-		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
+		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdout: cmd.Stdout, Stderr: cmd.Stderr, ExtraFiles: cmd.ExtraFiles}
 		o.Cgroup = nil
 		pr, err = proc.Start(cmd, o)
 		if err == nil {
@@ -99,6 +120,38 @@ func (p *Process) Start(l Launch) (Instance, error) {
 		go func() { pr.Wait(); in.finish(proc.Exit{}, false) }()
 	}
 	return in, nil
+}
+
+// checkExec says why execve would refuse path: not a regular file, no
+// execute bit, or a "#!" interpreter that is missing or not executable.
+func checkExec(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("exec %s: not an executable file", path)
+	}
+	head := make([]byte, 256)
+	n, _ := f.Read(head)
+	line, ok := strings.CutPrefix(string(head[:n]), "#!")
+	if !ok {
+		return nil
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	interp := strings.Fields(line)
+	if len(interp) == 0 {
+		return fmt.Errorf("exec %s: empty #! line", path)
+	}
+	if err := unix.Access(interp[0], unix.X_OK); err != nil {
+		return fmt.Errorf("exec %s: interpreter %s: %w", path, interp[0], err)
+	}
+	return nil
 }
 
 func cloneIntoUnsupported(err error) bool {

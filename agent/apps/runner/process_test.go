@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -71,6 +73,22 @@ func helper(mode string) {
 	case "child":
 		signal.Ignore(syscall.SIGTERM, syscall.SIGHUP)
 		time.Sleep(time.Hour)
+	case "listen": // check the sockets handed over, then answer one connection on each
+		fds, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+		fmt.Printf("pid ok %v fds %d names %s\n", os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()), fds, os.Getenv("LISTEN_FDNAMES"))
+		for i := range fds {
+			ln, err := net.FileListener(os.NewFile(uintptr(3+i), "listen"))
+			if err != nil {
+				fmt.Println("fd", 3+i, err)
+				os.Exit(1)
+			}
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			fmt.Fprintf(c, "fd %d\n", 3+i)
+			c.Close()
+		}
 	case "forkwait": // a child in the group, and wait
 		self, _ := os.Executable()
 		cmd := exec.Command(self)
@@ -469,4 +487,106 @@ func TestProcessRestartAfterKill(t *testing.T) {
 			t.Errorf("restarts %d, last exit %s; want 2, exit 0 (no start killed)", st.Restarts, st.LastExit)
 		}
 	})
+}
+
+// TestProcessListen: a run with listening sockets gets them as fds 3, 4
+// with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID its own pid (through
+// the shell shim), and a connection made before it started is answered.
+func TestProcessListen(t *testing.T) {
+	modes(t, func(t *testing.T, e *env) {
+		var files []*os.File
+		var addrs []string
+		for range 2 {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := ln.(*net.TCPListener).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.Close()
+			t.Cleanup(func() { f.Close() })
+			files = append(files, f)
+			addrs = append(addrs, ln.Addr().String())
+		}
+		// Connect before the program runs: the kernel queues the connection.
+		var conns []net.Conn
+		for _, a := range addrs {
+			c, err := net.Dial("tcp", a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		sp := e.spec(1, "listen")
+		sp.Env["LISTEN_FDS"] = "9" // the manifest's would be replaced
+		sp.Listen, sp.ListenNames = files, []string{"web", "admin"}
+		if _, err := e.r.Start(context.Background(), sp); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range conns {
+			b, err := io.ReadAll(c)
+			if want := fmt.Sprintf("fd %d\n", 3+i); err != nil || string(b) != want {
+				t.Errorf("connection %d read %q, %v; want %q", i, b, err, want)
+			}
+		}
+		if st := e.wait(1); st.LastExit.String() != "exit 0" {
+			t.Errorf("run ended %s, want exit 0", st.LastExit)
+		}
+		lines, _ := e.r.Tail(sp, 0)
+		if want := []string{"pid ok true fds 2 names web:admin"}; !slices.Equal(lines, want) {
+			t.Errorf("log %q, want %q", lines, want)
+		}
+	})
+}
+
+func TestSpecListenRefused(t *testing.T) {
+	f := os.Stdin
+	base := Spec{ID: "a", RunID: 1, Exec: "/bin/true", Log: "/l"}
+	for _, tc := range []struct {
+		name  string
+		files []*os.File
+		names []string
+	}{
+		{"names missing", []*os.File{f}, nil},
+		{"nil file", []*os.File{nil}, []string{"a"}},
+		{"name with colon", []*os.File{f}, []string{"a:b"}},
+		{"empty name", []*os.File{f}, []string{""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := base
+			sp.Listen, sp.ListenNames = tc.files, tc.names
+			if err := sp.Check(); !errors.Is(err, ErrBadSpec) {
+				t.Errorf("Check = %v, want ErrBadSpec", err)
+			}
+		})
+	}
+}
+
+// TestProcessListenCannotStart: with sockets (through the shim), what
+// execve would refuse is still cannot start, not an exit 127 of a run.
+func TestProcessListenCannotStart(t *testing.T) {
+	e := newEnv(t, nil)
+	dir := t.TempDir()
+	badInterp := filepath.Join(dir, "bad-interp")
+	os.WriteFile(badInterp, []byte("#!/nonexistent/interpreter\n"), 0o755)
+	noX := filepath.Join(dir, "no-x")
+	os.WriteFile(noX, []byte("#!/bin/sh\n"), 0o644)
+	for i, tc := range []struct{ name, exec, want string }{
+		{"missing", filepath.Join(dir, "nope"), "no such file"},
+		{"not executable", noX, "not an executable file"},
+		{"bad interpreter", badInterp, "interpreter /nonexistent/interpreter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := e.spec(uint64(i+1), "sleep")
+			sp.Exec = tc.exec
+			sp.Listen, sp.ListenNames = []*os.File{os.Stdin}, []string{"x"}
+			st, err := e.r.Start(context.Background(), sp)
+			if !errors.Is(err, ErrCantStart) || !strings.Contains(err.Error(), tc.want) || st.State != Failed {
+				t.Errorf("Start = %s, %v; want failed, cannot start with %q", st.State, err, tc.want)
+			}
+		})
+	}
 }

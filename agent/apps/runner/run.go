@@ -285,7 +285,7 @@ func (u *run) watch(ctx context.Context, inst Instance) outcome {
 		case <-inst.Done():
 			return leaderExited
 		case <-ctx.Done():
-			if u.r.detach() {
+			if u.r.detach() && !u.spec.StopWithAgent {
 				return detached
 			}
 			u.stop(inst, paused)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -60,6 +61,16 @@ type Spec struct {
 	// Log+".1" … are its rotated predecessors, Log+".pipe" the named pipe
 	// the run writes into.
 	Log string
+
+	// Listen are listening sockets handed to every start of the run as
+	// systemd does (fds 3, 4, …, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES
+	// from ListenNames, one per socket). The caller owns them.
+	Listen      []*os.File
+	ListenNames []string
+	// StopWithAgent terminates the run when the runner stops, even where
+	// runs are otherwise left for the next agent (a run holding the
+	// agent's sockets).
+	StopWithAgent bool
 }
 
 // Pipe is the named pipe between the run and the agent's log writer.
@@ -120,6 +131,17 @@ func (sp Spec) Check() error {
 	for _, s := range append([]string{sp.Version, sp.Data, sp.Workdir, sp.User, sp.Home}, sp.Args...) {
 		if strings.IndexByte(s, 0) >= 0 {
 			return bad("a NUL byte in a value")
+		}
+	}
+	if len(sp.ListenNames) != len(sp.Listen) {
+		return bad("%d listening sockets but %d names", len(sp.Listen), len(sp.ListenNames))
+	}
+	for i, f := range sp.Listen {
+		if f == nil {
+			return bad("listening socket %d is nil", i)
+		}
+		if n := sp.ListenNames[i]; n == "" || strings.ContainsAny(n, ":\x00\n") {
+			return bad("listening socket name %q is empty or holds a colon or control byte", n)
 		}
 	}
 	for k, v := range sp.Env {
