@@ -76,7 +76,7 @@ func TestExtractGood(t *testing.T) {
 
 func TestExtractRefused(t *testing.T) {
 	lim := Limits{MaxBytes: packtest.BadMaxBytes, MaxFiles: packtest.BadMaxFiles}
-	for _, tc := range packtest.BadArchives() {
+	for _, tc := range append(packtest.BadArchives(), packtest.BadBundles()...) {
 		t.Run(tc.Name, func(t *testing.T) {
 			r, dir := stage(t)
 			_, err := Extract(context.Background(), bytes.NewReader(tc.Data), r, "/stage", lim)

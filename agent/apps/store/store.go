@@ -256,10 +256,8 @@ func (s *Store) load(a *App) {
 			continue
 		}
 		v.Dir, _ = s.root.Path(s.treeName(a.ID, v.Tree))
-		data, err := s.root.ReadFile(s.treeName(a.ID, v.Tree)+"/"+pack.ManifestName, pack.MaxManifest)
-		if err == nil {
-			v.Manifest, err = pack.ParseManifest(data)
-		}
+		var err error
+		v.Manifest, err = pack.Load(s.root, s.treeName(a.ID, v.Tree)) // manifest.json or an OCI bundle's config.json
 		if err != nil && v == &a.Current {
 			a.Problem = fmt.Sprintf("version %s: %v", v.Version, err)
 			s.log.Error("app unusable", "app", a.ID, "version", v.Version, "err", err)
