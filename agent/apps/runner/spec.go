@@ -60,6 +60,12 @@ type Spec struct {
 	// Log+".1" … are its rotated predecessors, Log+".pipe" the named pipe
 	// the run writes into.
 	Log string
+
+	// OCI bundles (part 2): Bundle is the host directory of an OCI
+	// runtime bundle, run by the OCI runtime (see Mux) instead of Exec,
+	// which is then empty; Args, Credential, Workdir and Env's PATH,
+	// HOME, USER are the bundle config's business.
+	Bundle string
 }
 
 // Pipe is the named pipe between the run and the agent's log writer.
@@ -108,7 +114,9 @@ func (sp Spec) Check() error {
 		return bad("id is not [a-z0-9][a-z0-9._-]{0,63}")
 	case sp.RunID == 0:
 		return bad("no runid")
-	case !path.IsAbs(sp.Exec) || path.Clean(sp.Exec) != sp.Exec:
+	case sp.Bundle != "" && (sp.Exec != "" || !path.IsAbs(sp.Bundle) || path.Clean(sp.Bundle) != sp.Bundle):
+		return bad("bundle %q is not a clean absolute path, or an exec is given too", sp.Bundle)
+	case sp.Bundle == "" && (!path.IsAbs(sp.Exec) || path.Clean(sp.Exec) != sp.Exec):
 		return bad("exec %q is not a clean absolute path", sp.Exec)
 	case sp.Log == "" || !path.IsAbs(sp.Log):
 		return bad("no absolute log path")
