@@ -69,6 +69,9 @@ type Options struct {
 	NoApps    bool   // no app manager and no local API
 	APISocket string // the API's socket; default <sysroot>/run/osmanager.sock (paths.APISocket)
 	APIGroup  string // the group that may use the API besides root; "" for root only
+	// OCI bundles: the runtime that runs them, "crun", "runc" or "auto"
+	// (the default: crun, else runc).
+	OCIRuntime string
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none

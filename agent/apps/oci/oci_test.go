@@ -150,7 +150,10 @@ func (e *env) stop() {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func spec(id string, runid uint64, bundle string) runner.Spec {
 	return runner.Spec{ID: id, Version: "1", RunID: runid, Bundle: bundle, Log: fmt.Sprintf("/logs/%s/%d.log", id, runid),
