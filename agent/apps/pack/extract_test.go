@@ -122,6 +122,8 @@ func FuzzExtract(f *testing.F) {
 	f.Add(packtest.Tar(true, hello(E{Name: "l", Type: tar.TypeSymlink, Link: "bin/hello"}, E{Name: "h", Type: tar.TypeLink, Link: "bin/hello"})...))
 	f.Add(packtest.Tar(false, E{Name: "../x", Body: "x"}))
 	f.Add([]byte{0x1f, 0x8b})
+	f.Add(packtest.Tar(false, packtest.Bundle("b", packtest.BundleConfig([]string{"/bin/sh"}),
+		E{Name: "bin/sh", Type: tar.TypeSymlink, Link: "/bin/busybox"}, E{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777})...))
 	r, dir := stage(f) // one root per worker, emptied per input: a temp dir each costs more than the extraction
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.RemoveAll(filepath.Join(dir, "stage")); err != nil {

@@ -3,7 +3,8 @@
 //
 //	apps/state.json          installed apps, desired states, runid counter (atomic, 0600)
 //	apps/<id>/<tree>/        an unpacked package; <tree> is its version, or version~N
-//	                         when the same version is installed side by side (force)
+//	                         when the same version is installed side by side (force);
+//	                         for an OCI bundle, the tree holds <id>/config.json and <id>/rootfs/
 //	apps/.staging/<random>/  one install in progress: archive (the download), tree/
 //	apps-data/<id>/          the app's data dir (OSM_APP_DATA), 0700, owned by its user;
 //	                         kept across versions and on uninstall without purge
