@@ -189,3 +189,32 @@ func TestBundleBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestBundleAdoptedAfterRestart: a bundle's container outlives its agent
+// (with cgroups) and the next one adopts it from runs.json and crun's
+// state: the same init, running, not started again.
+func TestBundleAdoptedAfterRestart(t *testing.T) {
+	f := crunFixture(t)
+	f.keep = true
+	f.mustInstall(bundleTar(t, "keeper", []string{"/bin/sh", "-c", `trap "exit 0" TERM; echo up; sleep 1000 & wait`}), false)
+	st := f.mustStart("keeper")
+	f.waitLog("keeper", "up")
+	f.stop()
+	if !alive(st.PIDs[0]) {
+		t.Fatalf("container init %d did not outlive its agent", st.PIDs[0])
+	}
+	f.start()
+	r, err := f.m.Run(ctxT(t), st.RunID)
+	if err != nil || r.State != apitypes.Active || len(r.PIDs) == 0 || r.PIDs[0] != st.PIDs[0] {
+		t.Fatalf("after restart run %d = %+v, %v; want adopted, running, init %d first", st.RunID, r, err, st.PIDs[0])
+	}
+	if a, _ := f.m.Detail(ctxT(t), "keeper"); len(a.Runs) != 1 {
+		t.Errorf("runs = %+v; want the adopted one only", a.Runs)
+	}
+	f.keep = false
+	r, err = f.m.Terminate(ctxT(t), st.RunID)
+	if err != nil || r.State != apitypes.Exited {
+		t.Errorf("terminate of the adopted run = %+v, %v", r, err)
+	}
+	f.waitGone(st.PIDs[0])
+}
