@@ -1,8 +1,6 @@
 package apps
 
 import (
-	"archive/tar"
-	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,34 +16,7 @@ import (
 	"osmanager/agent/sysroot"
 )
 
-// busyboxRootfs is a rootfs of Debian's busybox-static: bin/busybox and
-// its applets as symlinks to it; it skips without a static busybox.
-func busyboxRootfs(t testing.TB) []packtest.Entry {
-	t.Helper()
-	const p = "/bin/busybox"
-	f, err := elf.Open(p)
-	if err != nil {
-		t.Skipf("no %s (apt-get install busybox-static): %v", p, err)
-	}
-	for _, pr := range f.Progs {
-		if pr.Type == elf.PT_INTERP {
-			f.Close()
-			t.Skipf("%s is dynamically linked; the bundle needs busybox-static", p)
-		}
-	}
-	f.Close()
-	bb, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []packtest.Entry{
-		{Name: "bin/", Type: tar.TypeDir},
-		{Name: "bin/busybox", Body: string(bb), Mode: 0o755},
-		{Name: "bin/sleep", Type: tar.TypeSymlink, Link: "busybox"},
-		{Name: "bin/sh", Type: tar.TypeSymlink, Link: "/bin/busybox"}, // absolute, as rootfs links are
-		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
-	}
-}
+func busyboxRootfs(t testing.TB) []packtest.Entry { return packtest.BusyboxRootfs(t) }
 
 func bundleTar(t testing.TB, name string, args []string, annotations ...string) []byte {
 	return packtest.Tar(true, packtest.Bundle(name, packtest.BundleConfig(args, annotations...), busyboxRootfs(t)...)...)
@@ -63,6 +34,7 @@ func crunFixture(t *testing.T) *fixture {
 		t.Skipf("no crun installed (%s)", oci.Install)
 	}
 	cg := testCgroups(t)
+	t.Cleanup(func() { oci.RemoveV1("", filepath.Base(cg.Base)) }) // what crun made on a hybrid host
 	state := filepath.Join(t.TempDir(), "crun")
 	f := newFixtureWith(t, cg, "", func(root *sysroot.Root) runner.Runtime {
 		return &oci.Runtime{Kind: kind, Binary: bin, Cgroups: cg, Sys: root, Dir: "/apps/.oci", State: state, Log: testLogger(t)}

@@ -767,3 +767,30 @@ func (in *instance) Detach() {
 	}
 	in.wg.Wait()
 }
+
+// RemoveV1 removes the empty v1 cgroups the runtime made for a parent
+// name (a slice, relative to each v1 controller's mount under fs), as on
+// hybrid and v1 hosts the runtime leaves the parents of the runs' cgroups
+// behind. Cgroups that still hold processes stay; their error is
+// returned.
+func RemoveV1(fs, name string) error {
+	dirs, _ := filepath.Glob(filepath.Join(cmp.Or(fs, "/sys/fs/cgroup"), "*", name))
+	var errs []error
+	for _, d := range dirs {
+		if isCgroup2(filepath.Dir(d)) {
+			continue
+		}
+		subs, _ := os.ReadDir(d)
+		for _, s := range subs {
+			if s.IsDir() {
+				if err := os.Remove(filepath.Join(d, s.Name())); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := os.Remove(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

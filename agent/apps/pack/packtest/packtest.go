@@ -7,9 +7,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"osmanager/agent/apps/apperr"
@@ -279,5 +282,39 @@ func BadBundles() []Bad {
 		{"bundle beside another dir", Tar(false, append(Bundle("app", good, sh), Entry{Name: "other/", Type: tar.TypeDir})...), apperr.BadRequest, "no manifest.json"},
 		{"rootfs links in a package", Tar(false, hello(Entry{Name: "x/rootfs/sh", Type: tar.TypeSymlink, Link: "/bin/sh"})...), apperr.BadRequest, "absolute target"},
 		{"rootfs sticky in a package", Tar(false, hello(Entry{Name: "x/rootfs/tmp/", Type: tar.TypeDir, Mode: 0o1777})...), apperr.BadRequest, "sticky"},
+	}
+}
+
+// BusyboxRootfs returns a rootfs of Debian's busybox-static for bundles
+// in tests: bin/busybox, bin/sleep -> busybox, bin/sh -> /bin/busybox
+// (absolute, as rootfs links are) and a sticky tmp/. It skips t without
+// a static /bin/busybox.
+func BusyboxRootfs(t testing.TB) []Entry {
+	t.Helper()
+	const p = "/bin/busybox"
+	f, err := elf.Open(p)
+	if err != nil {
+		t.Skipf("no %s (apt-get install busybox-static): %v", p, err)
+	}
+	static := true
+	for _, pr := range f.Progs {
+		if pr.Type == elf.PT_INTERP {
+			static = false
+		}
+	}
+	f.Close()
+	if !static {
+		t.Skipf("%s is dynamically linked; the bundle needs busybox-static", p)
+	}
+	bb, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []Entry{
+		{Name: "bin/", Type: tar.TypeDir},
+		{Name: "bin/busybox", Body: string(bb), Mode: 0o755},
+		{Name: "bin/sleep", Type: tar.TypeSymlink, Link: "busybox"},
+		{Name: "bin/sh", Type: tar.TypeSymlink, Link: "/bin/busybox"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
 	}
 }
