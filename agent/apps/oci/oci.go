@@ -306,9 +306,10 @@ func (r *Runtime) Start(l runner.Launch) (runner.Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", runner.ErrCantStart, sp.ID, err)
 	}
-	logFile := filepath.Join(dir, "crun.log")
+	logFile, pidFile := filepath.Join(dir, "crun.log"), filepath.Join(dir, "pid")
 	os.Remove(logFile)
-	cmd := r.command("--log", logFile, "--log-format", "json", "run", "--bundle", dir, "--no-new-keyring", cid)
+	os.Remove(pidFile)
+	cmd := r.command("--log", logFile, "--log-format", "json", "run", "--bundle", dir, "--pid-file", pidFile, "--no-new-keyring", cid)
 	cmd.Stdout, cmd.Stderr = l.Stdout, l.Stdout // stdin nil: /dev/null
 	cg := r.leaf(sp.ID, sp.RunID)
 	o := proc.Options{Mode: proc.OwnSession, Table: r.Table}
@@ -338,7 +339,7 @@ func (r *Runtime) Start(l runner.Launch) (runner.Instance, error) {
 		p.Wait()
 		return nil, fmt.Errorf("%w: %v", runner.ErrCantStart, err)
 	}
-	st, err := r.waitRunning(cid, p, logFile)
+	st, err := r.waitRunning(cid, p, logFile, pidFile)
 	if err != nil {
 		in.Kill()
 		p.Kill()
@@ -357,7 +358,7 @@ func (r *Runtime) Start(l runner.Launch) (runner.Instance, error) {
 // runtime has exited, for up to a minute. A runtime that exited without
 // logging an error ran a container that ended at once: that is a run
 // that started and exited (with its status), not a failure to start.
-func (r *Runtime) waitRunning(cid string, p *proc.Process, logFile string) (containerState, error) {
+func (r *Runtime) waitRunning(cid string, p *proc.Process, logFile, pidFile string) (containerState, error) {
 	deadline := time.Now().Add(time.Minute)
 	wait := 500 * time.Microsecond
 	for {
@@ -371,7 +372,9 @@ func (r *Runtime) waitRunning(cid string, p *proc.Process, logFile string) (cont
 			if msg := logError(logFile); msg != "" {
 				return st, fmt.Errorf("exited (%s) before the container ran: %s", e, msg)
 			}
-			return containerState{ID: cid, Status: "stopped"}, nil
+			b, _ := os.ReadFile(pidFile) // written once the container was made
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			return containerState{ID: cid, Pid: pid, Status: "stopped"}, nil
 		default:
 		}
 		if time.Now().After(deadline) {

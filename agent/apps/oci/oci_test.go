@@ -15,6 +15,7 @@ import (
 
 	"osmanager/agent/apps/pack/packtest"
 	"osmanager/agent/apps/runner"
+	"osmanager/agent/backoff"
 	"osmanager/agent/sysroot"
 )
 
@@ -138,7 +139,8 @@ func newEnv(t *testing.T) *env {
 func (e *env) start() {
 	keep := false
 	e.r = runner.New(runner.Config{Sys: e.sys, Runtime: &runner.Mux{Process: &runner.Process{Cgroups: e.cg}, OCI: e.rt},
-		Log: e.rt.Log, StopOnShutdown: &keep})
+		Log: e.rt.Log, StopOnShutdown: &keep,
+		NewBackoff: func() *backoff.Backoff { return backoff.New(time.Millisecond, 4*time.Millisecond) }})
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.ran = cancel, make(chan struct{})
 	go func() { e.r.Run(ctx); close(e.ran) }()
@@ -268,6 +270,25 @@ func TestBusyboxLogAndExit(t *testing.T) {
 		if !slices.Contains(lines, want) {
 			t.Errorf("log %q lacks %q", lines, want)
 		}
+	}
+}
+
+// TestBusyboxRestartPolicy: a bundle that fails is started again by its
+// policy until the start limit, then failed with the reason, as any run.
+func TestBusyboxRestartPolicy(t *testing.T) {
+	e := newEnv(t)
+	b := makeBundle(t, t.TempDir(), "crasher", []string{"/bin/sh", "-c", "echo try; exit 1"})
+	sp := spec("crasher", 1, b)
+	sp.Restart, sp.StartLimit = runner.RestartOnFailure, runner.StartLimit{Burst: 3, Interval: time.Minute}
+	if _, err := e.r.Start(context.Background(), sp); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitState(1, func(s runner.State) bool { return s.State.Final() })
+	if st.State != runner.Failed || st.Restarts != 2 || !strings.Contains(st.Reason, "start limit") || st.LastExit == nil || st.LastExit.Code != 1 {
+		t.Errorf("final %+v (exit %+v); want failed by the start limit after 3 starts, exit 1", st, st.LastExit)
+	}
+	if lines, _ := e.r.Tail(sp, 0); len(lines) != 3 {
+		t.Errorf("log %q, want 3 tries", lines)
 	}
 }
 
