@@ -13,7 +13,12 @@
 // added to process.env. It then runs `<runtime> run` in the foreground
 // (create and start in one, with the runtime as the agent's child, which
 // exits with the container's exit status: 128+N after signal N, as
-// shells do), and polls `state` until the container is running. The
+// shells do), and polls `state` until the container is running (a
+// container that ends before a poll sees it ran, as its --pid-file
+// shows, unless the runtime logged an error). `run` rather than `create`
+// then `start`: after `create` the runtime exits and the container's init
+// is re-parented to the host's init, so its exit status is lost to the
+// agent, and with it exit codes and the on-failure policy. The
 // container's stdout and stderr are the runtime's, the run's log pipe;
 // the runtime's own errors go to crun.log in the run's dir (JSON lines)
 // and a start that fails reports the last of them. pause, resume, kill
