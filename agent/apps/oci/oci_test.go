@@ -64,14 +64,17 @@ func makeBundle(t testing.TB, dir, name string, args []string, annotations ...st
 }
 
 // crunOrSkip returns the host's crun, or skips.
-func crunOrSkip(t testing.TB) (kind, bin string) {
+func crunOrSkip(t testing.TB) (kind, bin string) { return runtimeOrSkip(t, Crun) }
+
+// runtimeOrSkip returns the host's runtime of that kind, or skips.
+func runtimeOrSkip(t testing.TB, want string) (kind, bin string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("OCI containers need root")
 	}
-	kind, bin, err := Find(Crun, runner.DefaultPATH)
+	kind, bin, err := Find(want, runner.DefaultPATH)
 	if err != nil || kind == "" {
-		t.Skipf("no crun installed (%s)", Install)
+		t.Skipf("no %s installed (apt-get install %s)", want, want)
 	}
 	return kind, bin
 }
@@ -113,8 +116,10 @@ type env struct {
 	ran    chan struct{}
 }
 
-func newEnv(t *testing.T) *env {
-	kind, bin := crunOrSkip(t)
+func newEnv(t *testing.T) *env { return newEnvOf(t, Crun) }
+
+func newEnvOf(t *testing.T, want string) *env {
+	kind, bin := runtimeOrSkip(t, want)
 	sys, err := sysroot.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +193,12 @@ func comm(pid int) string {
 // with sleep as its process, starts, pauses, resumes and terminates under
 // crun, in the run's leaf cgroup.
 func TestBusyboxSleepLifecycle(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{Crun, Runc} {
+		t.Run(kind, func(t *testing.T) { testLifecycle(t, newEnvOf(t, kind)) })
+	}
+}
+
+func testLifecycle(t *testing.T, e *env) {
 	ctx := context.Background()
 	b := makeBundle(t, t.TempDir(), "sleeper", []string{"/bin/sleep", "1000"})
 	st, err := e.r.Start(ctx, spec("sleeper", 1, b))
@@ -196,8 +206,8 @@ func TestBusyboxSleepLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := st.Record
-	if st.State != runner.Running || rec == nil || len(st.Pids) == 0 || st.Pids[0] != rec.Pid || rec.Runtime != "crun" {
-		t.Fatalf("after start: %+v record %+v; want running, crun, init pid first", st, rec)
+	if st.State != runner.Running || rec == nil || len(st.Pids) == 0 || st.Pids[0] != rec.Pid || rec.Runtime != e.rt.Kind {
+		t.Fatalf("after start: %+v record %+v; want running, %s, init pid first", st, rec, e.rt.Kind)
 	}
 	if got := comm(rec.Pid); got != "sleep" {
 		t.Errorf("container init is %q, want sleep", got)
@@ -225,7 +235,7 @@ func TestBusyboxSleepLifecycle(t *testing.T) {
 				t.Fatalf("state %s, %v; want %s", st.State, err, step.want)
 			}
 			if cs, _ := e.rt.state(cid); cs.Status != step.status {
-				t.Errorf("crun state %q, want %q", cs.Status, step.status)
+				t.Errorf("%s state %q, want %q", e.rt.Kind, cs.Status, step.status)
 			}
 		})
 	}
@@ -239,7 +249,7 @@ func TestBusyboxSleepLifecycle(t *testing.T) {
 		t.Errorf("last exit %+v, want signal KILL", st.LastExit)
 	}
 	if _, ok := e.rt.state(cid); ok {
-		t.Errorf("container %s still known to crun after terminate", cid)
+		t.Errorf("container %s still known to %s after terminate", cid, e.rt.Kind)
 	}
 	if rec.Cgroup != "" {
 		if _, err := os.Stat(rec.Cgroup); !errors.Is(err, os.ErrNotExist) {
@@ -251,7 +261,12 @@ func TestBusyboxSleepLifecycle(t *testing.T) {
 // TestBusyboxLogAndExit: the container's stdout and stderr go to the
 // run's log; its exit code is the run's.
 func TestBusyboxLogAndExit(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{Crun, Runc} {
+		t.Run(kind, func(t *testing.T) { testBusyboxLogAndExit(t, newEnvOf(t, kind)) })
+	}
+}
+
+func testBusyboxLogAndExit(t *testing.T, e *env) {
 	b := makeBundle(t, t.TempDir(), "talker", []string{"/bin/sh", "-c", "echo out $OSM_APP_ID $OSM_RUNID; echo err >&2; exit 3"})
 	// It may end before a state poll sees it running: still a run that
 	// started and exited, not a failure to start.
@@ -276,7 +291,12 @@ func TestBusyboxLogAndExit(t *testing.T) {
 // TestBusyboxRestartPolicy: a bundle that fails is started again by its
 // policy until the start limit, then failed with the reason, as any run.
 func TestBusyboxRestartPolicy(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{Crun, Runc} {
+		t.Run(kind, func(t *testing.T) { testBusyboxRestartPolicy(t, newEnvOf(t, kind)) })
+	}
+}
+
+func testBusyboxRestartPolicy(t *testing.T, e *env) {
 	b := makeBundle(t, t.TempDir(), "crasher", []string{"/bin/sh", "-c", "echo try; exit 1"})
 	sp := spec("crasher", 1, b)
 	sp.Restart, sp.StartLimit = runner.RestartOnFailure, runner.StartLimit{Burst: 3, Interval: time.Minute}
@@ -296,7 +316,12 @@ func TestBusyboxRestartPolicy(t *testing.T) {
 // by the next (crun state names the same init); a container no record
 // names is deleted by the sweep.
 func TestAdoptAndSweep(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{Crun, Runc} {
+		t.Run(kind, func(t *testing.T) { testAdoptAndSweep(t, newEnvOf(t, kind)) })
+	}
+}
+
+func testAdoptAndSweep(t *testing.T, e *env) {
 	ctx := context.Background()
 	b := makeBundle(t, t.TempDir(), "keeper", []string{"/bin/sleep", "1000"})
 	st, err := e.r.Start(ctx, spec("keeper", 1, b))
@@ -419,7 +444,12 @@ func TestRunConfig(t *testing.T) {
 // TestBusyboxCannotExec: a process the rootfs lacks is a failure to
 // start, with crun's reason, and leaves no container, leaf or run dir.
 func TestBusyboxCannotExec(t *testing.T) {
-	e := newEnv(t)
+	for _, kind := range []string{Crun, Runc} {
+		t.Run(kind, func(t *testing.T) { testBusyboxCannotExec(t, newEnvOf(t, kind)) })
+	}
+}
+
+func testBusyboxCannotExec(t *testing.T, e *env) {
 	b := makeBundle(t, t.TempDir(), "broken", []string{"/bin/nonexistent"})
 	st, err := e.r.Start(context.Background(), spec("broken", 1, b))
 	if !errors.Is(err, runner.ErrCantStart) || !strings.Contains(err.Error(), "nonexistent") || st.State != runner.Failed {
