@@ -297,8 +297,11 @@ func TestBundleThroughSocket(t *testing.T) {
 		t.Fatalf("install = %+v, %v", app, err)
 	}
 	st, err := c.Start(ctx, "nap")
-	if err != nil || st.State != apitypes.Active {
+	if err != nil || st.State != apitypes.Active || len(st.PIDs) == 0 {
 		t.Fatalf("start = %+v, %v", st, err)
+	}
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PIDs[0])); strings.TrimSpace(string(comm)) != "sleep" {
+		t.Errorf("run's leader %d is %q, want the bundle's sleep", st.PIDs[0], comm)
 	}
 	for _, v := range []struct {
 		verb string

@@ -673,14 +673,23 @@ func (in *instance) Pids() []int {
 	if in.pid == 0 {
 		return nil
 	}
+	ns := in.pidNS(in.pid)
 	if in.cg == "" {
-		if _, err := in.rt.Table.Stat(in.pid); err != nil {
+		// No leaf: the container's processes are those in its pid
+		// namespace (a scan of the process table, as the process
+		// runtime's groups without cgroups).
+		if ns == "" {
 			return nil
 		}
-		return []int{in.pid}
+		out := []int{in.pid}
+		in.rt.Table.Each(func(st proc.Stat) {
+			if st.Pid != in.pid && !st.Zombie() && in.pidNS(st.Pid) == ns {
+				out = append(out, st.Pid)
+			}
+		})
+		return out
 	}
 	pids, _ := in.cg.Procs()
-	ns := in.pidNS(in.pid)
 	out := make([]int, 0, len(pids))
 	for _, p := range pids {
 		if p == in.pid || ns == "" || in.pidNS(p) != ns {

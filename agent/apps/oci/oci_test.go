@@ -118,13 +118,20 @@ type env struct {
 
 func newEnv(t *testing.T) *env { return newEnvOf(t, Crun) }
 
-func newEnvOf(t *testing.T, want string) *env {
+func newEnvOf(t *testing.T, want string) *env { return newEnvCg(t, want, true) }
+
+// newEnvCg is newEnvOf, with app cgroups or without (mode none).
+func newEnvCg(t *testing.T, want string, cgroups bool) *env {
 	kind, bin := runtimeOrSkip(t, want)
 	sys, err := sysroot.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cg := testCgroups(t)
+	cg := &runner.Cgroups{Mode: runner.CgroupNone}
+	if cgroups {
+		cg = testCgroups(t)
+	}
+	t.Cleanup(func() { RemoveV1("", fmt.Sprintf("osmtest-oci-%d.slice", os.Getpid())) })
 	log := slog.New(slog.NewTextHandler(tWriter{t}, nil))
 	rt := &Runtime{Kind: kind, Binary: bin, Cgroups: cg, Sys: sys, Dir: "/oci", State: filepath.Join(t.TempDir(), "state"), Log: log,
 		Slice: fmt.Sprintf("osmtest-oci-%d.slice", os.Getpid())}
@@ -196,6 +203,7 @@ func TestBusyboxSleepLifecycle(t *testing.T) {
 	for _, kind := range []string{Crun, Runc} {
 		t.Run(kind, func(t *testing.T) { testLifecycle(t, newEnvOf(t, kind)) })
 	}
+	t.Run("crun without app cgroups", func(t *testing.T) { testLifecycle(t, newEnvCg(t, Crun, false)) })
 }
 
 func testLifecycle(t *testing.T, e *env) {
@@ -357,6 +365,23 @@ func testAdoptAndSweep(t *testing.T, e *env) {
 	e.start()
 	if _, err := e.r.Adopt(ctx, spec("keeper", 1, b), rec); !errors.Is(err, runner.ErrGone) {
 		t.Errorf("adopt of a terminated run: %v, want ErrGone", err)
+	}
+}
+
+// TestHybridNeedsUnshare: on a hybrid host the runtime must not see the
+// v2 tree; without unshare(1) a start says so.
+func TestHybridNeedsUnshare(t *testing.T) {
+	if isCgroup2("/sys/fs/cgroup") || !isCgroup2("/sys/fs/cgroup/unified") {
+		t.Skip("not a hybrid cgroup host")
+	}
+	sys, err := sysroot.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &Runtime{Kind: Crun, Binary: "/bin/false", Sys: sys, Dir: "/oci", PATH: t.TempDir()}
+	_, err = rt.Start(runner.Launch{Spec: spec("app", 1, "/nonexistent/app")})
+	if !errors.Is(err, runner.ErrCantStart) || !strings.Contains(err.Error(), "unshare(1)") {
+		t.Errorf("start = %v, want cannot start naming unshare(1)", err)
 	}
 }
 
