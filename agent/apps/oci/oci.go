@@ -77,6 +77,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"osmanager/agent/apps/pack"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/proc"
 	"osmanager/agent/sysroot"
@@ -451,8 +452,8 @@ func RunConfig(data []byte, dir, cgroupsPath string, env []string) ([]byte, erro
 	}
 	root, _ := cfg["root"].(map[string]any)
 	p, _ := root["path"].(string)
-	if p == "" || filepath.IsAbs(p) {
-		return nil, errors.New(`config.json: "root.path" is not a relative path`)
+	if clean, err := pack.CleanName(p); err != nil || clean == "." {
+		return nil, errors.New(`config.json: "root.path" is not a relative path inside the bundle`)
 	}
 	root["path"] = filepath.Join(dir, p)
 	mounts, _ := cfg["mounts"].([]any)

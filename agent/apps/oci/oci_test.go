@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -459,7 +460,7 @@ func TestRunConfig(t *testing.T) {
 			t.Errorf("run config holds %s:\n%s", bad, s)
 		}
 	}
-	for _, c := range []string{`{`, `{"root": {"path": "/abs"}, "process": {}}`, `{"root": {"path": "r"}}`} {
+	for _, c := range []string{`{`, `{"root": {"path": "/abs"}, "process": {}}`, `{"root": {"path": "../r"}, "process": {}}`, `{"root": {"path": "r"}}`} {
 		if _, err := RunConfig([]byte(c), "/b", "/x", nil); err == nil {
 			t.Errorf("RunConfig(%s) accepted", c)
 		}
@@ -491,4 +492,31 @@ func testBusyboxCannotExec(t *testing.T, e *env) {
 	if names, _ := e.sys.ReadDirNames("/oci"); len(names) != 0 {
 		t.Errorf("run dirs left: %q", names)
 	}
+}
+
+// FuzzRunConfig: any config.json gives an error or a config whose
+// root.path is under the bundle and whose cgroupsPath is the one asked,
+// never a panic.
+func FuzzRunConfig(f *testing.F) {
+	f.Add([]byte(packtest.BundleConfig([]string{"/bin/sleep", "1"})))
+	f.Add([]byte(`{"root": {"path": "r"}, "process": {}, "linux": null, "mounts": [null, {"source": "x", "type": "bind"}]}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := RunConfig(data, "/b", "/s/app-a-1", []string{"OSM_RUNID=1"})
+		if err != nil {
+			return
+		}
+		var cfg struct {
+			Root  struct{ Path string }
+			Linux struct {
+				CgroupsPath string `json:"cgroupsPath"`
+			}
+		}
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatalf("output does not parse: %v", err)
+		}
+		if !strings.HasPrefix(cfg.Root.Path, "/b/") || cfg.Linux.CgroupsPath != "/s/app-a-1" {
+			t.Fatalf("root.path %q, cgroupsPath %q", cfg.Root.Path, cfg.Linux.CgroupsPath)
+		}
+	})
 }
