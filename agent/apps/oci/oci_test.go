@@ -117,8 +117,6 @@ type env struct {
 	ran    chan struct{}
 }
 
-func newEnv(t *testing.T) *env { return newEnvOf(t, Crun) }
-
 func newEnvOf(t *testing.T, want string) *env { return newEnvCg(t, want, true) }
 
 // newEnvCg is newEnvOf, with app cgroups or without (mode none).
