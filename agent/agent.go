@@ -72,6 +72,9 @@ type Options struct {
 	// Reload: each signal on it re-reads the declared services (<root>/apps.d);
 	// osmanager run sends SIGHUP here.
 	Reload <-chan os.Signal
+	// OCI bundles: the runtime that runs them, "crun", "runc" or "auto"
+	// (the default: crun, else runc).
+	OCIRuntime string
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none

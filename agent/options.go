@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"osmanager/agent/apps/oci"
 	"osmanager/agent/clc"
 	"osmanager/agent/paths"
 	"osmanager/agent/web"
@@ -75,6 +76,13 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.NoApps, "no-apps", false, "run no application manager and no local API")
 	fs.StringVar(&o.APISocket, "api-socket", "", "the local API's Unix socket (default <sysroot>/run/osmanager.sock)")
 	fs.StringVar(&o.APIGroup, "api-group", "", "a group whose members may use the local API besides root (default: root only)")
+	fs.Func("oci-runtime", "the OCI runtime that runs bundle apps: crun, runc or auto (crun, else runc; the default)", func(v string) error {
+		if _, _, err := oci.Find(v, ""); err != nil {
+			return err
+		}
+		o.OCIRuntime = v
+		return nil
+	})
 	fs.Func("webssh-origin", "an extra allowed Origin for the web terminal, e.g. https://console.example.com (repeatable)", func(v string) error {
 		o.WebSSHOrigins = append(o.WebSSHOrigins, v)
 		return nil

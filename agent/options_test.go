@@ -72,3 +72,33 @@ func TestNegativeDurationRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestOCIRuntimeFlag: --oci-runtime takes crun, runc or auto (the
+// default, empty) and refuses anything else, naming the choices.
+func TestOCIRuntimeFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+		bad  bool
+	}{
+		{nil, "", false},
+		{[]string{"--oci-runtime", "crun"}, "crun", false},
+		{[]string{"--oci-runtime", "runc"}, "runc", false},
+		{[]string{"--oci-runtime", "auto"}, "auto", false},
+		{[]string{"--oci-runtime", "docker"}, "", true},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var o Options
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o.Flags(fs)
+			err := fs.Parse(c.args)
+			if (err != nil) != c.bad || o.OCIRuntime != c.want {
+				t.Errorf("parse %q: OCIRuntime %q, %v; want %q (error %v)", c.args, o.OCIRuntime, err, c.want, c.bad)
+			}
+			if c.bad && !strings.Contains(err.Error(), "crun, runc or auto") {
+				t.Errorf("error %v does not name the choices", err)
+			}
+		})
+	}
+}

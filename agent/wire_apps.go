@@ -1,13 +1,16 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
 
 	"osmanager/agent/api"
 	"osmanager/agent/apps"
+	"osmanager/agent/apps/oci"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/apps/store"
 	"osmanager/agent/proc"
@@ -34,13 +37,16 @@ func (a *Agent) appsServices() []supervisor.Spec {
 func (a *Agent) newApps() *apps.Manager {
 	log := a.sup.Logger("apps")
 	cg := &runner.Cgroups{Mode: runner.CgroupNone}
+	slice := "osmanager.slice"
+	if !a.sys.IsHost() {
+		// A scratch root's runs get a slice of their own at the top of
+		// the v2 tree (never the agent's delegated cgroup, which the
+		// host agent may use), so neither agent sweeps the other's.
+		slice = fmt.Sprintf("osmanager-%08x.slice", crc32.ChecksumIEEE([]byte(a.ly.Dir())))
+	}
 	if on, why := a.allowed(a.opts.AppCgroups, "--app-cgroups"); on {
 		cc := runner.CgroupConfig{FS: a.paths.Cgroup, Log: log}
 		if !a.sys.IsHost() {
-			// A scratch root's runs get a slice of their own at the top of
-			// the v2 tree (never the agent's delegated cgroup, which the
-			// host agent may use), so neither agent sweeps the other's.
-			slice := fmt.Sprintf("osmanager-%08x.slice", crc32.ChecksumIEEE([]byte(a.ly.Dir())))
 			mount := a.paths.Cgroup
 			if _, err := os.Stat(filepath.Join(mount, "cgroup.controllers")); err != nil {
 				mount = filepath.Join(mount, "unified") // hybrid
@@ -51,6 +57,7 @@ func (a *Agent) newApps() *apps.Manager {
 	} else {
 		log.Info("app runs are process groups only, and stop with the agent", "cgroup_mode", runner.CgroupNone, "why", why)
 	}
+	table := proc.Table{Dir: a.paths.Proc}
 	return apps.New(apps.Config{
 		Root:  a.ly,
 		Files: storeFiles(a.paths),
@@ -58,8 +65,11 @@ func (a *Agent) newApps() *apps.Manager {
 		Logs:  a.paths.AppsLogs(),
 		Store: store.Options{Users: store.PasswdUsers(a.sys, a.paths.Passwd)},
 		Runner: runner.Config{
-			Runtime: &runner.Process{Cgroups: cg, Table: proc.Table{Dir: a.paths.Proc}, Log: log},
-			PATH:    a.paths.PATH,
+			Runtime: &runner.Mux{
+				Process: &runner.Process{Cgroups: cg, Table: table, Log: log},
+				OCI:     a.newOCI(cg, slice, table, log),
+			},
+			PATH: a.paths.PATH,
 		},
 		State:  a.state,
 		Log:    log,
@@ -68,6 +78,29 @@ func (a *Agent) newApps() *apps.Manager {
 		Sys:    a.sys,
 		Reload: a.opts.Reload,
 	})
+}
+
+// newOCI is the runtime of OCI bundle apps: --oci-runtime's, if installed;
+// without one, bundles install but cannot start (cant_start says what to
+// install).
+func (a *Agent) newOCI(cg *runner.Cgroups, slice string, table proc.Table, log *slog.Logger) *oci.Runtime {
+	kind, bin, err := oci.Find(a.opts.OCIRuntime, a.paths.PATH)
+	if err != nil {
+		log.Error("no OCI runtime", "err", err)
+	}
+	state, _ := a.sys.Path(a.paths.OCIState())
+	if kind == "" {
+		log.Info("no OCI runtime installed: bundle apps cannot start", "oci_runtime", cmp.Or(a.opts.OCIRuntime, oci.Auto), "install", oci.Install)
+	} else {
+		if _, err := a.sys.MkdirAll(a.paths.OCIState(), 0o700, 0o755, sysroot.Keep); err != nil {
+			log.Warn("OCI runtime state dir", "err", err)
+		}
+		log.Info("OCI runtime for bundle apps", "oci_runtime", kind, "binary", bin, "state", state)
+	}
+	return &oci.Runtime{
+		Kind: kind, Binary: bin, Cgroups: cg, CgroupFS: a.paths.Cgroup, Slice: slice,
+		Sys: a.ly, Dir: a.paths.AppsOCI(), State: state, PATH: a.paths.PATH, Table: table, Log: log,
+	}
 }
 
 // apiSocket is the local API's socket: --api-socket, else the path

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/api/client"
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/apps/oci"
 	"osmanager/agent/apps/pack/packtest"
 )
 
@@ -243,5 +245,71 @@ func TestAppsSurviveAgentRestart(t *testing.T) {
 	}
 	if r, err := c2.RunVerb(ctx, st.RunID, "terminate"); err != nil || r.State != apitypes.Exited {
 		t.Errorf("terminate of the adopted run = %+v, %v", r, err)
+	}
+}
+
+// TestBundleThroughSocket: the agent's wiring runs an OCI bundle
+// (busybox-static rootfs, sleep) with the host's crun: install through
+// the API socket, start, pause, resume, terminate. The scratch root has
+// no app cgroups (mode none: crun's own cgroups, no leaf).
+func TestBundleThroughSocket(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("OCI containers need root")
+	}
+	if _, err := exec.LookPath("crun"); err != nil {
+		t.Skip("no crun installed (apt-get install crun)")
+	}
+	rootfs := packtest.BusyboxRootfs(t)
+	dir := demoDir(t)
+	o, _ := testOptions(t, dir)
+	o.OCIRuntime = "crun"
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Boot(context.Background())
+	// crun's v1 cgroups (mode none on a hybrid or v1 host) are under the
+	// scratch root's slice.
+	t.Cleanup(func() { oci.RemoveV1("", fmt.Sprintf("osmanager-%08x.slice", crc32.ChecksumIEEE([]byte(a.ly.Dir())))) })
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	c := client.New(filepath.Join(dir, "sysroot", "run", "osmanager.sock"))
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.List(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no API: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cfg := packtest.BundleConfig([]string{"/bin/sleep", "1000"}, "org.opencontainers.image.version", "3.0", "org.osmanager.stop_timeout", "200ms")
+	app, err := c.InstallArchive(ctx, bytes.NewReader(packtest.Tar(false, packtest.Bundle("nap", cfg, rootfs...)...)), "", false)
+	if err != nil || app.ID != "nap" || app.Version != "3.0" || !app.Bundle {
+		t.Fatalf("install = %+v, %v", app, err)
+	}
+	st, err := c.Start(ctx, "nap")
+	if err != nil || st.State != apitypes.Active || len(st.PIDs) == 0 {
+		t.Fatalf("start = %+v, %v", st, err)
+	}
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PIDs[0])); strings.TrimSpace(string(comm)) != "sleep" {
+		t.Errorf("run's leader %d is %q, want the bundle's sleep", st.PIDs[0], comm)
+	}
+	for _, v := range []struct {
+		verb string
+		want apitypes.RunState
+	}{{"pause", apitypes.Paused}, {"resume", apitypes.Active}, {"terminate", apitypes.Exited}} {
+		r, err := c.RunVerb(ctx, st.RunID, v.verb)
+		if err != nil || r.State != v.want {
+			t.Fatalf("%s = %+v, %v; want %s", v.verb, r, err, v.want)
+		}
 	}
 }

@@ -369,6 +369,9 @@ func (m *Manager) spec(s *session, a store.App, v store.Version, runid uint64) (
 	if mf.Workdir != "" {
 		sp.Workdir = filepath.Join(v.Dir, mf.Workdir)
 	}
+	if mf.Bundle != nil { // an OCI bundle: the OCI runtime runs it (runner.Mux)
+		sp.Exec, sp.Workdir, sp.Bundle = "", "", filepath.Join(v.Dir, mf.Bundle.Dir)
+	}
 	if mf.StartLimit != nil {
 		sp.StartLimit = runner.StartLimit{Burst: mf.StartLimit.Burst, Interval: mf.StartLimit.Interval.D()}
 	}
@@ -671,6 +674,7 @@ func (m *Manager) appDoc(s *session, a store.App, all bool) apitypes.App {
 		d.Name, d.Description, d.User = mf.Name, mf.Description, mf.User
 		d.Instances = string(cmp.Or(mf.Instances, pack.Single))
 		d.Restart = string(cmp.Or(mf.Restart, pack.DefaultRestart))
+		d.Bundle = mf.Bundle != nil
 	}
 	for _, rs := range m.runStates(s, a.ID) {
 		if all || !rs.State.Final() {

@@ -70,9 +70,15 @@ type fixture struct {
 	m     *Manager
 	stop  func()
 	hup   chan os.Signal // the Manager's Reload
+	oci   runner.Runtime // runs OCI bundles when set (newOCIFixture)
 }
 
 func newFixture(t *testing.T, cg *runner.Cgroups, dir string) *fixture {
+	t.Helper()
+	return newFixtureWith(t, cg, dir, nil)
+}
+
+func newFixtureWith(t *testing.T, cg *runner.Cgroups, dir string, oci func(*sysroot.Root) runner.Runtime) *fixture {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -82,6 +88,9 @@ func newFixture(t *testing.T, cg *runner.Cgroups, dir string) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, dir: dir, root: root, cg: cg, state: &state.Store{}, boot: filepath.Join(dir, "boot_id"), hup: make(chan os.Signal, 1)}
+	if oci != nil {
+		f.oci = oci(root)
+	}
 	if _, err := os.Stat(f.boot); err != nil {
 		f.reboot("boot-1")
 	}
@@ -95,11 +104,15 @@ func (f *fixture) start() {
 	if f.keep {
 		stop = new(bool)
 	}
+	var rt runner.Runtime = &runner.Process{Cgroups: f.cg, Log: testLogger(t)}
+	if f.oci != nil {
+		rt = &runner.Mux{Process: rt, OCI: f.oci}
+	}
 	f.m = New(Config{
 		Root: f.root, Files: store.Files{Dir: "/apps", Data: "/apps-data"},
 		Runs: "/apps/.runs.json", Logs: "/apps/.logs",
 		Runner: runner.Config{
-			Runtime: &runner.Process{Cgroups: f.cg, Log: testLogger(t)}, StopOnShutdown: stop,
+			Runtime: rt, StopOnShutdown: stop,
 			NewBackoff: func() *backoff.Backoff { return backoff.New(time.Millisecond, 4*time.Millisecond) },
 		},
 		State: f.state, Log: testLogger(t).With("service", "apps"), BootID: f.boot,

@@ -133,3 +133,11 @@ func (p Paths) AppsRuns() string { return p.AppsDir + "/.runs.json" }
 // AppsLogs holds the runs' log files, <id>/<runid>.log and rotated
 // copies.
 func (p Paths) AppsLogs() string { return p.AppsDir + "/.logs" }
+
+// AppsOCI holds the OCI runs' own bundle dirs, osm-<id>-<runid>/
+// (config.json of the run, the runtime's log), in the LuoYun root.
+func (p Paths) AppsOCI() string { return p.AppsDir + "/.oci" }
+
+// OCIState is the OCI runtime's state dir (its --root), in the system
+// root: the agent's own, so its sweep touches no other user's containers.
+func (p Paths) OCIState() string { return "/run/osmanager/oci" }

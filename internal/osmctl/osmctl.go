@@ -357,6 +357,9 @@ func (c *cmd) detail() error {
 		} {
 			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 		}
+		if a.Bundle {
+			fmt.Fprintf(tw, "kind:\tOCI bundle\n")
+		}
 		if a.Problem != "" {
 			fmt.Fprintf(tw, "problem:\t%s\n", a.Problem)
 		}

@@ -80,6 +80,10 @@ type App struct {
 	Restarts    int64     `json:"restarts"`
 	Problem     string    `json:"problem,omitempty"` // why it cannot run (missing tree, bad manifest)
 	Runs        []Run     `json:"runs,omitempty"`    // in GET /v1/apps/{id}; live runs in GET /v1/apps
+
+	// OCI bundles: Bundle is set for an OCI runtime bundle (run by the
+	// agent's OCI runtime, crun or runc) rather than a manifest.json package.
+	Bundle bool `json:"bundle,omitempty"`
 }
 
 // RunState is where a run is in its life.

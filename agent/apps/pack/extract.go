@@ -124,6 +124,9 @@ func Unpack(ctx context.Context, r io.Reader, root *sysroot.Root, dir string, li
 	if err := x.run(r); err != nil {
 		return nil, err
 	}
+	if err := x.rootfsRules(); err != nil {
+		return nil, err
+	}
 	for _, l := range x.links {
 		if _, _, err := x.resolve(l); err != nil {
 			return nil, badArchive("symlink %s: %v", l, err)
@@ -153,6 +156,7 @@ type extractor struct {
 	files    map[string]bool // regular files, for hard links
 	dirs     map[string]bool // directories made
 	links    []string        // symlinks, resolved at the end
+	rootfs   rootfsEntries   // entries under <top>/rootfs/ judged once the kind is known
 	entries  int
 	content  int64
 	streamed int64
@@ -279,7 +283,9 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		return badArchive("%s: given twice", name)
 	}
 	x.seen[name] = true
-	if hdr.Mode&(0o4000|0o2000|0o1000) != 0 {
+	if hdr.Mode&(0o4000|0o2000) == 0 && hdr.Mode&0o1000 != 0 && hdr.Typeflag == tar.TypeDir && inRootfs(name) {
+		x.rootfs.sticky = append(x.rootfs.sticky, name) // /tmp of a rootfs: judged at the end
+	} else if hdr.Mode&(0o4000|0o2000|0o1000) != 0 {
 		return badArchive("%s: setuid, setgid or sticky bit (mode %o)", name, hdr.Mode&0o7777)
 	}
 	perm := fs.FileMode(hdr.Mode) & 0o755
@@ -320,6 +326,19 @@ func (x *extractor) entry(hdr *tar.Header, tr *tar.Reader) error {
 		}
 		x.files[name] = true
 	case tar.TypeSymlink:
+		if inRootfs(name) {
+			if err := checkRootfsLink(hdr.Linkname); err != nil {
+				return badArchive("symlink %s -> %q: %v", name, clip(hdr.Linkname), err)
+			}
+			if err := x.parents(name); err != nil {
+				return err
+			}
+			if err := x.root.Symlink(hdr.Linkname, x.host(name)); err != nil {
+				return x.fsError(name, err)
+			}
+			x.rootfs.links = append(x.rootfs.links, rootfsLink{name, hdr.Linkname})
+			return nil
+		}
 		if err := checkLinkTarget(name, hdr.Linkname); err != nil {
 			return badArchive("symlink %s -> %q: %v", name, clip(hdr.Linkname), err)
 		}
@@ -464,11 +483,24 @@ func (x *extractor) resolve(name string) (string, fs.FileInfo, error) {
 	return strings.Join(cur, "/"), fi, nil
 }
 
+// Load reads the manifest of a tree unpacked earlier (the store's
+// installed versions): manifest.json, or an OCI bundle's config.json, and
+// checks it against the tree as Extract did.
+func Load(root *sysroot.Root, dir string) (*Manifest, error) {
+	return (&extractor{root: root, dir: path.Clean(dir)}).check()
+}
+
 // check reads the manifest and checks exec and workdir against the tree.
+// Without manifest.json, the tree may be an OCI bundle.
 func (x *extractor) check() (*Manifest, error) {
 	st, err := x.root.Lstat(x.host(ManifestName))
+	if errors.Is(err, fs.ErrNotExist) {
+		if name, ok := x.bundleName(); ok {
+			return x.bundle(name)
+		}
+	}
 	if err != nil || !st.Mode().IsRegular() {
-		return nil, badArchive("no %s (a regular file) at the top", ManifestName)
+		return nil, badArchive("no %s (a regular file) at the top, nor an OCI bundle (<name>/%s and <name>/rootfs/)", ManifestName, BundleConfig)
 	}
 	data, err := x.root.ReadFile(x.host(ManifestName), MaxManifest)
 	if errors.Is(err, sysroot.ErrTooLarge) {

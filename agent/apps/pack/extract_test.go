@@ -76,7 +76,7 @@ func TestExtractGood(t *testing.T) {
 
 func TestExtractRefused(t *testing.T) {
 	lim := Limits{MaxBytes: packtest.BadMaxBytes, MaxFiles: packtest.BadMaxFiles}
-	for _, tc := range packtest.BadArchives() {
+	for _, tc := range append(packtest.BadArchives(), packtest.BadBundles()...) {
 		t.Run(tc.Name, func(t *testing.T) {
 			r, dir := stage(t)
 			_, err := Extract(context.Background(), bytes.NewReader(tc.Data), r, "/stage", lim)
@@ -122,6 +122,8 @@ func FuzzExtract(f *testing.F) {
 	f.Add(packtest.Tar(true, hello(E{Name: "l", Type: tar.TypeSymlink, Link: "bin/hello"}, E{Name: "h", Type: tar.TypeLink, Link: "bin/hello"})...))
 	f.Add(packtest.Tar(false, E{Name: "../x", Body: "x"}))
 	f.Add([]byte{0x1f, 0x8b})
+	f.Add(packtest.Tar(false, packtest.Bundle("b", packtest.BundleConfig([]string{"/bin/sh"}),
+		E{Name: "bin/sh", Type: tar.TypeSymlink, Link: "/bin/busybox"}, E{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777})...))
 	r, dir := stage(f) // one root per worker, emptied per input: a temp dir each costs more than the extraction
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if err := os.RemoveAll(filepath.Join(dir, "stage")); err != nil {

@@ -62,8 +62,11 @@
 // group or world write), directories at least 0700.
 //
 // Unpack applies the same rules without the manifest, for other formats
-// carried in such archives (part 2's OCI bundles); Tree.Resolve follows
-// a name inside the unpacked tree.
+// carried in such archives; Tree.Resolve follows a name inside the
+// unpacked tree.
+//
+// An archive without manifest.json may instead be an OCI runtime bundle
+// (see bundle.go): <name>/config.json and <name>/rootfs/.
 package pack
 
 import (
@@ -144,6 +147,9 @@ type Manifest struct {
 
 	// Declared services (socket.go).
 	Socket Sockets `json:"socket,omitempty"`
+	// OCI bundles (part 2): set when the package is an OCI runtime
+	// bundle rather than a manifest.json package; never read from JSON.
+	Bundle *Bundle `json:"-"`
 }
 
 // StartLimit is the start rate limit: more than Burst starts within
@@ -337,11 +343,13 @@ func (m *Manifest) check() error {
 		return bad(`"version" is missing`)
 	case !ValidVersion(m.Version):
 		return bad(`"version" %q: want [0-9A-Za-z][0-9A-Za-z.+_-]{0,63}`, clip(m.Version))
-	case m.Exec == "":
+	case m.Exec == "" && m.Bundle == nil:
 		return bad(`"exec" is missing`)
 	}
-	if err := checkTreePath(m.Exec); err != nil {
-		return bad(`"exec" %q: %v`, clip(m.Exec), err)
+	if m.Exec != "" {
+		if err := checkTreePath(m.Exec); err != nil {
+			return bad(`"exec" %q: %v`, clip(m.Exec), err)
+		}
 	}
 	if m.Workdir != "" {
 		if err := checkTreePath(m.Workdir); err != nil {

@@ -10,8 +10,10 @@
 // limit hit, or the program cannot start). Each run has one loop
 // goroutine that alone drives it; the Runner waits for every loop.
 //
-// Runs go through a Runtime: the built-in Process runtime here; an OCI
-// runtime adapter is another implementation of the same interface.
+// Runs go through a Runtime: the built-in Process runtime here; the OCI
+// runtime adapter (agent/apps/oci: crun or runc) is another
+// implementation of the same interface, and Mux sends each run to the one
+// its Spec asks for.
 //
 // The runner has its own restart loop rather than the agent's supervisor:
 // a run needs states the supervisor has not (paused, stopping, exited

@@ -71,6 +71,11 @@ type Spec struct {
 	// runs are otherwise left for the next agent (a run holding the
 	// agent's sockets).
 	StopWithAgent bool
+	// OCI bundles (part 2): Bundle is the host directory of an OCI
+	// runtime bundle, run by the OCI runtime (see Mux) instead of Exec,
+	// which is then empty; Args, Credential, Workdir and Env's PATH,
+	// HOME, USER are the bundle config's business.
+	Bundle string
 }
 
 // Pipe is the named pipe between the run and the agent's log writer.
@@ -119,7 +124,11 @@ func (sp Spec) Check() error {
 		return bad("id is not [a-z0-9][a-z0-9._-]{0,63}")
 	case sp.RunID == 0:
 		return bad("no runid")
-	case !path.IsAbs(sp.Exec) || path.Clean(sp.Exec) != sp.Exec:
+	case sp.Bundle != "" && (sp.Exec != "" || !path.IsAbs(sp.Bundle) || path.Clean(sp.Bundle) != sp.Bundle):
+		return bad("bundle %q is not a clean absolute path, or an exec is given too", sp.Bundle)
+	case sp.Bundle != "" && len(sp.Listen) > 0:
+		return bad("an OCI bundle takes no listening sockets (socket activation is for programs)")
+	case sp.Bundle == "" && (!path.IsAbs(sp.Exec) || path.Clean(sp.Exec) != sp.Exec):
 		return bad("exec %q is not a clean absolute path", sp.Exec)
 	case sp.Log == "" || !path.IsAbs(sp.Log):
 		return bad("no absolute log path")

@@ -3,7 +3,8 @@
 //
 //	apps/state.json          installed apps, desired states, runid counter (atomic, 0600)
 //	apps/<id>/<tree>/        an unpacked package; <tree> is its version, or version~N
-//	                         when the same version is installed side by side (force)
+//	                         when the same version is installed side by side (force);
+//	                         for an OCI bundle, the tree holds <id>/config.json and <id>/rootfs/
 //	apps/.staging/<random>/  one install in progress: archive (the download), tree/
 //	apps-data/<id>/          the app's data dir (OSM_APP_DATA), 0700, owned by its user;
 //	                         kept across versions and on uninstall without purge
@@ -256,10 +257,8 @@ func (s *Store) load(a *App) {
 			continue
 		}
 		v.Dir, _ = s.root.Path(s.treeName(a.ID, v.Tree))
-		data, err := s.root.ReadFile(s.treeName(a.ID, v.Tree)+"/"+pack.ManifestName, pack.MaxManifest)
-		if err == nil {
-			v.Manifest, err = pack.ParseManifest(data)
-		}
+		var err error
+		v.Manifest, err = pack.Load(s.root, s.treeName(a.ID, v.Tree)) // manifest.json or an OCI bundle's config.json
 		if err != nil && v == &a.Current {
 			a.Problem = fmt.Sprintf("version %s: %v", v.Version, err)
 			s.log.Error("app unusable", "app", a.ID, "version", v.Version, "err", err)

@@ -331,7 +331,7 @@ func TestInstallRefused(t *testing.T) {
 		want string
 	}
 	var cases []tc
-	for _, b := range packtest.BadArchives() {
+	for _, b := range append(packtest.BadArchives(), packtest.BadBundles()...) {
 		cases = append(cases, tc{"archive " + b.Name, body(b.Data), InstallOptions{}, b.Code, b.Want})
 	}
 	cases = append(cases,

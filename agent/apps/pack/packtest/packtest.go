@@ -7,8 +7,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"debug/elf"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
+	"testing"
 	"time"
 
 	"osmanager/agent/apps/apperr"
@@ -176,5 +180,141 @@ func BadArchives() []Bad {
 		{"exec absolute", Tar(false, Entry{Name: "manifest.json", Body: `{"id": "a", "version": "1", "exec": "/bin/sh"}`}), apperr.BadRequest, `absolute`},
 		{"exec via symlink out", Tar(false, Manifest("a", "1"), Entry{Name: "bin/", Type: tar.TypeDir}, Entry{Name: "bin/hello", Type: tar.TypeSymlink, Link: "../../bin/sh"}), apperr.BadRequest, "out of the package"},
 		{"workdir missing", Tar(false, append(hello()[1:], Manifest("a", "1", `"workdir": "var"`))...), apperr.BadRequest, `"workdir"`},
+	}
+}
+
+// OCI bundles.
+
+// BundleConfig returns an OCI runtime config.json running args as root
+// in the bundle's rootfs, with new pid, mount, ipc and uts namespaces,
+// and the annotations given as name, value pairs.
+func BundleConfig(args []string, annotations ...string) string {
+	a := map[string]string{}
+	for i := 0; i+1 < len(annotations); i += 2 {
+		a[annotations[i]] = annotations[i+1]
+	}
+	cfg := map[string]any{
+		"ociVersion": "1.0.2",
+		"process": map[string]any{
+			"terminal": false, "user": map[string]int{"uid": 0, "gid": 0}, "args": args,
+			"env": []string{"PATH=/bin"}, "cwd": "/", "noNewPrivileges": true,
+		},
+		"root":     map[string]any{"path": "rootfs", "readonly": true},
+		"hostname": "bundle",
+		"mounts": []map[string]any{
+			{"destination": "/proc", "type": "proc", "source": "proc"},
+			{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "mode=755", "size=65536k"}},
+		},
+		"linux": map[string]any{
+			"namespaces": []map[string]string{{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}},
+		},
+	}
+	if len(a) > 0 {
+		cfg["annotations"] = a
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Bundle returns the entries of an OCI bundle package: <name>/,
+// <name>/config.json with cfg, <name>/rootfs/ and the rootfs entries
+// (their names relative to rootfs).
+func Bundle(name, cfg string, rootfs ...Entry) []Entry {
+	out := []Entry{
+		{Name: name + "/", Type: tar.TypeDir},
+		{Name: name + "/config.json", Body: cfg},
+		{Name: name + "/rootfs/", Type: tar.TypeDir},
+	}
+	for _, e := range rootfs {
+		e.Name = name + "/rootfs/" + e.Name
+		out = append(out, e)
+	}
+	return out
+}
+
+// BadBundles lists refused OCI bundles, as BadArchives.
+func BadBundles() []Bad {
+	good := BundleConfig([]string{"/bin/sleep", "1000"})
+	sh := Entry{Name: "bin/sh", Body: "x", Mode: 0o755}
+	with := func(f func(map[string]any)) string {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(good), &m); err != nil {
+			panic(err)
+		}
+		f(m)
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	root := func(p string) string { return with(func(m map[string]any) { m["root"] = map[string]any{"path": p} }) }
+	proc := func(k string, v any) string {
+		return with(func(m map[string]any) { m["process"].(map[string]any)[k] = v })
+	}
+	noRootfs := []Entry{{Name: "app/", Type: tar.TypeDir}, {Name: "app/config.json", Body: good}}
+	return []Bad{
+		{"bundle missing rootfs", Tar(false, noRootfs...), apperr.BadRequest, `"root.path" "rootfs": app/rootfs does not exist`},
+		{"bundle rootfs a file", Tar(false, append(noRootfs, Entry{Name: "app/rootfs", Body: "x"})...), apperr.BadRequest, "not a directory"},
+		{"bundle broken config.json", Tar(false, Bundle("app", `{"ociVersion": "1.0.2", "process": {`, sh)...), apperr.BadRequest, "config.json: not valid JSON"},
+		{"bundle config.json wrong type", Tar(false, Bundle("app", `{"ociVersion": "1.0.2", "process": {"args": "sleep"}}`, sh)...), apperr.BadRequest, `"process.args"`},
+		{"bundle config.json trailing data", Tar(false, Bundle("app", good+"{}", sh)...), apperr.BadRequest, "data after"},
+		{"bundle config.json empty", Tar(false, Bundle("app", "", sh)...), apperr.BadRequest, "not valid JSON"},
+		{"bundle no ociVersion", Tar(false, Bundle("app", with(func(m map[string]any) { delete(m, "ociVersion") }), sh)...), apperr.BadRequest, `"ociVersion" is missing`},
+		{"bundle no process", Tar(false, Bundle("app", with(func(m map[string]any) { delete(m, "process") }), sh)...), apperr.BadRequest, `"process" is missing`},
+		{"bundle empty args", Tar(false, Bundle("app", proc("args", []string{}), sh)...), apperr.BadRequest, `"process.args" is empty`},
+		{"bundle terminal", Tar(false, Bundle("app", proc("terminal", true), sh)...), apperr.BadRequest, `"process.terminal"`},
+		{"bundle relative cwd", Tar(false, Bundle("app", proc("cwd", "tmp"), sh)...), apperr.BadRequest, `"process.cwd"`},
+		{"bundle no root", Tar(false, Bundle("app", with(func(m map[string]any) { delete(m, "root") }), sh)...), apperr.BadRequest, `"root.path" is missing`},
+		{"bundle root path outside", Tar(false, Bundle("app", root("../rootfs"), sh)...), apperr.BadRequest, `"root.path" "../rootfs": not inside the bundle`},
+		{"bundle root path absolute", Tar(false, Bundle("app", root("/"), sh)...), apperr.BadRequest, `"root.path" "/": absolute`},
+		{"bundle root path the bundle", Tar(false, Bundle("app", root("."), sh)...), apperr.BadRequest, "names the bundle itself"},
+		{"bundle root path symlink out", Tar(false, append(Bundle("app", root("r"), sh), Entry{Name: "app/r", Type: tar.TypeSymlink, Link: "../.."})...), apperr.BadRequest, "out of the package"},
+		{"bundle bad name", Tar(false, Bundle("App", good, sh)...), apperr.BadRequest, "not a valid app id"},
+		{"bundle bad version", Tar(false, Bundle("app", BundleConfig([]string{"/bin/sh"}, "org.opencontainers.image.version", "1/2"), sh)...), apperr.BadRequest, "org.opencontainers.image.version"},
+		{"bundle bad restart", Tar(false, Bundle("app", BundleConfig([]string{"/bin/sh"}, "org.osmanager.restart", "sometimes"), sh)...), apperr.BadRequest, `"restart" "sometimes"`},
+		{"bundle bad stop timeout", Tar(false, Bundle("app", BundleConfig([]string{"/bin/sh"}, "org.osmanager.stop_timeout", "soon"), sh)...), apperr.BadRequest, "org.osmanager.stop_timeout"},
+		{"bundle config.json symlink", Tar(false, Entry{Name: "app/c", Body: good}, Entry{Name: "app/config.json", Type: tar.TypeSymlink, Link: "c"}, Entry{Name: "app/rootfs/", Type: tar.TypeDir}), apperr.BadRequest, "not a regular file"},
+		{"bundle device node in rootfs", Tar(false, Bundle("app", good, sh, Entry{Name: "dev/null", Type: tar.TypeChar})...), apperr.BadRequest, "device"},
+		{"bundle setuid in rootfs", Tar(false, Bundle("app", good, Entry{Name: "bin/su", Body: "x", Mode: 0o4755})...), apperr.BadRequest, "setuid"},
+		{"bundle absolute symlink outside rootfs", Tar(false, append(Bundle("app", good, sh), Entry{Name: "app/etc", Type: tar.TypeSymlink, Link: "/etc"})...), apperr.BadRequest, "absolute"},
+		{"bundle write through rootfs symlink", Tar(false, Bundle("app", good, Entry{Name: "lib", Type: tar.TypeSymlink, Link: "/usr/lib"}, Entry{Name: "lib/x", Body: "x"})...), apperr.BadRequest, "symlink"},
+		{"bundle beside another dir", Tar(false, append(Bundle("app", good, sh), Entry{Name: "other/", Type: tar.TypeDir})...), apperr.BadRequest, "no manifest.json"},
+		{"rootfs links in a package", Tar(false, hello(Entry{Name: "x/rootfs/sh", Type: tar.TypeSymlink, Link: "/bin/sh"})...), apperr.BadRequest, "absolute target"},
+		{"rootfs sticky in a package", Tar(false, hello(Entry{Name: "x/rootfs/tmp/", Type: tar.TypeDir, Mode: 0o1777})...), apperr.BadRequest, "sticky"},
+	}
+}
+
+// BusyboxRootfs returns a rootfs of Debian's busybox-static for bundles
+// in tests: bin/busybox, bin/sleep -> busybox, bin/sh -> /bin/busybox
+// (absolute, as rootfs links are) and a sticky tmp/. It skips t without
+// a static /bin/busybox.
+func BusyboxRootfs(t testing.TB) []Entry {
+	t.Helper()
+	const p = "/bin/busybox"
+	f, err := elf.Open(p)
+	if err != nil {
+		t.Skipf("no %s (apt-get install busybox-static): %v", p, err)
+	}
+	static := true
+	for _, pr := range f.Progs {
+		if pr.Type == elf.PT_INTERP {
+			static = false
+		}
+	}
+	f.Close()
+	if !static {
+		t.Skipf("%s is dynamically linked; the bundle needs busybox-static", p)
+	}
+	bb, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []Entry{
+		{Name: "bin/", Type: tar.TypeDir},
+		{Name: "bin/busybox", Body: string(bb), Mode: 0o755},
+		{Name: "bin/sleep", Type: tar.TypeSymlink, Link: "busybox"},
+		{Name: "bin/sh", Type: tar.TypeSymlink, Link: "/bin/busybox"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
 	}
 }
