@@ -206,7 +206,15 @@ func (a *Agent) Boot(ctx context.Context) error {
 	// With a summary printed, each step's log line is at debug level:
 	// otherwise every step shows twice (summary on stdout, log on stderr).
 	a.sup.QuietSteps = a.opts.Out != nil
+	// The steps' writes sync each directory once, at the end (or before
+	// the script, which may reboot): see sysroot.Batch.
+	a.sys.Batch()
+	a.ly.Batch()
 	err := a.sup.RunSteps(ctx, b.steps())
+	if serr := errors.Join(a.sys.EndBatch(), a.ly.EndBatch()); serr != nil {
+		a.log.Error("boot: files written but their directories not synced: a power cut may lose them", "err", serr)
+		err = errors.Join(err, serr)
+	}
 	a.cfg = b.cfg
 	if a.opts.Out != nil {
 		for _, s := range a.state.Steps() {
