@@ -15,7 +15,8 @@ func TestRE(t *testing.T) {
 			t.Errorf("MatchString(%q) = %v, want %v", c.in, got, c.want)
 		}
 	}
-	if id.Regexp() != id.Regexp() {
+	first := id.Regexp()
+	if again := id.Regexp(); again != first {
 		t.Error("compiled twice")
 	}
 }
