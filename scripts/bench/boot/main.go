@@ -11,8 +11,11 @@
 // of them alike. Medians of n runs each. Every run must succeed: a boot that
 // fails stops the benchmark (its time would not be a boot's).
 //
-//	go run ./scripts/bench/boot [-n 30] [-short] [-dir DIR]
+//	go run ./scripts/bench/boot [-n 30] [-short] [-dir DIR] [-before BIN]
 //
+// -before times another osmanager binary (an older build) the same way in
+// the same interleaved runs, on instances of its own, for before/after
+// figures that share the machine's load.
 // -dir puts the scratch instances in DIR (default a temp dir: tmpfs on
 // some machines; the first-boot figure is for ext4, so give a dir on one).
 // -short takes 7 runs. Besides the table, it prints one machine-readable
@@ -36,11 +39,12 @@ func main() {
 	n := flag.Int("n", 30, "runs per measurement (median reported)")
 	short := flag.Bool("short", false, "a quick run: 7 runs per measurement")
 	dir := flag.String("dir", "", "make the scratch instances here (default: a temp dir)")
+	before := flag.String("before", "", "also time this osmanager binary, interleaved (before/after)")
 	flag.Parse()
 	if *short {
 		*n = 7
 	}
-	if err := run(*n, *dir); err != nil {
+	if err := run(*n, *dir, *before); err != nil {
 		fmt.Fprintln(os.Stderr, "bench boot:", err)
 		os.Exit(1)
 	}
@@ -53,7 +57,7 @@ import "os"
 func main() { os.Stdout.WriteString("hello\n") }
 `
 
-func run(n int, base string) error {
+func run(n int, base, before string) error {
 	tmp, err := os.MkdirTemp(base, "osm-bench-boot-")
 	if err != nil {
 		return err
@@ -81,7 +85,7 @@ func run(n int, base string) error {
 	}
 	// One instance dir per first-boot run, made before any timing; the
 	// unchanged boots use one more, booted once here.
-	dirs := make([]string, n+1)
+	dirs := make([]string, 2*n+2) // [n+1:] for -before
 	for i := range dirs {
 		dirs[i] = filepath.Join(tmp, fmt.Sprint("d", i))
 		if _, err := scratch.Make(dirs[i]); err != nil {
@@ -92,9 +96,14 @@ func run(n int, base string) error {
 		return []string{"boot", "--no-network", "--log-level", "error", "--floppy", filepath.Join(dir, "floppy.img"),
 			"--root", filepath.Join(dir, "LuoYun"), "--sysroot", filepath.Join(dir, "sysroot")}
 	}
-	again := dirs[n]
+	again, againBefore := dirs[n], dirs[2*n+1]
 	if out, err := exec.Command(bin, args(again)...).CombinedOutput(); err != nil {
 		return fmt.Errorf("first boot of the unchanged instance: %v\n%s", err, out)
+	}
+	if before != "" {
+		if out, err := exec.Command(before, args(againBefore)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("-before: first boot of the unchanged instance: %v\n%s", err, out)
+		}
 	}
 	_, pyErr := exec.LookPath("python3")
 	ms := []*measure{
@@ -103,6 +112,12 @@ func run(n int, base string) error {
 		{name: "osmanager version", cmd: func(int) *exec.Cmd { return exec.Command(bin, "version") }},
 		{name: "unchanged boot", cmd: func(int) *exec.Cmd { return exec.Command(bin, args(again)...) }},
 		{name: "first boot", cmd: func(i int) *exec.Cmd { return exec.Command(bin, args(dirs[i])...) }},
+	}
+	if before != "" {
+		ms = append(ms,
+			&measure{name: "version (before)", cmd: func(int) *exec.Cmd { return exec.Command(before, "version") }},
+			&measure{name: "unchanged boot (before)", cmd: func(int) *exec.Cmd { return exec.Command(before, args(againBefore)...) }},
+			&measure{name: "first boot (before)", cmd: func(i int) *exec.Cmd { return exec.Command(before, args(dirs[n+1+i])...) }})
 	}
 	if pyErr == nil {
 		ms = append(ms, &measure{name: "python3 start", cmd: func(int) *exec.Cmd { return exec.Command("python3", "-c", "import json, os") }})
@@ -125,6 +140,9 @@ func run(n int, base string) error {
 	fmt.Printf("  osmanager version  %8s   the binary's start-up alone (target ≤ 2 ms)\n", med["osmanager version"])
 	fmt.Printf("  Go hello           %8s   floor: the Go runtime's start-up\n", med["Go hello"])
 	fmt.Printf("  /bin/true          %8s   floor: exec\n", med["/bin/true"])
+	if before != "" {
+		fmt.Printf("  before (%s): first boot %s, unchanged boot %s, version %s\n", before, med["first boot (before)"], med["unchanged boot (before)"], med["version (before)"])
+	}
 	if py, ok := med["python3 start"]; ok {
 		fmt.Printf("  python3 start      %8s   peer: the old agent's and cloud-init's interpreter, before any work\n", py)
 	}
