@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -19,6 +20,7 @@ import (
 
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
+	"osmanager/agent/internal/pagetrim"
 	"osmanager/agent/instance"
 	"osmanager/agent/netconf"
 	"osmanager/agent/osconfig"
@@ -242,7 +244,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.ready()
 	defer a.unready()
+	tctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.trimPages(tctx) })
+	defer wg.Wait()
+	defer cancel()
 	return a.Serve(ctx)
+}
+
+// trimDelay is how long after the services start the agent lets go of
+// the binary's pages that start-up touched (pagetrim).
+const trimDelay = 3 * time.Second
+
+// trimPages waits for the services to settle, then trims the binary's
+// pages once.
+func (a *Agent) trimPages(ctx context.Context) {
+	t := time.NewTimer(trimDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	if n, err := pagetrim.Trim(); err != nil {
+		a.log.Debug("trim the binary's pages", "err", err)
+	} else {
+		a.log.Debug("trimmed the binary's pages", "bytes", n)
+	}
 }
 
 // Serve runs the long-running services, built from the config in force
