@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -364,6 +365,7 @@ type sample struct {
 	payload uint64        // TCP payload bytes, both directions
 	segs    uint64        // TCP segments, both directions
 	rss     rss           // at the end of the window
+	rssUsed rss           // then after one request of each page
 }
 
 // (c) idle cost per hour.
@@ -376,14 +378,21 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		return err
 	}
 	defer px.close()
-	const speedup = 300 // 30 s → 100 ms
+	const speedup = 300          // 30 s → 100 ms
+	var webAddr, termAddr string // of the last agent measured
 	measure := func(name, period string, window time.Duration) (sample, error) {
 		dir, err := b.instance(name, px.port())
 		if err != nil {
 			return sample{}, err
 		}
 		b.drainRegs()
-		p, _, err := b.startAgent(dir, "--heartbeat", period, "--status-period", period)
+		if webAddr, err = freeTCPAddr(); err != nil {
+			return sample{}, err
+		}
+		if termAddr, err = freeTCPAddr(); err != nil {
+			return sample{}, err
+		}
+		p, _, err := b.startAgent(dir, "--heartbeat", period, "--status-period", period, "--listen-web", webAddr, "--listen-webssh", termAddr)
 		if err != nil {
 			return sample{}, err
 		}
@@ -405,7 +414,18 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		if err != nil {
 			return sample{}, err
 		}
-		return sample{cpu: s1.cpu - s0.cpu, payload: s1.payload - s0.payload, segs: s1.segs - s0.segs, rss: mem}, nil
+		// Then one request of each page, a second to settle, and again.
+		for _, u := range []string{"http://" + webAddr + "/", "http://" + webAddr + "/api/v1/status", "http://" + webAddr + "/metrics", "http://" + termAddr + "/"} {
+			if err := get(u); err != nil {
+				return sample{}, err
+			}
+		}
+		time.Sleep(time.Second)
+		used, err := readRSS(p.cmd.Process.Pid)
+		if err != nil {
+			return sample{}, err
+		}
+		return sample{cpu: s1.cpu - s0.cpu, payload: s1.payload - s0.payload, segs: s1.segs - s0.segs, rss: mem, rssUsed: used}, nil
 	}
 	busy, err := measure("c-busy", "100ms", window)
 	if err != nil {
@@ -441,8 +461,10 @@ func (b *bench) idleCost(window, full time.Duration) error {
 	}
 	fmt.Printf("(d) idle memory of a registered agent, web and terminal listening (at the end of the runtime-only window)\n")
 	fmt.Printf("    agent              RSS %s (file-backed, the binary's pages: %s; anonymous %s)   (target ≤ 10 MiB)\n", mib(base.rss.total), mib(base.rss.file), mib(base.rss.anon))
+	fmt.Printf("    agent, used        RSS %s (file %s; anon %s)   after one request of each: /, /api/v1/status, /metrics, the terminal's page\n", mib(base.rssUsed.total), mib(base.rssUsed.file), mib(base.rssUsed.anon))
 	fmt.Printf("    bare Go server     RSS %s (file %s; anon %s)   floor: net/http serving one page, after one request\n", mib(floor.total), mib(floor.file), mib(floor.anon))
 	fmt.Printf("idle RSS: web + terminal + link registered\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rss.total), mib(floor.total), float64(base.rss.total)/float64(floor.total))
+	fmt.Printf("idle RSS: the same after one request of each page\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rssUsed.total), mib(floor.total), float64(base.rssUsed.total)/float64(floor.total))
 	if full <= 0 {
 		return nil
 	}
@@ -684,4 +706,25 @@ func (b *bench) bareServerRSS() (rss, error) {
 	c.Close()
 	time.Sleep(time.Second)
 	return readRSS(cmd.Process.Pid)
+}
+
+func freeTCPAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// get fetches u and reads the body; any answer is fine (the terminal's
+// page may want a login), no answer is an error.
+func get(u string) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	r, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, r.Body)
+	return r.Body.Close()
 }
