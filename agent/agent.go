@@ -20,8 +20,8 @@ import (
 
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
-	"osmanager/agent/internal/pagetrim"
 	"osmanager/agent/instance"
+	"osmanager/agent/internal/pagetrim"
 	"osmanager/agent/netconf"
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"

@@ -75,7 +75,7 @@ type Root struct {
 	mu       sync.Mutex // guards the batch (batch.go)
 	batching bool
 	pending  map[dirKey]*pendingDir
-	order    []dirKey // pending's keys, in the order of their first rename
+	order    []dirKey     // pending's keys, in the order of their first rename
 	dirSyncs atomic.Int64 // directory fsyncs, for the tests
 }
 
