@@ -354,7 +354,7 @@ func (b *bench) restartTime(runs int, outages []time.Duration) error {
 		}
 		fmt.Printf("    down %-5s with its JOIN  %9s   (a random 0–2 s by design; max %s), %d runs\n", down, median(withJoin), slices.Max(withJoin).Round(10*time.Microsecond), len(withJoin))
 		fmt.Printf("    down %-5s without a JOIN %9s   peer: the agent's backoff alone (1 s, 2 s, 4 s, … 50%% jitter; max %s), %d runs\n", down, median(noJoin), slices.Max(noJoin).Round(10*time.Microsecond), len(noJoin))
-		fmt.Printf("clc: re-registered after a %s outage, with JOIN\t%s\twithout JOIN %s\t%.2f×\n", down, median(withJoin), median(noJoin), float64(median(withJoin))/float64(median(noJoin)))
+		fmt.Printf("clc: re-registered after a %s outage, with JOIN\t%s\twithout JOIN %s\t%.2f×\n", down, median(withJoin).Round(time.Millisecond), median(noJoin).Round(time.Millisecond), float64(median(withJoin))/float64(median(noJoin)))
 	}
 	return nil
 }
