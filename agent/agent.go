@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -20,6 +21,7 @@ import (
 	"osmanager/agent/conf"
 	"osmanager/agent/floppy"
 	"osmanager/agent/instance"
+	"osmanager/agent/internal/pagetrim"
 	"osmanager/agent/netconf"
 	"osmanager/agent/osconfig"
 	"osmanager/agent/paths"
@@ -212,7 +214,15 @@ func (a *Agent) Boot(ctx context.Context) error {
 	// With a summary printed, each step's log line is at debug level:
 	// otherwise every step shows twice (summary on stdout, log on stderr).
 	a.sup.QuietSteps = a.opts.Out != nil
+	// The steps' writes sync each directory once, at the end (or before
+	// the script, which may reboot): see sysroot.Batch.
+	a.sys.Batch()
+	a.ly.Batch()
 	err := a.sup.RunSteps(ctx, b.steps())
+	if serr := errors.Join(a.sys.EndBatch(), a.ly.EndBatch()); serr != nil {
+		a.log.Error("boot: files written but their directories not synced: a power cut may lose them", "err", serr)
+		err = errors.Join(err, serr)
+	}
 	a.cfg = b.cfg
 	if a.opts.Out != nil {
 		for _, s := range a.state.Steps() {
@@ -240,7 +250,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.ready()
 	defer a.unready()
+	tctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.trimPages(tctx) })
+	defer wg.Wait()
+	defer cancel()
 	return a.Serve(ctx)
+}
+
+// trimDelay is how long after the services start the agent lets go of
+// the binary's pages that start-up touched (pagetrim).
+const trimDelay = 3 * time.Second
+
+// trimPages waits for the services to settle, then trims the binary's
+// pages once.
+func (a *Agent) trimPages(ctx context.Context) {
+	t := time.NewTimer(trimDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	if n, err := pagetrim.Trim(); err != nil {
+		a.log.Debug("trim the binary's pages", "err", err)
+	} else {
+		a.log.Debug("trimmed the binary's pages", "bytes", n)
+	}
 }
 
 // Serve runs the long-running services, built from the config in force

@@ -158,6 +158,14 @@ func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
 		r.Note = why + "; identity not recorded, so the next boot tries again"
 		return r, err
 	}
+	// The record vouches for the host keys and removals above: they are
+	// durable before it is written (a boot batches directory syncs).
+	if len(r.Changed) > 0 {
+		if err := errors.Join(c.Sys.Flush(), c.LY.Flush()); err != nil {
+			r.Note = why + "; identity not recorded, so the next boot tries again"
+			return r, fmt.Errorf("sync before recording the instance identity: %w", err)
+		}
+	}
 	if _, err := c.LY.WriteFile(c.Files.InstanceID, []byte(id+"\n"), sysroot.WriteOptions{Mode: 0o600, Owner: sysroot.Keep, MkdirMode: 0o755}); err != nil {
 		return r, fmt.Errorf("record instance identity: %w", err)
 	}

@@ -462,3 +462,35 @@ func BenchmarkNewHostKey(b *testing.B) {
 		})
 	}
 }
+
+// TestApplyRecordAfterKeysDurable: in a boot's batch of directory syncs,
+// the new host keys' directory (and the LuoYun dir the stale pin left) is
+// synced before the instance record is renamed into place, so a power cut
+// never leaves a record vouching for keys that are not on disk.
+func TestApplyRecordAfterKeysDurable(t *testing.T) {
+	e := newEnv(t, imageFiles(), map[string]string{"conf/webssh-known-hosts": "pin\n"})
+	type event struct {
+		stage sysroot.Stage
+		name  string
+	}
+	var events []event
+	hook := func(s sysroot.Stage, name string) { events = append(events, event{s, name}) }
+	e.cfg.Sys.Hook, e.cfg.LY.Hook = hook, hook
+	e.cfg.Sys.Batch()
+	e.cfg.LY.Batch()
+	if _, err := e.cfg.Apply(context.Background(), Identity(7, true, "k1")); err != nil {
+		t.Fatal(err)
+	}
+	record := slices.Index(events, event{sysroot.StageRenamed, testPaths().InstanceID})
+	if record < 0 {
+		t.Fatalf("no rename of the record: %v", events)
+	}
+	for _, name := range []string{"/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key.pub", testPaths().KnownHosts} {
+		if i := slices.Index(events, event{sysroot.StageDirSynced, name}); i < 0 || i > record {
+			t.Errorf("%s: its directory synced at event %d, the record renamed at %d: want before", name, i, record)
+		}
+	}
+	if err := errors.Join(e.cfg.Sys.EndBatch(), e.cfg.LY.EndBatch()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	"osmanager/agent/proc"
@@ -67,10 +68,17 @@ func (s *Script) Run(ctx context.Context) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("run %s: %w", s.Path, err)
 	}
-	cmd := exec.Command(s.Path)
+	// The script runs in its own directory: a relative path (from a
+	// relative --root) would then name a file relative to that directory,
+	// not to ours, and not be found.
+	abs, err := filepath.Abs(s.Path)
+	if err != nil {
+		return res, fmt.Errorf("run %s: %w", s.Path, err)
+	}
+	cmd := exec.Command(abs)
 	cmd.Dir = s.Dir
 	if cmd.Dir == "" {
-		cmd.Dir = dirOf(s.Path)
+		cmd.Dir = filepath.Dir(abs)
 	}
 	cmd.Env = append([]string{"HOME=/root", "LANG=C.UTF-8"}, s.Env...)
 	pr, pw, err := os.Pipe()
@@ -151,16 +159,4 @@ func trimNL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			if i == 0 {
-				return "/"
-			}
-			return p[:i]
-		}
-	}
-	return "."
 }

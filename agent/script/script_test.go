@@ -129,3 +129,34 @@ func TestRunCancelledBeforeStart(t *testing.T) {
 		t.Error("the script ran on a cancelled context")
 	}
 }
+
+// TestRunRelativePath: a script named by a relative path (a relative
+// --root) runs, in its own directory; it once failed with "no such file",
+// the relative path exec'd from inside the script's directory.
+func TestRunRelativePath(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "LuoYun", "custom", "scripts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte("#!/bin/sh\npwd\n[ -f ./config ]\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(base)
+	log, out := testlog.New(t)
+	for _, c := range []struct{ name, path string }{
+		{"relative", "LuoYun/custom/scripts/config"},
+		{"dot relative", "./LuoYun/custom/scripts/config"},
+		{"relative with ..", "LuoYun/../LuoYun/custom/scripts/config"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := (&Script{Path: c.path, Timeout: 10 * time.Second, Log: log}).Run(context.Background())
+			if err != nil || res.ExitCode != 0 {
+				t.Fatalf("Run(%q) = exit %d, %v; want exit 0 (it runs in its own dir)", c.path, res.ExitCode, err)
+			}
+		})
+	}
+	if real, _ := filepath.EvalSymlinks(dir); !strings.Contains(out.String(), real) && !strings.Contains(out.String(), dir) {
+		t.Errorf("the script did not run in its own dir %s:\n%s", dir, out.String())
+	}
+}

@@ -8,7 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Remove deletes the file (or symlink) name, and syncs its directory. It
+// Remove deletes the file (or symlink) name, and syncs its directory (in a
+// batch, at its end). It
 // reports whether anything was removed: a missing file, or a missing
 // directory on the way, is no error. A directory is refused, and so is a
 // symlink in an earlier component.
@@ -28,6 +29,10 @@ func (r *Root) Remove(name string) (removed bool, err error) {
 		return false, fmt.Errorf("remove %s: %w", r.show(name), err)
 	}
 	r.writes.Add(1)
+	if r.deferSync(dirfd, name) {
+		return true, nil // synced at Flush or EndBatch
+	}
+	r.dirSyncs.Add(1)
 	if err := unix.Fsync(dirfd); err != nil {
 		return true, fmt.Errorf("remove %s: sync directory: %w", r.show(name), err)
 	}

@@ -8,7 +8,8 @@
 // Writes are atomic: the data goes to a temp file in the same directory,
 // which gets its mode, owner and the old file's extended attributes
 // (SELinux label, ACLs), is fsynced and then renamed over the target;
-// the directory is fsynced after. A crash leaves the old file or the new one,
+// the directory is fsynced after (or, in a batch, once per directory at
+// its end: see Batch). A crash leaves the old file or the new one,
 // never half of either. Writes compare first and do nothing when the file
 // already holds the wanted bytes, mode and owner, so reconcilers built on
 // WriteFile write nothing on a second boot.
@@ -25,6 +26,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +71,12 @@ type Root struct {
 	Hook func(stage Stage, name string)
 
 	writes atomic.Int64
+
+	mu       sync.Mutex // guards the batch (batch.go)
+	batching bool
+	pending  map[dirKey]*pendingDir
+	order    []dirKey     // pending's keys, in the order of their first rename
+	dirSyncs atomic.Int64 // directory fsyncs, for the tests
 }
 
 // New returns a Root for dir ("" or "/" for the real root).
@@ -346,6 +354,10 @@ func (r *Root) replace(dirfd int, name, base string, data []byte, mode fs.FileMo
 		return fmt.Errorf("rename: %w", err)
 	}
 	r.hook(StageRenamed, name)
+	if r.deferSync(dirfd, name) {
+		return nil // synced at Flush or EndBatch
+	}
+	r.dirSyncs.Add(1)
 	if err := unix.Fsync(dirfd); err != nil {
 		return fmt.Errorf("sync directory: %w", err) // the file is in place; only durability is in doubt
 	}

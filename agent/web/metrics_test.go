@@ -1,11 +1,15 @@
 package web
 
 import (
+	"math"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -64,9 +68,7 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("requests by code: no %s", code)
 		}
 	}
-	if problems, err := testutil.GatherAndLint(e.srv.metrics.reg); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %v", err, problems)
-	}
+	lint(t, text)
 }
 
 // TestAppMetrics: each app's latest run's state is one-hot in
@@ -134,9 +136,7 @@ func TestAppMetrics(t *testing.T) {
 	if got, want := families["osmanager_app_restarts_total"].GetType().String(), "COUNTER"; got != want {
 		t.Errorf("osmanager_app_restarts_total is a %s, want %s", got, want)
 	}
-	if problems, err := testutil.GatherAndLint(e.srv.metrics.reg); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %v", err, problems)
-	}
+	lint(t, text)
 
 	// The manager's next record replaces the last: an app removed is gone,
 	// an app with a state this agent does not know yet shows it.
@@ -169,9 +169,224 @@ func TestMetricsFollowState(t *testing.T) {
 			t.Errorf("after a state change: no %s", want)
 		}
 	}
-	// Two servers never share a registry.
+	// Two servers never share their counters.
 	e2 := newEnv(t, nil)
-	if e2.srv.metrics.reg == e.srv.metrics.reg {
-		t.Error("servers share a registry")
+	if m := body(t, e2.do("GET", "/metrics")); strings.Contains(m, `handler="metrics"`) {
+		t.Errorf("a new server counts another's requests:\n%s", m)
 	}
+}
+
+// lint parses an exposition and runs Prometheus' own linter on it.
+func lint(t *testing.T, text string) {
+	t.Helper()
+	problems, err := promlint.New(strings.NewReader(text)).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", err, problems)
+	}
+}
+
+// parse parses an exposition with Prometheus' own parser.
+func parse(t *testing.T, text string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("exposition does not parse: %v\n%s", err, text)
+	}
+	return families
+}
+
+// TestMetricsProcess: the go_ and process_ families are there, of the
+// right type, with values that make sense for this process.
+func TestMetricsProcess(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.do("GET", "/metrics")
+	if got, want := r.Header.Get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8"; got != want {
+		t.Errorf("Content-Type %q, want %q", got, want)
+	}
+	text := body(t, r)
+	families := parse(t, text)
+	lint(t, text)
+	value := func(name string, typ dto.MetricType) float64 {
+		f := families[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Errorf("%s: want one sample, have %v", name, f)
+			return 0
+		}
+		if f.GetType() != typ {
+			t.Errorf("%s is a %s, want %s", name, f.GetType(), typ)
+		}
+		m := f.GetMetric()[0]
+		return m.GetGauge().GetValue() + m.GetCounter().GetValue() + m.GetUntyped().GetValue()
+	}
+	now := float64(time.Now().Unix())
+	for _, c := range []struct {
+		name     string
+		typ      dto.MetricType
+		min, max float64
+	}{
+		{"go_goroutines", dto.MetricType_GAUGE, 1, 1e6},
+		{"go_threads", dto.MetricType_GAUGE, 1, 1e5},
+		{"go_memstats_heap_alloc_bytes", dto.MetricType_GAUGE, 1, 1 << 40},
+		{"go_memstats_alloc_bytes_total", dto.MetricType_COUNTER, 1, 1 << 50},
+		{"go_memstats_sys_bytes", dto.MetricType_GAUGE, 1 << 20, 1 << 40},
+		{"process_resident_memory_bytes", dto.MetricType_GAUGE, 1 << 20, 1 << 40},
+		{"process_virtual_memory_bytes", dto.MetricType_GAUGE, 1 << 20, 1 << 50},
+		{"process_cpu_seconds_total", dto.MetricType_COUNTER, 0, 1e6},
+		{"process_start_time_seconds", dto.MetricType_GAUGE, now - 86400*365, now + 1},
+		{"process_open_fds", dto.MetricType_GAUGE, 3, 1e7},
+		{"process_max_fds", dto.MetricType_GAUGE, 3, 1e10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := value(c.name, c.typ); got < c.min || got > c.max {
+				t.Errorf("%s = %v, want in [%v, %v]", c.name, got, c.min, c.max)
+			}
+		})
+	}
+}
+
+// TestMetricsHistogram: the request histogram parses as a histogram whose
+// buckets are cumulative and end at the count, with the sum of the times.
+func TestMetricsHistogram(t *testing.T) {
+	e := newEnv(t, nil)
+	for range 3 {
+		e.do("GET", "/")
+	}
+	e.srv.metrics.observe("api", 200, 300*time.Microsecond)
+	e.srv.metrics.observe("api", 200, 2*time.Second) // over the last bound: +Inf only
+	f := parse(t, body(t, e.do("GET", "/metrics")))["osmanager_http_request_duration_seconds"]
+	if f == nil || f.GetType() != dto.MetricType_HISTOGRAM {
+		t.Fatalf("no histogram: %v", f)
+	}
+	got := map[string]*dto.Histogram{}
+	for _, m := range f.GetMetric() {
+		got[m.GetLabel()[0].GetValue()] = m.GetHistogram()
+	}
+	for _, c := range []struct {
+		handler string
+		count   uint64
+	}{{"page", 3}, {"api", 2}} {
+		t.Run(c.handler, func(t *testing.T) {
+			h := got[c.handler]
+			if h == nil {
+				t.Fatalf("no histogram for %s", c.handler)
+			}
+			if h.GetSampleCount() != c.count {
+				t.Errorf("count %d, want %d", h.GetSampleCount(), c.count)
+			}
+			var prev uint64
+			for _, b := range h.GetBucket() {
+				if b.GetCumulativeCount() < prev || b.GetCumulativeCount() > c.count {
+					t.Errorf("bucket le=%v: %d after %d, count %d", b.GetUpperBound(), b.GetCumulativeCount(), prev, c.count)
+				}
+				prev = b.GetCumulativeCount()
+			}
+			if n := len(h.GetBucket()); n != len(durationBuckets)+1 { // and +Inf
+				t.Errorf("%d buckets, want %d", n, len(durationBuckets)+1)
+			}
+		})
+	}
+	api := got["api"]
+	if s := api.GetSampleSum(); s < 2.0003-1e-9 || s > 2.0003+1e-9 {
+		t.Errorf("api sum %v, want 2.0003", s)
+	}
+	for _, b := range api.GetBucket() {
+		want := uint64(0)
+		switch {
+		case math.IsInf(b.GetUpperBound(), 1):
+			want = 2
+		case b.GetUpperBound() >= .0005:
+			want = 1 // 300 µs falls in le=0.0005
+		}
+		if b.GetCumulativeCount() != want {
+			t.Errorf("api le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+}
+
+// TestMetricsEscaping: label values and help texts with quotes,
+// backslashes, line breaks and invalid UTF-8 come out as a parser reads
+// them back.
+func TestMetricsEscaping(t *testing.T) {
+	for _, c := range []struct{ name, in, want string }{
+		{"plain", "hello", "hello"},
+		{"quote", `say "hi"`, `say "hi"`},
+		{"backslash", `C:\dir\`, `C:\dir\`},
+		{"line feed", "two\nlines", "two\nlines"},
+		{"invalid UTF-8", "a\xffb", "a\uFFFDb"},
+		{"empty", "", ""},
+		{"brace and comma", `x},y="z`, `x},y="z`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := &expo{}
+			e.family("osm_test", "gauge", "Help with \\ and \n and \"quotes\".")
+			e.sample("", 1, "app", c.in, "state", "running")
+			f := parse(t, string(e.b))["osm_test"]
+			if f == nil || len(f.GetMetric()) != 1 {
+				t.Fatalf("no sample:\n%s", e.b)
+			}
+			if got := f.GetMetric()[0].GetLabel()[0].GetValue(); got != c.want {
+				t.Errorf("label value %q, want %q\n%s", got, c.want, e.b)
+			}
+			if got, want := f.GetHelp(), "Help with \\ and \n and \"quotes\"."; got != want {
+				t.Errorf("help %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestMetricsFloats: values are written as Prometheus' clients write them.
+func TestMetricsFloats(t *testing.T) {
+	for _, c := range []struct {
+		in   float64
+		want string
+	}{
+		{0, "0"}, {3, "3"}, {1.5, "1.5"}, {2000, "2000"}, {1.7645e9, "1.7645e+09"},
+		{math.Inf(1), "+Inf"}, {math.Inf(-1), "-Inf"}, {math.NaN(), "NaN"}, {.00025, "0.00025"},
+	} {
+		if got := formatFloat(c.in); got != c.want {
+			t.Errorf("formatFloat(%v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestMetricsScrapeLimit: with maxScrapes scrapes in flight, one more is
+// refused with 503 instead of queueing.
+func TestMetricsScrapeLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	for range maxScrapes {
+		e.srv.metrics.scrapes <- struct{}{}
+	}
+	if r := e.do("GET", "/metrics"); r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("scrape %d: %d, want 503", maxScrapes+1, r.StatusCode)
+	}
+	<-e.srv.metrics.scrapes
+	if r := e.do("GET", "/metrics"); r.StatusCode != http.StatusOK {
+		t.Errorf("with a slot free: %d, want 200", r.StatusCode)
+	}
+}
+
+// FuzzMetricsLabel: any label value (an app's id, a step's name)
+// round-trips through Prometheus' parser (invalid UTF-8 replaced).
+func FuzzMetricsLabel(f *testing.F) {
+	for _, s := range []string{"", "a", `"`, `\`, "\n", "\xff", `a\"b`, "ünï"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		e := &expo{}
+		e.family("osm_fuzz", "counter", "A fuzzed label.")
+		e.sample("", 2, "app", value)
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(strings.NewReader(string(e.b)))
+		if err != nil {
+			t.Fatalf("does not parse: %v\n%q", err, e.b)
+		}
+		m := fams["osm_fuzz"]
+		if m == nil || len(m.GetMetric()) != 1 {
+			t.Fatalf("no sample: %q", e.b)
+		}
+		if got, want := m.GetMetric()[0].GetLabel()[0].GetValue(), strings.ToValidUTF8(value, "\uFFFD"); got != want {
+			t.Errorf("label %q, want %q", got, want)
+		}
+	})
 }

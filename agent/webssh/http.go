@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"mime"
 	"net"
@@ -42,7 +41,7 @@ const (
 )
 
 func (s *Server) buildPage() error {
-	page, err := template.ParseFS(assetFS, "assets/index.html")
+	page, err := parsePage(assetFS, "assets/index.html")
 	if err != nil {
 		return fmt.Errorf("web terminal page: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,7 +27,7 @@ type Server struct {
 	ssh   *sshAuth // the sshd login, alone or in auto mode; shares log
 	log   *slog.Logger
 	mux   *http.ServeMux
-	page  *template.Template
+	page  *pageTemplate
 	files map[string]asset
 	up    websocket.Upgrader
 	lim   limiter

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"osmanager/agent/internal/lazyre"
 	"osmanager/agent/sysroot"
 )
 
@@ -122,8 +122,8 @@ func (e errPrompt) userMessage() string {
 // passwordPrompt matches the prompts the password answers; newPassword
 // the ones of a password change, which it must not answer.
 var (
-	passwordPrompt = regexp.MustCompile(`(?i)password`)
-	newPassword    = regexp.MustCompile(`(?i)\b(new|retype|re-?enter|again|confirm)\b`)
+	passwordPrompt = lazyre.New(`(?i)password`)
+	newPassword    = lazyre.New(`(?i)\b(new|retype|re-?enter|again|confirm)\b`)
 )
 
 // kbdAnswers answers keyboard-interactive rounds: only hidden prompts that

@@ -76,13 +76,13 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/internal/lazyre"
 )
 
 // ManifestName is the manifest's name at the top of a package.
@@ -184,10 +184,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 var (
-	idRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
-	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	userRE    = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
+	idRE      = lazyre.New(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	versionRE = lazyre.New(`^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$`)
+	envKeyRE  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userRE    = lazyre.New(`^[a-z_][a-z0-9_.-]{0,31}$`)
 )
 
 // ValidID reports whether id is a valid app id.

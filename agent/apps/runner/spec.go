@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"osmanager/agent/internal/lazyre"
 )
 
 // Policy says whether a run whose leader exited is started again.
@@ -93,8 +94,8 @@ func (sp Spec) Dir() string {
 }
 
 var (
-	idRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	idRE  = lazyre.New(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	envRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // withDefaults fills what the Spec leaves out.

@@ -12,9 +12,18 @@
 //	    JOIN, where only the agent's backoff brings it back;
 //	(c) the idle cost of a registered agent per hour: bytes on the wire and
 //	    CPU time, measured at 300× the production heartbeat and status
-//	    rates and scaled, plus the runtime's own idle cost.
+//	    rates and scaled, plus the runtime's own idle cost;
+//	(d) the idle memory (RSS) of that agent, web and terminal listening,
+//	    beside a bare Go net/http server's (the floor for a Go server).
 //
-//	go run ./scripts/bench/clc [-n 21] [-window 10s] [-full 2m]
+// (b) runs for each -outages duration (default 1.5 s, 3 s, 10 s: the
+// longer ones take the agent further up its backoff). A peer run that
+// fails (a boot with a failed step) stops the benchmark: its time would not
+// be a boot's. Besides the text, it prints one machine-readable line per
+// figure: figure<TAB>value<TAB>floor<TAB>ratio (scripts/bench/all collects
+// them); -short is a quick run.
+//
+//	go run ./scripts/bench/clc [-n 21] [-restart-runs 7] [-outages 1.5s,3s,10s] [-window 10s] [-full 2m] [-short]
 //	go run ./scripts/bench/clc -fleet 100 (see fleet.go)
 package main
 
@@ -26,6 +35,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -57,7 +67,22 @@ func main() {
 	flag.DurationVar(&fo.down, "down", 3*time.Second, "fleet mode: how long the controller stays down at each restart")
 	flag.DurationVar(&fo.settle, "settle", 65*time.Second, "fleet mode: how long the fleet stays registered before each restart")
 	flag.StringVar(&fo.agentBin, "agent-bin", "", "fleet mode: the osmanager binary the agents run (default: built from this tree; the controller always is)")
+	restartRuns := flag.Int("restart-runs", 7, "(b): runs per outage, with and without the JOIN")
+	outageList := flag.String("outages", "1.5s,3s,10s", "(b): how long the controller stays down, comma-separated")
+	short := flag.Bool("short", false, "a quick run: -n 5 -restart-runs 3 -window 3s")
 	flag.Parse()
+	if *short {
+		*n, *restartRuns, *window = 5, 3, 3*time.Second
+	}
+	var outages []time.Duration
+	for _, f := range strings.Split(*outageList, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 {
+			fmt.Fprintf(os.Stderr, "bench clc: -outages: %q is not a duration\n", f)
+			os.Exit(2)
+		}
+		outages = append(outages, d)
+	}
 	if os.Getenv(fleetNetnsEnv) == "" {
 		// Everything runs in a network namespace of its own, where the
 		// controller's JOIN is real multicast on lo.
@@ -74,7 +99,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*n, *window, *full); err != nil {
+	if err := run(*n, *restartRuns, outages, *window, *full); err != nil {
 		fmt.Fprintln(os.Stderr, "bench clc:", err)
 		os.Exit(1)
 	}
@@ -88,7 +113,7 @@ type bench struct {
 	stopSrv       func()
 }
 
-func run(n int, window, full time.Duration) error {
+func run(n, restartRuns int, outages []time.Duration, window, full time.Duration) error {
 	tmp, err := os.MkdirTemp("", "osm-bench-clc-")
 	if err != nil {
 		return err
@@ -125,7 +150,7 @@ func run(n int, window, full time.Duration) error {
 	if err := b.registerTime(n); err != nil {
 		return fmt.Errorf("(a): %w", err)
 	}
-	if err := b.restartTime(n); err != nil {
+	if err := b.restartTime(restartRuns, outages); err != nil {
 		return fmt.Errorf("(b): %w", err)
 	}
 	if err := b.idleCost(window, full); err != nil {
@@ -272,11 +297,12 @@ func (b *bench) registerTime(n int) error {
 	fmt.Printf("    run → registered   %9s   (target ≤ 60 ms; min %s, max %s)\n", median(reg), slices.Min(reg).Round(10*time.Microsecond), slices.Max(reg).Round(10*time.Microsecond))
 	fmt.Printf("    osmanager boot     %9s   peer: the boot steps alone, exec to exit\n", boot)
 	fmt.Printf("    /bin/true          %9s   peer: exec floor\n", floor)
+	fmt.Printf("clc: exec → registered (first boot)\t%s\tosmanager boot %s\t%.2f×\n", median(reg), boot, float64(median(reg))/float64(boot))
 	return nil
 }
 
 // (b) controller restart → re-registered.
-func (b *bench) restartTime(n int) error {
+func (b *bench) restartTime(runs int, outages []time.Duration) error {
 	dir, err := b.instance("b", int(b.srv.Addr().Port()))
 	if err != nil {
 		return err
@@ -284,7 +310,7 @@ func (b *bench) restartTime(n int) error {
 	// A fresh agent each run: one that saw several restarts within a
 	// minute backs off further and is held to 6 attempts a minute, on
 	// purpose; that is not what this measures.
-	measure := func(runs int) ([]time.Duration, error) {
+	measure := func(runs int, down time.Duration) ([]time.Duration, error) {
 		var ds []time.Duration
 		for range runs {
 			b.drainRegs()
@@ -298,8 +324,9 @@ func (b *bench) restartTime(n int) error {
 			}
 			b.stopSrv()
 			// Let the agent see the close, back off (0.5–1 s) and find the
-			// controller down: only then does it listen for a JOIN.
-			time.Sleep(1500 * time.Millisecond)
+			// controller down: only then does it listen for a JOIN. Longer
+			// outages take it further up its backoff.
+			time.Sleep(down)
 			b.drainRegs()
 			start := time.Now()
 			b.startSrv() // binds, then sends its start-up JOIN
@@ -312,20 +339,23 @@ func (b *bench) restartTime(n int) error {
 		}
 		return ds, nil
 	}
-	withJoin, err := measure(n)
-	if err != nil {
-		return err
+	fmt.Printf("(b) controller restart → REGISTER_REPLY sent again\n")
+	for _, down := range outages {
+		withJoin, err := measure(runs, down)
+		if err != nil {
+			return err
+		}
+		join := b.srv.JoinTo
+		b.srv.JoinTo = netip.AddrPort{}
+		noJoin, err := measure(min(runs, 7), down)
+		b.srv.JoinTo = join
+		if err != nil {
+			return err
+		}
+		fmt.Printf("    down %-5s with its JOIN  %9s   (a random 0–2 s by design; max %s), %d runs\n", down, median(withJoin), slices.Max(withJoin).Round(10*time.Microsecond), len(withJoin))
+		fmt.Printf("    down %-5s without a JOIN %9s   peer: the agent's backoff alone (1 s, 2 s, 4 s, … 50%% jitter; max %s), %d runs\n", down, median(noJoin), slices.Max(noJoin).Round(10*time.Microsecond), len(noJoin))
+		fmt.Printf("clc: re-registered after a %s outage, with JOIN\t%s\twithout JOIN %s\t%.2f×\n", down, median(withJoin).Round(time.Millisecond), median(noJoin).Round(time.Millisecond), float64(median(withJoin))/float64(median(noJoin)))
 	}
-	join := b.srv.JoinTo
-	b.srv.JoinTo = netip.AddrPort{}
-	noJoin, err := measure(min(n, 7))
-	b.srv.JoinTo = join
-	if err != nil {
-		return err
-	}
-	fmt.Printf("(b) controller restart → REGISTER_REPLY sent again (controller down 1.5 s)\n")
-	fmt.Printf("    with its JOIN      %9s   (a random 0–2 s by design; max %s)\n", median(withJoin), slices.Max(withJoin).Round(10*time.Microsecond))
-	fmt.Printf("    without a JOIN     %9s   peer: the agent's backoff alone (1 s, 2 s, 50%% jitter), %d runs\n", median(noJoin), len(noJoin))
 	return nil
 }
 
@@ -334,6 +364,8 @@ type sample struct {
 	cpu     time.Duration // agent threads (schedstat) + reaped children (ticks)
 	payload uint64        // TCP payload bytes, both directions
 	segs    uint64        // TCP segments, both directions
+	rss     rss           // at the end of the window
+	rssUsed rss           // then after one request of each page
 }
 
 // (c) idle cost per hour.
@@ -346,14 +378,21 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		return err
 	}
 	defer px.close()
-	const speedup = 300 // 30 s → 100 ms
+	const speedup = 300          // 30 s → 100 ms
+	var webAddr, termAddr string // of the last agent measured
 	measure := func(name, period string, window time.Duration) (sample, error) {
 		dir, err := b.instance(name, px.port())
 		if err != nil {
 			return sample{}, err
 		}
 		b.drainRegs()
-		p, _, err := b.startAgent(dir, "--heartbeat", period, "--status-period", period)
+		if webAddr, err = freeTCPAddr(); err != nil {
+			return sample{}, err
+		}
+		if termAddr, err = freeTCPAddr(); err != nil {
+			return sample{}, err
+		}
+		p, _, err := b.startAgent(dir, "--heartbeat", period, "--status-period", period, "--listen-web", webAddr, "--listen-webssh", termAddr)
 		if err != nil {
 			return sample{}, err
 		}
@@ -371,7 +410,22 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		if err != nil {
 			return sample{}, err
 		}
-		return sample{cpu: s1.cpu - s0.cpu, payload: s1.payload - s0.payload, segs: s1.segs - s0.segs}, nil
+		mem, err := readRSS(p.cmd.Process.Pid)
+		if err != nil {
+			return sample{}, err
+		}
+		// Then one request of each page, a second to settle, and again.
+		for _, u := range []string{"http://" + webAddr + "/", "http://" + webAddr + "/api/v1/status", "http://" + webAddr + "/metrics", "http://" + termAddr + "/"} {
+			if err := get(u); err != nil {
+				return sample{}, err
+			}
+		}
+		time.Sleep(time.Second)
+		used, err := readRSS(p.cmd.Process.Pid)
+		if err != nil {
+			return sample{}, err
+		}
+		return sample{cpu: s1.cpu - s0.cpu, payload: s1.payload - s0.payload, segs: s1.segs - s0.segs, rss: mem, rssUsed: used}, nil
 	}
 	busy, err := measure("c-busy", "100ms", window)
 	if err != nil {
@@ -401,6 +455,16 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		time.Duration(float64(busy.cpu-base.cpu)*scale).Round(time.Millisecond), time.Duration(float64(base.cpu)*perHour).Round(time.Millisecond))
 	fmt.Printf("    (measured raw: %s CPU, %d bytes, %d segments in %s at 100 ms; runtime alone %s CPU in %s)\n",
 		busy.cpu.Round(time.Microsecond), busy.payload, busy.segs, window, base.cpu.Round(time.Microsecond), window)
+	floor, err := b.bareServerRSS()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("(d) idle memory of a registered agent, web and terminal listening (at the end of the runtime-only window)\n")
+	fmt.Printf("    agent              RSS %s (file-backed, the binary's pages: %s; anonymous %s)   (target ≤ 10 MiB)\n", mib(base.rss.total), mib(base.rss.file), mib(base.rss.anon))
+	fmt.Printf("    agent, used        RSS %s (file %s; anon %s)   after one request of each: /, /api/v1/status, /metrics, the terminal's page\n", mib(base.rssUsed.total), mib(base.rssUsed.file), mib(base.rssUsed.anon))
+	fmt.Printf("    bare Go server     RSS %s (file %s; anon %s)   floor: net/http serving one page, after one request\n", mib(floor.total), mib(floor.file), mib(floor.anon))
+	fmt.Printf("idle RSS: web + terminal + link registered\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rss.total), mib(floor.total), float64(base.rss.total)/float64(floor.total))
+	fmt.Printf("idle RSS: the same after one request of each page\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rssUsed.total), mib(floor.total), float64(base.rssUsed.total)/float64(floor.total))
 	if full <= 0 {
 		return nil
 	}
@@ -526,13 +590,11 @@ func times(n int, mk func(i int) (*exec.Cmd, error)) (time.Duration, error) {
 		}
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
-		if err != nil {
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) { // boot exits 1 when a step fails; still timed
-				return 0, fmt.Errorf("%v: %v\n%s", cmd.Args, err, out)
-			}
+		elapsed := time.Since(start)
+		if err != nil { // a boot with a failed step is not the boot being timed
+			return 0, fmt.Errorf("peer run %d of %d failed: %v: %v\n%s", i+1, n, cmd.Args, err, out)
 		}
-		d = append(d, time.Since(start))
+		d = append(d, elapsed)
 	}
 	return median(d), nil
 }
@@ -550,4 +612,119 @@ func freeUDPPort() (int, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// rss is a process's resident memory, from /proc/<pid>/status, in bytes.
+type rss struct{ total, anon, file uint64 }
+
+func readRSS(pid int) (rss, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return rss{}, err
+	}
+	var r rss
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(line, ":")
+		f := strings.Fields(v)
+		if len(f) < 1 {
+			continue
+		}
+		kb, _ := strconv.ParseUint(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			r.total = kb << 10
+		case "RssAnon":
+			r.anon = kb << 10
+		case "RssFile":
+			r.file = kb << 10
+		}
+	}
+	if r.total == 0 {
+		return r, fmt.Errorf("no VmRSS for %d", pid)
+	}
+	return r, nil
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// bareServer is the floor for the agent's idle memory: a Go net/http
+// server and nothing else.
+const bareServer = `package main
+
+import (
+	"net"
+	"net/http"
+	"os"
+)
+
+func main() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	os.Stdout.WriteString(ln.Addr().String() + "\n")
+	page := []byte("<html><body>hello</body></html>\n")
+	http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(page) }))
+}
+`
+
+// bareServerRSS builds and starts the bare server, sends it one request,
+// lets it idle for a second and reads its RSS.
+func (b *bench) bareServerRSS() (rss, error) {
+	dir := filepath.Join(b.tmp, "bare")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return rss{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(bareServer), 0o644); err != nil {
+		return rss{}, err
+	}
+	bin := filepath.Join(dir, "bare")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "main.go")
+	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		return rss{}, fmt.Errorf("build the bare server: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return rss{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return rss{}, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var addr string
+	if _, err := fmt.Fscanln(out, &addr); err != nil {
+		return rss{}, fmt.Errorf("bare server: no address: %v", err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return rss{}, err
+	}
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	io.Copy(io.Discard, c)
+	c.Close()
+	time.Sleep(time.Second)
+	return readRSS(cmd.Process.Pid)
+}
+
+func freeTCPAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// get fetches u and reads the body; any answer is fine (the terminal's
+// page may want a login), no answer is an error.
+func get(u string) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	r, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, r.Body)
+	return r.Body.Close()
 }

@@ -1,9 +1,11 @@
 // Command webburst measures the status web server's memory under a burst
 // of cold-cache requests: it serves one big text page with variables from a
 // temp dir, sends n requests for it at once and prints the process's
-// resident memory before and at its peak.
+// resident memory before and at its peak. Besides the text it prints one
+// machine-readable line, figure<TAB>value<TAB>floor<TAB>ratio, the floor
+// being the RSS before the burst (scripts/bench/all collects it).
 //
-//	go run ./scripts/bench/webburst [-size BYTES] [-n 30]
+//	go run ./scripts/bench/webburst [-size BYTES] [-n 30] [-short]
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -34,9 +37,16 @@ func rss(field string) string {
 	return "?"
 }
 
+// kB reads "1234 kB".
+func kB(s string) int {
+	n, _ := strconv.Atoi(strings.TrimSuffix(s, " kB"))
+	return n
+}
+
 func main() {
 	size := flag.Int("size", 7<<20, "page size in bytes")
 	n := flag.Int("n", 30, "concurrent requests")
+	flag.Bool("short", false, "accepted for scripts/bench/all: the run is short already")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "webburst")
 	if err != nil {
@@ -65,7 +75,8 @@ func main() {
 	go srv.Run(ctx)
 	addr := (<-listening).String()
 	runtime.GC()
-	fmt.Printf("page %d KiB; RSS before %s\n", *size>>10, rss("VmRSS:"))
+	before := rss("VmRSS:")
+	fmt.Printf("page %d KiB; RSS before %s\n", *size>>10, before)
 	var wg sync.WaitGroup
 	for range *n {
 		wg.Go(func() {
@@ -79,6 +90,12 @@ func main() {
 		})
 	}
 	wg.Wait()
-	fmt.Printf("%d concurrent cold requests: peak RSS %s, RSS after %s\n", *n, rss("VmHWM:"), rss("VmRSS:"))
+	peak := rss("VmHWM:")
+	fmt.Printf("%d concurrent cold requests: peak RSS %s, RSS after %s\n", *n, peak, rss("VmRSS:"))
+	ratio := "?"
+	if b, p := kB(before), kB(peak); b > 0 && p > 0 {
+		ratio = fmt.Sprintf("%.2f×", float64(p)/float64(b))
+	}
+	fmt.Printf("webburst: peak RSS, %d cold requests for a %d KiB page\t%s\tRSS before %s\t%s\n", *n, *size>>10, peak, before, ratio)
 	cancel()
 }

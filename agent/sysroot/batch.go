@@ -1,0 +1,101 @@
+package sysroot
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Batching directory syncs. An atomic write syncs the file before its
+// rename, so a crash at any point leaves the old file or the new one; the
+// directory's sync after the rename only makes the new name durable. A
+// boot that writes seven files into three directories needs those three
+// directories synced once, after the last rename into each, not once per
+// file: between Batch and EndBatch a Root defers each directory's sync and
+// does it once, at Flush or EndBatch.
+//
+// What a deferred sync gives up is the order in which renames become
+// durable: after a power cut, a later file's new version may be there and
+// an earlier one's not (each still old or new, never half). A writer whose
+// next write vouches for earlier ones (a record saying "done") calls Flush
+// first; Flush on a Root outside a batch does nothing.
+
+// dirKey names a directory by device and inode, so that two paths to it
+// share one sync.
+type dirKey struct{ dev, ino uint64 }
+
+// pendingDir is a directory with renames whose sync is deferred.
+type pendingDir struct {
+	fd    int      // a dup of the directory's fd, kept open until synced
+	names []string // the files renamed into it, for the hook and errors
+}
+
+// Batch starts deferring directory syncs until Flush or EndBatch.
+func (r *Root) Batch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batching = true
+}
+
+// EndBatch syncs every directory with a deferred sync, once each, and
+// stops deferring.
+func (r *Root) EndBatch() error {
+	err := r.Flush()
+	r.mu.Lock()
+	r.batching = false
+	r.mu.Unlock()
+	return err
+}
+
+// Flush syncs every directory with a deferred sync now, once each; a
+// batch goes on. The hook sees StageDirSynced for each file renamed into
+// a directory once it is synced.
+func (r *Root) Flush() error {
+	r.mu.Lock()
+	pending, order := r.pending, r.order
+	r.pending, r.order = nil, nil
+	r.mu.Unlock()
+	var errs []error
+	for _, k := range order {
+		d := pending[k]
+		r.dirSyncs.Add(1)
+		if err := unix.Fsync(d.fd); err != nil {
+			errs = append(errs, fmt.Errorf("sync directory of %s: %w", r.show(d.names[0]), err))
+		}
+		unix.Close(d.fd)
+		for _, n := range d.names {
+			r.hook(StageDirSynced, n)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deferSync records that name was renamed into dirfd and reports whether
+// the directory's sync is deferred (in a batch); if not, the caller syncs.
+func (r *Root) deferSync(dirfd int, name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.batching {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(dirfd, &st) != nil {
+		return false
+	}
+	k := dirKey{uint64(st.Dev), uint64(st.Ino)}
+	if d := r.pending[k]; d != nil {
+		d.names = append(d.names, name)
+		return true
+	}
+	fd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	if r.pending == nil {
+		r.pending = map[dirKey]*pendingDir{}
+	}
+	r.pending[k] = &pendingDir{fd: fd, names: []string{name}}
+	r.order = append(r.order, k)
+	return true
+}
