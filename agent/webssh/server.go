@@ -29,7 +29,7 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	page  *template.Template
-	files map[string]asset
+	files map[string]*asset
 	up    websocket.Upgrader
 	lim   limiter
 	pool  chunkPool
