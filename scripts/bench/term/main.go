@@ -8,6 +8,7 @@
 //     but not timed, so the line never grows;
 //   - output throughput: `cat` of a base64 file to a client until a marker
 //     printed after it, in MB/s, and server CPU seconds per 100 MB;
+//   - the agent's live heap and stacks after start, before any request;
 //   - memory per idle session: N sessions opened on a fresh agent whose
 //     baseline (GC'd, memory returned to the OS) was taken with two
 //     sessions already open, each session's output acknowledged; Go heap
@@ -243,6 +244,7 @@ func run() error {
 		return err
 	}
 	defer ag.stop()
+	startHeap, _ := ag.mem() // live heap after start, before any request
 	agent := &agentClient{base: ag.base}
 	if err := agent.login(); err != nil {
 		return err
@@ -363,6 +365,7 @@ func run() error {
 		row(s.name+": throughput (median)", median(s.mbps), ptyMB, "MB/s", true, key+".mbps")
 		row(s.name+": CPU per 100 MB", median(s.cpu), 0, "s", false, key+".cpu_s_per_100mb")
 	}
+	row("agent: live heap+stacks after start", float64(startHeap)/1024, 0, "kB", false, "term.agent.start_heap_kb")
 	row("agent: Ctrl-C in `yes` → prompt", ctrlC, 0, "ms", false, "term.agent.ctrl_c_ms")
 	row(fmt.Sprintf("agent: heap+stacks per idle session (%d)", *idle), mem.heap/1024, 0, "kB", false, "term.agent.session_heap_kb")
 	row("agent: RSS per idle session", mem.rss/1024, 0, "kB", false, "term.agent.session_rss_kb")
