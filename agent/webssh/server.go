@@ -123,6 +123,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Config returns the configuration in effect: New's, with every default
+// filled in.
+func (s *Server) Config() Config { return s.cfg }
+
 // SetLogger replaces Config.Log: the supervisor hands the terminal its
 // logger, which carries the service attribute (see
 // supervisor.LogReceiver). Call it before Run.
