@@ -446,7 +446,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade answered the client
 	}
-	defer conn.Close()
+	closeConn := true
+	defer func() {
+		if closeConn {
+			conn.Close()
+		}
+	}()
 	// The HTTP server's read and write timeouts stay on the connection
 	// after the upgrade; the websocket keeps its own deadlines instead.
 	conn.NetConn().SetDeadline(time.Time{})
@@ -494,12 +499,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadDeadline(time.Now().Add(readTimeout))
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(readTimeout)) })
-	err = s.readLoop(t, a)
-	if errors.Is(err, errProtocol) || errors.Is(err, ErrMsg) {
-		s.log.Warn("terminal websocket closed", "user", l.user, "addr", r.RemoteAddr, "reason", err.Error())
-		a.close(websocket.CloseProtocolError, err.Error())
-	}
-	t.detach(a)
+	// The attachment's reader is a goroutine of its own, so this handler
+	// returns: the HTTP connection's goroutine, its deep stack and its
+	// buffers go, which an idle session would otherwise keep for hours.
+	closeConn = false
+	user, addr := l.user, r.RemoteAddr
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer conn.Close()
+		err := s.readLoop(t, a)
+		if errors.Is(err, errProtocol) || errors.Is(err, ErrMsg) {
+			s.log.Warn("terminal websocket closed", "user", user, "addr", addr, "reason", err.Error())
+			a.close(websocket.CloseProtocolError, err.Error())
+		}
+		t.detach(a)
+	}()
 }
 
 func (s *Server) readLoop(t *term, a *attachment) error {

@@ -104,9 +104,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: helloTimeout,
-		WriteBufferSize:  maxFrame + 64,
-		WriteBufferPool:  &s.wpool,
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
+		// Keystrokes are a few bytes; a paste reads past the buffer. A
+		// small buffer of its own lets the HTTP server's 4 kB one go.
+		ReadBufferSize:  readBuffer,
+		WriteBufferSize: maxFrame + 64,
+		WriteBufferPool: &s.wpool,
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade
 	}
 	if err := s.buildPage(); err != nil {
 		return nil, err

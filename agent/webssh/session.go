@@ -20,6 +20,15 @@ const (
 	pingEvery    = 30 * time.Second // keepalive while attached (session clock)
 	readTimeout  = 75 * time.Second // no pong for this long: the connection is dead
 	writeTimeout = 10 * time.Second
+	readBuffer   = 1 << 10 // websocket read buffer per attachment
+	// deadlineSlack is how much of writeTimeout may pass before the write
+	// deadline is moved on.
+	deadlineSlack = time.Second
+	// bulkRead is the pty read size from which more output is taken to be
+	// coming: the reader reads on into the same frame. A smaller read
+	// (an echo, a prompt) goes out at once, without a read that would
+	// only find nothing.
+	bulkRead = 1 << 10
 	helloTimeout = 10 * time.Second
 )
 
@@ -69,16 +78,30 @@ type term struct {
 type attachment struct {
 	conn      *websocket.Conn
 	wmu       sync.Mutex // one writer at a time
+	wdl       time.Time  // the write deadline set last; under wmu
 	sent      uint64     // output sent up to here (set before the write)
 	inAckSent uint64
 	pingAt    time.Time
 	closeOnce sync.Once
 }
 
+// deadline keeps the write deadline between writeTimeout-deadlineSlack
+// and writeTimeout ahead, setting it only when it has come nearer than
+// that: one timer update a second at most, not one per frame. The caller
+// holds wmu.
+func (a *attachment) deadline() {
+	now := time.Now()
+	if a.wdl.Sub(now) < writeTimeout-deadlineSlack {
+		a.wdl = now.Add(writeTimeout)
+		a.conn.SetWriteDeadline(a.wdl)
+	}
+}
+
 func (a *attachment) write(m Msg) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	return send(a.conn, m)
+	a.deadline()
+	return a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
 }
 
 // send writes m as one binary frame within writeTimeout. The caller
@@ -91,7 +114,7 @@ func send(conn *websocket.Conn, m Msg) error {
 func (a *attachment) writeOutput(from uint64, views [][]byte) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	a.deadline()
 	w, err := a.conn.NextWriter(websocket.BinaryMessage)
 	if err != nil {
 		return err
@@ -205,6 +228,9 @@ func (t *term) readPoll(ps pollShell, room int) error {
 				break
 			}
 			n += k
+			if k < bulkRead {
+				break
+			}
 		}
 		if n > 0 {
 			t.commit(p[:n])
@@ -432,7 +458,8 @@ func (t *term) attach(a *attachment, offset uint64, resumed bool) error {
 	t.inMu.Lock()
 	m.InOffset = t.inRecv
 	t.inMu.Unlock()
-	err := send(a.conn, m)
+	a.deadline()
+	err := a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
 	a.wmu.Unlock()
 	if old != nil {
 		old.close(websocket.ClosePolicyViolation, "taken over by another connection")

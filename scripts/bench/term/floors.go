@@ -23,14 +23,12 @@ import (
 )
 
 // ptyTerm is the pty+shell floor: the same login shell, with the
-// agent's environment, on a pty whose master this process reads with
-// blocking reads on a thread of their own (no poller, no hand-off
-// beyond one channel, as every client here has).
+// agent's environment, on a pty whose master this process reads itself,
+// in the measuring goroutine: a blocking read, no poller, no hand-off.
 type ptyTerm struct {
-	cmd  *exec.Cmd
-	fd   int
-	out  chan []byte
-	errc chan error
+	cmd *exec.Cmd
+	fd  int
+	buf []byte
 }
 
 func openPty(tmp string) (*ptyTerm, error) {
@@ -58,24 +56,7 @@ func openPty(tmp string) (*ptyTerm, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	p := &ptyTerm{cmd: cmd, fd: fd, out: make(chan []byte, 64), errc: make(chan error, 1)}
-	go p.read()
-	return p, nil
-}
-
-func (p *ptyTerm) read() {
-	b := make([]byte, 64<<10)
-	for {
-		n, err := unix.Read(p.fd, b)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if n <= 0 || err != nil {
-			p.errc <- fmt.Errorf("pty read: %v", err)
-			return
-		}
-		p.out <- append([]byte(nil), b[:n]...)
-	}
+	return &ptyTerm{cmd: cmd, fd: fd, buf: make([]byte, 64<<10)}, nil
 }
 
 func (p *ptyTerm) send(keys string) error {
@@ -83,24 +64,34 @@ func (p *ptyTerm) send(keys string) error {
 	return err
 }
 
+// recv reads the master directly; poll only bounds the wait, and only when
+// nothing is ready (a ready master is read at once).
 func (p *ptyTerm) recv(timeout time.Duration) ([]byte, error) {
-	select {
-	case b := <-p.out:
-		return b, nil
-	default:
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case b := <-p.out:
-		return b, nil
-	case err := <-p.errc:
-		return nil, err
-	case <-t.C:
-		return nil, errors.New("timeout")
+	for {
+		fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		if n == 0 && err == nil {
+			n, err = unix.Poll(fds, int(timeout.Milliseconds())+1)
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, errors.New("timeout")
+		}
+		k, err := unix.Read(p.fd, p.buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if k <= 0 || err != nil {
+			return nil, fmt.Errorf("pty read: %v", err)
+		}
+		return p.buf[:k], nil
 	}
 }
-
 func (p *ptyTerm) close() {
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	p.cmd.Wait()

@@ -34,7 +34,8 @@
 // none; lower is better for µs, kB and s, higher for MB/s).
 //
 // OSM_BENCH_WINDOW=bytes sets the agent's output window; OSM_BENCH_PPROF=file
-// writes a CPU profile of the agent side.
+// writes a CPU profile of the agent side; OSM_BENCH_HEAPPROF=prefix a heap
+// profile at each memory reading (prefix.0, prefix.1, …).
 package main
 
 import (
@@ -121,6 +122,9 @@ func child(arg string) error {
 // system root. SIGUSR1 prints the Go memory in use after a GC that also
 // returns freed memory to the OS, so RSS is settled too.
 func serveAgent(dir, addr string) error {
+	if os.Getenv("OSM_BENCH_HEAPPROF") != "" {
+		runtime.MemProfileRate = 1
+	}
 	sys, err := sysroot.New(filepath.Join(dir, "sys"))
 	if err != nil {
 		return err
@@ -156,6 +160,7 @@ func serveAgent(dir, addr string) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, false) }()
 	fmt.Println("READY")
+	heapN := 0
 	for {
 		select {
 		case err := <-done:
@@ -165,6 +170,13 @@ func serveAgent(dir, addr string) error {
 			debug.FreeOSMemory()
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
+			if p := os.Getenv("OSM_BENCH_HEAPPROF"); p != "" {
+				if f, err := os.Create(fmt.Sprintf("%s.%d", p, heapN)); err == nil {
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+				heapN++
+			}
 			fmt.Printf("MEM %d %d %d\n", m.HeapInuse, m.StackInuse, runtime.NumGoroutine())
 		}
 	}
@@ -177,10 +189,15 @@ type agentProc struct {
 	base  string
 }
 
-func startAgent(tmp string) (*agentProc, error) {
+// startAgent starts an agent child; only the first, measured one
+// (profile) writes OSM_BENCH_PPROF's CPU profile.
+func startAgent(tmp string, profile bool) (*agentProc, error) {
 	addr := freeAddr()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), roleEnv+"=agent "+tmp+" "+addr)
+	if !profile {
+		cmd.Env = append(cmd.Env, "OSM_BENCH_PPROF=")
+	}
 	cmd.Stderr = os.Stderr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -239,7 +256,7 @@ func run() error {
 	}
 	fmt.Printf("file: %.1f MB of base64 lines; %d rounds, %d keys per side; %s; %d CPUs\n", float64(size)/1e6, *runs, *keys, shellBin+" -l", runtime.NumCPU())
 
-	ag, err := startAgent(tmp)
+	ag, err := startAgent(tmp, true)
 	if err != nil {
 		return err
 	}
@@ -303,7 +320,7 @@ func run() error {
 	var browser float64
 	var browserErr error
 	if !*noBrowser {
-		ag2, err := startAgent(tmp)
+		ag2, err := startAgent(tmp, false)
 		if err != nil {
 			return err
 		}
@@ -425,7 +442,7 @@ type memResult struct{ heap, rss, r0, r1, rb, back float64 }
 // having printed a line and acknowledged it; deltas over *idle. Then a
 // burst on one session, and how long until RSS is back near idle.
 func idleMemory(tmp, file string, size int) (memResult, error) {
-	ag, err := startAgent(tmp)
+	ag, err := startAgent(tmp, false)
 	if err != nil {
 		return memResult{}, err
 	}
