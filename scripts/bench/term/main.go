@@ -27,7 +27,11 @@
 // path. The agent and the echo server run in child processes (this program
 // re-executed), so their CPU and memory are their own.
 //
-//	go run ./scripts/bench/term [-short] [-runs 3] [-mb 100] [-keys 1000] [-idle 100] [-no-browser] [-no-siab]
+//	go run ./scripts/bench/term [-short] [-runs 3] [-mb 100] [-keys 1000] [-idle 100] [-no-browser] [-no-siab] [-compare BIN]
+//
+// -compare BIN adds the agent of another build of this program (other
+// webssh code, e.g. main's) as one more side in the same rounds, and its
+// memory figures: before and after in one run.
 //
 // It prints one table, then machine-readable lines for scripts/bench/all:
 // figure<TAB>value<TAB>floor<TAB>ratio (floor and ratio "-" when there is
@@ -84,6 +88,9 @@ var (
 	noBrowser = flag.Bool("no-browser", false, "skip the Chromium rendering run")
 	noSIAB    = flag.Bool("no-siab", false, "skip shellinabox")
 	siabBin   = flag.String("shellinaboxd", "/usr/bin/shellinaboxd", "shellinabox daemon")
+
+	compare     = flag.String("compare", "", "another build of this benchmark (other agent code): its agent runs as one more side, interleaved")
+	compareName = flag.String("compare-name", "agent before", "the -compare side's name")
 
 	browserDebug = flag.Bool("browser-debug", false, "print the renderer in use and xterm.js's own parse time for 20 MB")
 )
@@ -191,9 +198,9 @@ type agentProc struct {
 
 // startAgent starts an agent child; only the first, measured one
 // (profile) writes OSM_BENCH_PPROF's CPU profile.
-func startAgent(tmp string, profile bool) (*agentProc, error) {
+func startAgent(tmp, bin string, profile bool) (*agentProc, error) {
 	addr := freeAddr()
-	cmd := exec.Command(os.Args[0])
+	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), roleEnv+"=agent "+tmp+" "+addr)
 	if !profile {
 		cmd.Env = append(cmd.Env, "OSM_BENCH_PPROF=")
@@ -256,7 +263,7 @@ func run() error {
 	}
 	fmt.Printf("file: %.1f MB of base64 lines; %d rounds, %d keys per side; %s; %d CPUs\n", float64(size)/1e6, *runs, *keys, shellBin+" -l", runtime.NumCPU())
 
-	ag, err := startAgent(tmp, true)
+	ag, err := startAgent(tmp, os.Args[0], true)
 	if err != nil {
 		return err
 	}
@@ -265,6 +272,15 @@ func run() error {
 	agent := &agentClient{base: ag.base}
 	if err := agent.login(); err != nil {
 		return err
+	}
+	var cmpAg *agentProc
+	var cmpHeap int64
+	if *compare != "" {
+		if cmpAg, err = startAgent(tmp, *compare, false); err != nil {
+			return fmt.Errorf("%s: %w", *compareName, err)
+		}
+		defer cmpAg.stop()
+		cmpHeap, _ = cmpAg.mem()
 	}
 	echoAddr, stopEcho, err := startEcho()
 	if err != nil {
@@ -276,6 +292,13 @@ func run() error {
 	pty := &side{name: "pty+shell floor", open: func() (terminal, error) { return openPty(tmp) }, pids: func() []int { return nil }}
 	ws := &side{name: "websocket floor", echo: func(n int) ([]float64, error) { return wsEcho(echoAddr, n) }}
 	sides := []*side{ours}
+	if cmpAg != nil {
+		c := &agentClient{base: cmpAg.base}
+		if err := c.login(); err != nil {
+			return fmt.Errorf("%s: %w", *compareName, err)
+		}
+		sides = append(sides, &side{name: *compareName, open: func() (terminal, error) { return c.open() }, pids: func() []int { return []int{cmpAg.cmd.Process.Pid} }})
+	}
 	var siab *siabServer
 	if !*noSIAB {
 		siab, err = startSIAB(tmp)
@@ -312,15 +335,24 @@ func run() error {
 	isess.close()
 	ag.stop()
 
-	mem, err := idleMemory(tmp, file, size)
+	if cmpAg != nil {
+		cmpAg.stop()
+	}
+	mem, err := idleMemory(tmp, os.Args[0], file, size)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
+	}
+	var cmpMem memResult
+	if *compare != "" {
+		if cmpMem, err = idleMemory(tmp, *compare, file, size); err != nil {
+			return fmt.Errorf("%s memory: %w", *compareName, err)
+		}
 	}
 
 	var browser float64
 	var browserErr error
 	if !*noBrowser {
-		ag2, err := startAgent(tmp, false)
+		ag2, err := startAgent(tmp, os.Args[0], false)
 		if err != nil {
 			return err
 		}
@@ -383,6 +415,12 @@ func run() error {
 		row(s.name+": CPU per 100 MB", median(s.cpu), 0, "s", false, key+".cpu_s_per_100mb")
 	}
 	row("agent: live heap+stacks after start", float64(startHeap)/1024, 0, "kB", false, "term.agent.start_heap_kb")
+	cmpKey := "term." + strings.ReplaceAll(*compareName, " ", "_")
+	if *compare != "" {
+		row(*compareName+": live heap+stacks after start", float64(cmpHeap)/1024, 0, "kB", false, cmpKey+".start_heap_kb")
+		row(*compareName+": heap+stacks per idle session", cmpMem.heap/1024, 0, "kB", false, cmpKey+".session_heap_kb")
+		row(*compareName+": RSS per idle session", cmpMem.rss/1024, 0, "kB", false, cmpKey+".session_rss_kb")
+	}
 	row("agent: Ctrl-C in `yes` → prompt", ctrlC, 0, "ms", false, "term.agent.ctrl_c_ms")
 	row(fmt.Sprintf("agent: heap+stacks per idle session (%d)", *idle), mem.heap/1024, 0, "kB", false, "term.agent.session_heap_kb")
 	row("agent: RSS per idle session", mem.rss/1024, 0, "kB", false, "term.agent.session_rss_kb")
@@ -441,8 +479,8 @@ type memResult struct{ heap, rss, r0, r1, rb, back float64 }
 // (pools, code paths and the login warmed), then *idle more sessions, each
 // having printed a line and acknowledged it; deltas over *idle. Then a
 // burst on one session, and how long until RSS is back near idle.
-func idleMemory(tmp, file string, size int) (memResult, error) {
-	ag, err := startAgent(tmp, false)
+func idleMemory(tmp, bin, file string, size int) (memResult, error) {
+	ag, err := startAgent(tmp, bin, false)
 	if err != nil {
 		return memResult{}, err
 	}
