@@ -442,7 +442,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	conn, err := s.up.Upgrade(w, r, nil)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := s.up.Upgrade(hw, r, nil)
 	if err != nil {
 		return // Upgrade answered the client
 	}

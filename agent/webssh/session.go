@@ -21,10 +21,6 @@ const (
 	readTimeout  = 75 * time.Second // no pong for this long: the connection is dead
 	writeTimeout = 10 * time.Second
 	readBuffer   = 1 << 10 // websocket read buffer per attachment
-	// hotFor is how long after input the pty reader waits on a thread of
-	// its own (see readPoll), in polls of at most hotPoll.
-	hotFor  = time.Second
-	hotPoll = 10 * time.Millisecond
 	// deadlineSlack is how much of writeTimeout may pass before the write
 	// deadline is moved on.
 	deadlineSlack = time.Second
@@ -207,14 +203,10 @@ func (t *term) read() {
 }
 
 // readPoll reads what the pty has once it is readable, in a pooled buffer
-// taken only then: an idle session holds no read buffer. While the user
-// types (input within hotFor) the reader waits in poll(2) on its own
-// thread, woken by the kernel straight away, instead of through the
-// runtime's poller and a goroutine hand-off; an idle session waits on the
-// runtime's poller and holds no thread.
+// taken only then: an idle session holds no read buffer.
 func (t *term) readPoll(ps pollShell, room int) error {
 	var rerr error
-	read := func(fd int) bool {
+	err := ps.readWhenReady(func(fd int) bool {
 		b := t.srv.pool.get()
 		defer t.srv.pool.put(b)
 		p := (*b)[:min(room, cap(*b))]
@@ -244,37 +236,11 @@ func (t *term) readPoll(ps pollShell, room int) error {
 			t.commit(p[:n])
 		}
 		return n > 0 || rerr != nil
-	}
-	err := ps.readWhenReady(func(fd int) bool {
-		for {
-			if read(fd) {
-				return true
-			}
-			if !t.hot() {
-				return false
-			}
-			// The fd stays open while this callback runs (Close waits
-			// for it), so a bounded poll also bounds a hang-up's wait.
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			if _, err := unix.Poll(pfd, int(hotPoll.Milliseconds())); err != nil && !errors.Is(err, unix.EINTR) {
-				return false
-			}
-		}
 	})
 	if err != nil {
 		return err
 	}
 	return rerr
-}
-
-// hot reports whether the user typed within hotFor and the session lives.
-func (t *term) hot() bool {
-	select {
-	case <-t.stop:
-		return false
-	default:
-	}
-	return t.clk.Now().UnixNano()-t.lastInput.Load() < int64(hotFor)
 }
 
 func (t *term) readPlain(room int) error {

@@ -92,10 +92,14 @@ func (p *ptyTerm) recv(timeout time.Duration) ([]byte, error) {
 		return p.buf[:k], nil
 	}
 }
+// close hangs up the terminal (closing the master: the shell's writes fail
+// and it gets SIGHUP), and kills the shell if it is still there after 2 s.
 func (p *ptyTerm) close() {
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	p.cmd.Wait()
 	unix.Close(p.fd)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	t := time.AfterFunc(2*time.Second, func() { p.cmd.Process.Kill() })
+	p.cmd.Wait()
+	t.Stop()
 }
 
 // serveEcho is a child: a bare gorilla websocket server echoing every

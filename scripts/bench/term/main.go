@@ -512,8 +512,10 @@ func idleMemory(tmp, bin, file string, size int) (memResult, error) {
 		return memResult{}, err
 	}
 	settle := func() (int64, int64) {
-		// Let the sessions' last acks arrive and the shells go quiet.
-		time.Sleep(300 * time.Millisecond)
+		// Let the sessions' last acks arrive, the shells go quiet and
+		// the agent's sessions idle (past the 1 s it keeps a typing
+		// session's readers on threads of their own).
+		time.Sleep(1500 * time.Millisecond)
 		ag.mem()
 		return ag.mem()
 	}

@@ -200,13 +200,49 @@ func (a *agentClient) login() error {
 }
 
 // agentSession is a websocket session. Its reader hands each Output on to
-// recv first and writes the Ack after, as the page does (it acks what the
-// terminal has processed): the Ack is not on the timed path.
+// recv first and acks after, with the page's policy (term.js): 32 kB or
+// more not yet acked at once, less at most 50 ms later, so the Ack is not
+// on the timed path.
 type agentSession struct {
 	conn *websocket.Conn
 	wmu  sync.Mutex
 	out  chan []byte
 	errc chan error
+
+	amu      sync.Mutex
+	rx       uint64 // output handed on
+	acked    uint64
+	ackTimer *time.Timer
+}
+
+const (
+	ackNow  = 32 << 10
+	ackIdle = 50 * time.Millisecond
+)
+
+func (s *agentSession) ack() {
+	s.amu.Lock()
+	s.ackTimer = nil
+	off := s.rx
+	send := off > s.acked
+	s.acked = off
+	s.amu.Unlock()
+	if send {
+		s.write(webssh.Ack{Offset: off})
+	}
+}
+
+func (s *agentSession) handedOn(end uint64) {
+	s.amu.Lock()
+	s.rx = end
+	now := s.rx-s.acked >= ackNow
+	if !now && s.ackTimer == nil {
+		s.ackTimer = time.AfterFunc(ackIdle, s.ack)
+	}
+	s.amu.Unlock()
+	if now {
+		s.ack()
+	}
 }
 
 func (a *agentClient) open() (*agentSession, error) {
@@ -239,7 +275,7 @@ func (s *agentSession) read() {
 			switch m := m.(type) {
 			case webssh.Output:
 				s.out <- m.Data
-				err = s.write(webssh.Ack{Offset: m.Offset + uint64(len(m.Data))})
+				s.handedOn(m.Offset + uint64(len(m.Data)))
 			case webssh.Exit:
 				err = fmt.Errorf("session ended: %s", m.Reason)
 			}
