@@ -24,12 +24,7 @@ const (
 	// deadlineSlack is how much of writeTimeout may pass before the write
 	// deadline is moved on.
 	deadlineSlack = time.Second
-	// bulkRead is the pty read size from which more output is taken to be
-	// coming: the reader reads on into the same frame. A smaller read
-	// (an echo, a prompt) goes out at once, without a read that would
-	// only find nothing.
-	bulkRead     = 1 << 10
-	helloTimeout = 10 * time.Second
+	helloTimeout  = 10 * time.Second
 )
 
 // errProtocol is a client breaking the websocket protocol.
@@ -38,7 +33,8 @@ var errProtocol = errors.New("protocol violation")
 // term is one terminal session: a shell, its output buffer and at most
 // one attached websocket. Goroutines: read (shell → buffer), run (buffer →
 // websocket, timers, the end), and drain while queued input waits for the
-// shell; the attached websocket's handler feeds input, resizes and acks.
+// shell; the attached websocket's reader (a goroutine the HTTP handler
+// starts before it returns) feeds input, resizes and acks.
 type term struct {
 	srv     *Server
 	id      SessionID
@@ -228,9 +224,6 @@ func (t *term) readPoll(ps pollShell, room int) error {
 				break
 			}
 			n += k
-			if k < bulkRead {
-				break
-			}
 		}
 		if n > 0 {
 			t.commit(p[:n])
