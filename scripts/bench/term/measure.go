@@ -308,11 +308,3 @@ func (s *agentSession) recv(timeout time.Duration) ([]byte, error) {
 		return nil, errors.New("timeout")
 	}
 }
-
-func (s *agentSession) run(cmd, want string) error {
-	if err := s.send(cmd + "\r"); err != nil {
-		return err
-	}
-	_, err := waitFor(s, want, 10*time.Second)
-	return err
-}
