@@ -92,6 +92,7 @@ func (p *ptyTerm) recv(timeout time.Duration) ([]byte, error) {
 		return p.buf[:k], nil
 	}
 }
+
 // close hangs up the terminal (closing the master: the shell's writes fail
 // and it gets SIGHUP), and kills the shell if it is still there after 2 s.
 func (p *ptyTerm) close() {
