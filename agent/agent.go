@@ -67,6 +67,10 @@ type Options struct {
 	WebSSHMaxLogins   int // logins at once; more are refused
 	WebSSHUserLogins  int // logins per account; more replace its oldest
 	WebSSHLoginBudget int // password checks per minute, all clients
+	// Web terminal time limits; 0 takes webssh's default.
+	WebSSHIdleTimeout  time.Duration // no input for this long ends a session
+	WebSSHMaxSession   time.Duration // a session and a login last at most this
+	WebSSHResumeWindow time.Duration // a dropped websocket may come back within this
 	// Applications (agent/apps) and the local API (agent/api).
 	NoApps    bool   // no app manager and no local API
 	APISocket string // the API's socket; default <sysroot>/run/osmanager.sock (paths.APISocket)

@@ -34,6 +34,9 @@ func TestFlagDefaults(t *testing.T) {
 		{"listen-web", o.ListenWeb, web.DefaultAddr},
 		{"webssh-mode", webssh.Mode(o.WebSSHMode), webssh.ModeAuto},
 		{"webssh-max-shells", o.WebSSHMaxShells, webssh.DefaultMaxSessions},
+		{"webssh-idle-timeout", o.WebSSHIdleTimeout, webssh.DefaultIdleTimeout},
+		{"webssh-max-session", o.WebSSHMaxSession, webssh.DefaultMaxSession},
+		{"webssh-resume-window", o.WebSSHResumeWindow, webssh.DefaultResumeWindow},
 		{"network", o.Network, SwitchAuto},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -46,6 +46,9 @@ func (a *Agent) websshServices() []supervisor.Spec {
 		MaxLogins:    a.opts.WebSSHMaxLogins,
 		UserLogins:   a.opts.WebSSHUserLogins,
 		LoginBudget:  a.opts.WebSSHLoginBudget,
+		IdleTimeout:  a.opts.WebSSHIdleTimeout,
+		MaxSession:   a.opts.WebSSHMaxSession,
+		ResumeWindow: a.opts.WebSSHResumeWindow,
 	})
 	if err != nil {
 		return []supervisor.Spec{failed("webssh", err)}

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"testing"
+	"time"
 
 	"osmanager/agent/clc"
 	"osmanager/agent/conf"
@@ -101,5 +103,55 @@ func TestStatusSourceOnce(t *testing.T) {
 	s2, err2 := a.statusSource()
 	if err1 != nil || err2 != nil || s1 == nil || s1 != s2 {
 		t.Errorf("statusSource = %p %v, then %p %v: want one source", s1, err1, s2, err2)
+	}
+}
+
+// TestWebSSHLimitFlags: the terminal's limit flags reach the terminal;
+// none is fixed in the code.
+func TestWebSSHLimitFlags(t *testing.T) {
+	var f Options
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f.Flags(fs)
+	if err := fs.Parse([]string{"--webssh-max-shells", "20", "--webssh-user-shells", "6", "--webssh-max-logins", "30",
+		"--webssh-user-logins", "3", "--webssh-login-budget", "7", "--webssh-idle-timeout", "3m",
+		"--webssh-max-session", "2h", "--webssh-resume-window", "15s"}); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := testOptions(t, demoDir(t)) // the test's paths, with the flags' limits
+	o.WebSSHMaxShells, o.WebSSHUserShells, o.WebSSHMaxLogins, o.WebSSHUserLogins, o.WebSSHLoginBudget =
+		f.WebSSHMaxShells, f.WebSSHUserShells, f.WebSSHMaxLogins, f.WebSSHUserLogins, f.WebSSHLoginBudget
+	o.WebSSHIdleTimeout, o.WebSSHMaxSession, o.WebSSHResumeWindow = f.WebSSHIdleTimeout, f.WebSSHMaxSession, f.WebSSHResumeWindow
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.cfg = &conf.Config{}
+	s := a.websshServices()
+	if len(s) != 1 {
+		t.Fatalf("%d terminal services, want 1", len(s))
+	}
+	srv, ok := s[0].Service.(*webssh.Server)
+	if !ok {
+		t.Fatalf("service %T, want *webssh.Server", s[0].Service)
+	}
+	c := srv.Config()
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"max shells", c.MaxSessions, 20},
+		{"user shells", c.UserSessions, 6},
+		{"max logins", c.MaxLogins, 30},
+		{"user logins", c.UserLogins, 3},
+		{"login budget", c.LoginBudget, 7},
+		{"idle timeout", c.IdleTimeout, 3 * time.Minute},
+		{"max session", c.MaxSession, 2 * time.Hour},
+		{"resume window", c.ResumeWindow, 15 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %v, want %v", tc.got, tc.want)
+			}
+		})
 	}
 }

@@ -109,6 +109,9 @@ func TestConfigLimits(t *testing.T) {
 		func(c *Config) { c.MaxLogins = -1 },
 		func(c *Config) { c.UserLogins = -1 },
 		func(c *Config) { c.LoginBudget = -1 },
+		func(c *Config) { c.IdleTimeout = -time.Second },
+		func(c *Config) { c.MaxSession = -time.Second },
+		func(c *Config) { c.ResumeWindow = -time.Second },
 	} {
 		c := base()
 		set(&c)

@@ -110,3 +110,73 @@ func TestChromium(t *testing.T) {
 	}
 	waitFor(t, "the session to end", 10*time.Second, func() bool { return len(e.srv.Sessions()) == 0 })
 }
+
+// TestChromiumAcks: the page coalesces acks (small outputs in quick
+// succession, as echoes of fast typing, share one), yet acknowledges
+// everything soon after output stops, so the server keeps nothing; a bulk
+// of output flows without waiting on the ack timer.
+func TestChromiumAcks(t *testing.T) {
+	ctx := newBrowser(t, 90*time.Second)
+	e := newEnv(t)
+	if err := browserLogin(ctx, e.url, "root", testPassword); err != nil {
+		t.Fatalf("log in through the page: %v", err)
+	}
+	type stats struct {
+		RX, Processed, Acked, Acks, Frames float64
+	}
+	read := func() stats {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`window.osmStats()`))
+		if err != nil {
+			t.Fatalf("stats: %v", err)
+		}
+		f := func(k string) float64 { v, _ := s[k].(float64); return v }
+		return stats{f("rx"), f("processed"), f("acked"), f("acks"), f("frames")}
+	}
+	settled := func(what string) stats {
+		var s stats
+		waitFor(t, what, 30*time.Second, func() bool {
+			s = read()
+			ss := e.srv.Sessions()
+			return s.Processed == s.RX && s.Acked == s.Processed && len(ss) == 1 && ss[0].Unacked == 0
+		})
+		return s
+	}
+	waitFor(t, "the prompt", 30*time.Second, func() bool {
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](bufferJS))
+		if err != nil {
+			t.Fatalf("read the buffer: %v", err)
+		}
+		return strings.HasPrefix(text, "# ") || strings.HasPrefix(text, "$ ")
+	})
+	before := settled("the prompt acknowledged")
+	// Small outputs a few ms apart: one frame each, within the ack delay.
+	if err := chromedp.Do(ctx, chromedp.Focus(`.xterm-helper-textarea`),
+		browser.TypeKeys("for i in $(seq 40); do echo x$i; sleep 0.005; done; echo EN''D\r")); err != nil {
+		t.Fatalf("type: %v", err)
+	}
+	waitFor(t, "the loop's output", 30*time.Second, func() bool {
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](bufferJS))
+		if err != nil {
+			t.Fatalf("read the buffer: %v", err)
+		}
+		return strings.Contains(text, "\nEND\n")
+	})
+	after := settled("the loop's output acknowledged")
+	frames, acks := after.Frames-before.Frames, after.Acks-before.Acks
+	t.Logf("%.0f output frames, %.0f acks", frames, acks)
+	if frames < 10 || acks < 1 || acks >= frames {
+		t.Errorf("%.0f acks for %.0f output frames, want at least one and fewer than the frames (at least 10)", acks, frames)
+	}
+	// A bulk: over the server's frame, acked as it comes.
+	if err := chromedp.Do(ctx, browser.TypeKeys("seq 1 40000; echo DO''NE\r")); err != nil {
+		t.Fatalf("type: %v", err)
+	}
+	waitFor(t, "the bulk output's end", 60*time.Second, func() bool {
+		text, err := chromedp.Run(ctx, chromedp.Evaluate[string](bufferJS))
+		if err != nil {
+			t.Fatalf("read the buffer: %v", err)
+		}
+		return strings.Contains(text, "\nDONE\n")
+	})
+	settled("the bulk acknowledged")
+}

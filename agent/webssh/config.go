@@ -196,6 +196,14 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("%w: %s %d is negative", ErrConfig, v.name, v.n)
 		}
 	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{{"idle timeout", c.IdleTimeout}, {"maximum session", c.MaxSession}, {"resume window", c.ResumeWindow}} {
+		if v.d < 0 {
+			return fmt.Errorf("%w: %s %s is negative", ErrConfig, v.name, v.d)
+		}
+	}
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
 	c.MaxSession = cmp.Or(c.MaxSession, DefaultMaxSession)
 	c.ResumeWindow = cmp.Or(c.ResumeWindow, DefaultResumeWindow)

@@ -8,7 +8,7 @@
 //	POST /login      form user, password, csrf: 204 and a session cookie, 401, 429, 503
 //	GET  /ws         the websocket: needs the session cookie and an allowed Origin
 //	POST /logout     form csrf: ends the login and its shells
-//	GET  /assets/N   the page's scripts and styles (embedded), and their licences
+//	GET  /assets/N   the page's scripts and styles (embedded; gzip when accepted), and their licences
 //
 // The POSTs need an allowed Origin too (none is refused). The allowed
 // origins follow from the listening socket and the machine's addresses

@@ -2,6 +2,7 @@ package webssh
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,14 +10,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,11 +30,18 @@ import (
 //go:embed assets
 var assetFS embed.FS
 
-// asset is an embedded file served under /assets/.
+// asset is an embedded file served under /assets/. Its bytes stay in the
+// binary's read-only data: served from there, never copied to the heap; a
+// gzip copy is made once, at the first request that accepts it. The ETag
+// (a hash of the bytes) is computed then too, so start-up reads nothing.
 type asset struct {
-	data  []byte
-	etag  string
+	path  string // in assetFS
 	ctype string
+
+	once sync.Once
+	etag string // of the identity bytes; the gzip copy's adds "-gz"
+	gz   []byte // nil when gzip gains nothing
+	err  error
 }
 
 const (
@@ -40,33 +50,81 @@ const (
 	maxForm     = 4 << 10
 )
 
+// assetTypes is the fixed MIME table of the assets (mime.TypeByExtension
+// would load the host's whole table, 400 kB of heap, for three types).
+var assetTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+}
+
 func (s *Server) buildPage() error {
 	page, err := parsePage(assetFS, "assets/index.html")
 	if err != nil {
 		return fmt.Errorf("web terminal page: %w", err)
 	}
 	s.page = page
-	s.files = make(map[string]asset)
+	s.files = make(map[string]*asset)
 	return fs.WalkDir(assetFS, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || p == "assets/index.html" {
 			return err
 		}
-		ext := path.Ext(p)
-		if ext != ".js" && ext != ".css" && !strings.HasPrefix(path.Base(p), "LICENSE") {
+		ct, ok := assetTypes[path.Ext(p)]
+		switch {
+		case strings.HasPrefix(path.Base(p), "LICENSE"):
+			ct = "text/plain; charset=utf-8"
+		case !ok:
 			return nil
 		}
-		data, err := assetFS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		ct := mime.TypeByExtension(ext)
-		if ct == "" {
-			ct = "text/plain; charset=utf-8"
-		}
-		sum := sha256.Sum256(data)
-		s.files[path.Base(p)] = asset{data: data, etag: fmt.Sprintf(`"%x"`, sum[:12]), ctype: ct}
+		s.files[path.Base(p)] = &asset{path: p, ctype: ct}
 		return nil
 	})
+}
+
+// prepare hashes the asset and makes its gzip copy, once.
+func (a *asset) prepare() error {
+	a.once.Do(func() {
+		h := sha256.New()
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		f, err := assetFS.Open(a.path)
+		if err != nil {
+			a.err = err
+			return
+		}
+		defer f.Close()
+		n, err := io.Copy(io.MultiWriter(h, zw), f)
+		if err == nil {
+			err = zw.Close()
+		}
+		if err != nil {
+			a.err = err
+			return
+		}
+		a.etag = fmt.Sprintf(`"%x"`, h.Sum(nil)[:12])
+		if int64(gz.Len()) < n*9/10 {
+			a.gz = slices.Clip(gz.Bytes())
+		}
+	})
+	return a.err
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip
+// (listed, or "*", with a q other than 0).
+func acceptsGzip(h string) bool {
+	for part := range strings.SplitSeq(h, ",") {
+		name, params, _ := strings.Cut(part, ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "*" {
+			continue
+		}
+		if k, v, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.TrimSpace(k) == "q" {
+			if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil || q == 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // cookieName hardens names under TLS: __Host- cookies are Secure, host-only
@@ -200,16 +258,44 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if err := a.prepare(); err != nil {
+		http.Error(w, "asset", http.StatusInternalServerError)
+		return
+	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", a.etag)
-	if r.Header.Get("If-None-Match") == a.etag {
+	h.Set("Content-Type", a.ctype)
+	gz := a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
+	if a.gz != nil {
+		h.Set("Vary", "Accept-Encoding")
+	}
+	etag := a.etag
+	if gz {
+		etag = a.etag[:len(a.etag)-1] + `-gz"`
+	}
+	h.Set("ETag", etag)
+	if inm := r.Header.Get("If-None-Match"); inm == a.etag || inm == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Type", a.ctype)
-	w.Write(a.data)
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", strconv.Itoa(len(a.gz)))
+		if r.Method != http.MethodHead {
+			w.Write(a.gz)
+		}
+		return
+	}
+	f, err := assetFS.Open(a.path)
+	if err != nil {
+		http.Error(w, "asset", http.StatusInternalServerError)
+		return
+	}
+	defer f.Close()
+	// An embedded file seeks and reads in place: ranges and HEAD work,
+	// and nothing is copied but through the server's pooled buffer.
+	http.ServeContent(w, r, "", time.Time{}, f.(io.ReadSeeker))
 }
 
 // handleLogin checks a user name and password. Failures answer no sooner
@@ -355,11 +441,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	conn, err := s.up.Upgrade(w, r, nil)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := s.up.Upgrade(hw, r, nil)
 	if err != nil {
 		return // Upgrade answered the client
 	}
-	defer conn.Close()
+	closeConn := true
+	defer func() {
+		if closeConn {
+			conn.Close()
+		}
+	}()
 	// The HTTP server's read and write timeouts stay on the connection
 	// after the upgrade; the websocket keeps its own deadlines instead.
 	conn.NetConn().SetDeadline(time.Time{})
@@ -407,12 +499,22 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadDeadline(time.Now().Add(readTimeout))
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(readTimeout)) })
-	err = s.readLoop(t, a)
-	if errors.Is(err, errProtocol) || errors.Is(err, ErrMsg) {
-		s.log.Warn("terminal websocket closed", "user", l.user, "addr", r.RemoteAddr, "reason", err.Error())
-		a.close(websocket.CloseProtocolError, err.Error())
-	}
-	t.detach(a)
+	// The attachment's reader is a goroutine of its own, so this handler
+	// returns: the HTTP connection's goroutine, its deep stack and its
+	// buffers go, which an idle session would otherwise keep for hours.
+	closeConn = false
+	user, addr := l.user, r.RemoteAddr
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer conn.Close()
+		err := s.readLoop(t, a)
+		if errors.Is(err, errProtocol) || errors.Is(err, ErrMsg) {
+			s.log.Warn("terminal websocket closed", "user", user, "addr", addr, "reason", err.Error())
+			a.close(websocket.CloseProtocolError, err.Error())
+		}
+		t.detach(a)
+	}()
 }
 
 func (s *Server) readLoop(t *term, a *attachment) error {

@@ -28,7 +28,7 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	page  *pageTemplate
-	files map[string]asset
+	files map[string]*asset
 	up    websocket.Upgrader
 	lim   limiter
 	pool  chunkPool
@@ -103,9 +103,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: helloTimeout,
-		WriteBufferSize:  maxFrame + 64,
-		WriteBufferPool:  &s.wpool,
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before Upgrade
+		// Keystrokes are a few bytes; a paste reads past the buffer. A
+		// small buffer of its own lets the HTTP server's 4 kB one go.
+		ReadBufferSize:  readBuffer,
+		WriteBufferSize: maxFrame + 64,
+		WriteBufferPool: &s.wpool,
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked before Upgrade
 	}
 	if err := s.buildPage(); err != nil {
 		return nil, err
@@ -121,6 +124,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Config returns the configuration in effect: New's, with every default
+// filled in.
+func (s *Server) Config() Config { return s.cfg }
 
 // SetLogger replaces Config.Log: the supervisor hands the terminal its
 // logger, which carries the service attribute (see

@@ -20,7 +20,11 @@ const (
 	pingEvery    = 30 * time.Second // keepalive while attached (session clock)
 	readTimeout  = 75 * time.Second // no pong for this long: the connection is dead
 	writeTimeout = 10 * time.Second
-	helloTimeout = 10 * time.Second
+	readBuffer   = 1 << 10 // websocket read buffer per attachment
+	// deadlineSlack is how much of writeTimeout may pass before the write
+	// deadline is moved on.
+	deadlineSlack = time.Second
+	helloTimeout  = 10 * time.Second
 )
 
 // errProtocol is a client breaking the websocket protocol.
@@ -29,7 +33,8 @@ var errProtocol = errors.New("protocol violation")
 // term is one terminal session: a shell, its output buffer and at most
 // one attached websocket. Goroutines: read (shell → buffer), run (buffer →
 // websocket, timers, the end), and drain while queued input waits for the
-// shell; the attached websocket's handler feeds input, resizes and acks.
+// shell; the attached websocket's reader (a goroutine the HTTP handler
+// starts before it returns) feeds input, resizes and acks.
 type term struct {
 	srv     *Server
 	id      SessionID
@@ -69,16 +74,30 @@ type term struct {
 type attachment struct {
 	conn      *websocket.Conn
 	wmu       sync.Mutex // one writer at a time
+	wdl       time.Time  // the write deadline set last; under wmu
 	sent      uint64     // output sent up to here (set before the write)
 	inAckSent uint64
 	pingAt    time.Time
 	closeOnce sync.Once
 }
 
+// deadline keeps the write deadline between writeTimeout-deadlineSlack
+// and writeTimeout ahead, setting it only when it has come nearer than
+// that: one timer update a second at most, not one per frame. The caller
+// holds wmu.
+func (a *attachment) deadline() {
+	now := time.Now()
+	if a.wdl.Sub(now) < writeTimeout-deadlineSlack {
+		a.wdl = now.Add(writeTimeout)
+		a.conn.SetWriteDeadline(a.wdl)
+	}
+}
+
 func (a *attachment) write(m Msg) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	return send(a.conn, m)
+	a.deadline()
+	return a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
 }
 
 // send writes m as one binary frame within writeTimeout. The caller
@@ -91,7 +110,7 @@ func send(conn *websocket.Conn, m Msg) error {
 func (a *attachment) writeOutput(from uint64, views [][]byte) error {
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	a.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	a.deadline()
 	w, err := a.conn.NextWriter(websocket.BinaryMessage)
 	if err != nil {
 		return err
@@ -432,7 +451,8 @@ func (t *term) attach(a *attachment, offset uint64, resumed bool) error {
 	t.inMu.Lock()
 	m.InOffset = t.inRecv
 	t.inMu.Unlock()
-	err := send(a.conn, m)
+	a.deadline()
+	err := a.conn.WriteMessage(websocket.BinaryMessage, m.Append(nil))
 	a.wmu.Unlock()
 	if old != nil {
 		old.close(websocket.ClosePolicyViolation, "taken over by another connection")

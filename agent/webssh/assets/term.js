@@ -53,14 +53,28 @@
     ws.send(b);
   }
 
+  // Acks are coalesced: a bulk of output (ACK_NOW, under the server's
+  // 64 kB frame, past which it holds output back for an ack) is acked at
+  // once; less (echoes, prompts) at most ACK_IDLE_MS later, so typing
+  // sends an ack per ACK_IDLE_MS, not one per key, off the echo's path,
+  // and the server frees the output it keeps soon after.
+  const ACK_NOW = 32 << 10, ACK_IDLE_MS = 50;
+  let ackTimer = null, acks = 0;
+
+  function sendAck() {
+    if (ackTimer) { clearTimeout(ackTimer); ackTimer = null; }
+    if (!open() || processed <= acked) return;
+    const [b, v] = msg(T.ack, 8);
+    v.setBigUint64(1, BigInt(processed));
+    ws.send(b);
+    acked = processed;
+    acks++;
+  }
+
   function maybeAck() {
     if (!open() || processed <= acked) return;
-    if (processed - acked >= window_ / 4 || processed === rx) {
-      const [b, v] = msg(T.ack, 8);
-      v.setBigUint64(1, BigInt(processed));
-      ws.send(b);
-      acked = processed;
-    }
+    if (processed - acked >= Math.min(ACK_NOW, window_ / 4)) sendAck();
+    else if (!ackTimer) ackTimer = setTimeout(sendAck, ACK_IDLE_MS);
   }
 
   // pump sends queued input within the input credit, in chunks.
@@ -243,7 +257,7 @@
     new ResizeObserver(() => fit.fit()).observe($("terminal"));
     sid = unhex(sessionStorage.getItem("osm.sid"));
     window.osmTerm = term;
-    window.osmStats = () => ({ rx, processed, frames, connected: open(), ended });
+    window.osmStats = () => ({ rx, processed, acked, acks, frames, connected: open(), ended });
     connect();
     term.focus();
   }

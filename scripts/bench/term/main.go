@@ -1,47 +1,63 @@
-// Command term benchmarks the web terminal (agent/webssh) beside
-// shellinabox, in one run on this machine:
+// Command term benchmarks the web terminal (agent/webssh) beside its
+// peer shellinabox and two floors, all in one run on this machine, with
+// the same number of runs for each side, interleaved, and medians:
 //
-//   - output throughput: `cat` of a base64 file (default 100 MB) to a Go
-//     client until a marker printed after it, in MB/s;
-//   - server CPU seconds per 100 MB of that output;
-//   - keystroke echo latency, p50 and p99 over 1000 keys;
-//   - agent memory per idle session (Go heap and stacks in use, and RSS),
-//     and RSS after a burst, sampled until it is back to idle;
-//   - the same file rendered by xterm.js in headless Chromium (our page).
+//   - keystroke echo latency, p50 and p99: a key typed at an interactive
+//     bash prompt (`bash -l`, readline echoing the key, not the kernel),
+//     timed until its echo reaches the client; then a backspace, awaited
+//     but not timed, so the line never grows;
+//   - output throughput: `cat` of a base64 file to a client until a marker
+//     printed after it, in MB/s, and server CPU seconds per 100 MB;
+//   - the agent's live heap and stacks after start, before any request;
+//   - memory per idle session: N sessions opened on a fresh agent whose
+//     baseline (GC'd, memory returned to the OS) was taken with two
+//     sessions already open, each session's output acknowledged; Go heap
+//     and stacks, and RSS, deltas over N;
+//   - Ctrl-C during a `yes` flood until a typed command answers;
+//   - the file rendered by xterm.js in headless Chromium (our page).
 //
-// shellinabox (Debian's shellinaboxd) is started on loopback, driven through
-// its long-poll protocol (POST width/height/session[/keys]) from Go. The
-// agent side runs in a child process (this program re-executed) so its CPU
-// and memory are its own.
+// The floors, measured in the same rounds:
+//   - pty+shell: this process on a bare pty master (blocking reads, no
+//     poller) driving the same `bash -l`, with the same environment;
+//   - websocket round trip: a bare gorilla echo server in its own process,
+//     the same client.
 //
-//	go run ./scripts/bench/term [-mb 100] [-keys 1000] [-idle 100] [-no-browser] [-no-siab]
+// The client hands output on (a channel) before it writes the Ack, as the
+// page does (it acks what xterm.js processed), so the Ack is off the timed
+// path. The agent and the echo server run in child processes (this program
+// re-executed), so their CPU and memory are their own.
+//
+//	go run ./scripts/bench/term [-short] [-runs 3] [-mb 100] [-keys 1000] [-idle 100] [-no-browser] [-no-siab] [-compare BIN]
+//
+// -compare BIN adds the agent of another build of this program (other
+// webssh code, e.g. main's) as one more side in the same rounds, and its
+// memory figures: before and after in one run.
+//
+// It prints one table, then machine-readable lines for scripts/bench/all:
+// figure<TAB>value<TAB>floor<TAB>ratio (floor and ratio "-" when there is
+// none; lower is better for µs, kB and s, higher for MB/s).
 //
 // OSM_BENCH_WINDOW=bytes sets the agent's output window; OSM_BENCH_PPROF=file
-// writes a CPU profile of the agent side.
+// writes a CPU profile of the agent side; OSM_BENCH_HEAPPROF=prefix a heap
+// profile at each memory reading (prefix.0, prefix.1, …).
 package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -50,49 +66,72 @@ import (
 	"time"
 
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
-	"github.com/gorilla/websocket"
 
 	"osmanager/agent/sysroot"
 	"osmanager/agent/webssh"
 )
 
 const (
-	serveEnv = "OSM_BENCH_TERM_SERVE" // set in the child: "sysroot-dir listen-addr"
+	roleEnv  = "OSM_BENCH_TERM_ROLE" // set in a child: "agent DIR ADDR" or "wsecho ADDR"
 	password = "bench-password"
 	marker   = "END_OF_BENCH"
 	typedEnd = "E''ND_OF_BENCH" // what is typed: the echo of it is not the marker
+	shellBin = "/bin/bash"
 )
 
 var (
+	short     = flag.Bool("short", false, "a quick run for scripts/bench/all: -mb 20 -keys 300 -idle 30 -no-browser")
+	runs      = flag.Int("runs", 3, "rounds; each side runs once per round, interleaved")
 	mb        = flag.Int("mb", 100, "size of the file cat prints, in MB")
-	keys      = flag.Int("keys", 1000, "keystrokes for the echo latency")
+	keys      = flag.Int("keys", 1000, "keystrokes for the echo latency, per side, over all rounds")
 	idle      = flag.Int("idle", 100, "idle sessions for the memory figure")
 	noBrowser = flag.Bool("no-browser", false, "skip the Chromium rendering run")
 	noSIAB    = flag.Bool("no-siab", false, "skip shellinabox")
 	siabBin   = flag.String("shellinaboxd", "/usr/bin/shellinaboxd", "shellinabox daemon")
 
+	compare     = flag.String("compare", "", "another build of this benchmark (other agent code): its agent runs as one more side, interleaved")
+	compareName = flag.String("compare-name", "agent before", "the -compare side's name")
+
 	browserDebug = flag.Bool("browser-debug", false, "print the renderer in use and xterm.js's own parse time for 20 MB")
 )
 
 func main() {
-	if v := os.Getenv(serveEnv); v != "" {
-		if err := serve(v); err != nil {
-			fmt.Fprintln(os.Stderr, "bench server:", err)
+	if v := os.Getenv(roleEnv); v != "" {
+		if err := child(v); err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
 			os.Exit(1)
 		}
 		return
 	}
 	flag.Parse()
+	if *short {
+		*mb, *keys, *idle, *noBrowser = 20, 300, 30, true
+	}
+	*runs = max(*runs, 1)
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench term:", err)
 		os.Exit(1)
 	}
 }
 
-// serve is the child: a webssh server in login mode on a scratch system
-// root. SIGUSR1 prints the Go memory in use after a GC.
-func serve(arg string) error {
-	dir, addr, _ := strings.Cut(arg, " ")
+func child(arg string) error {
+	f := strings.Fields(arg)
+	switch {
+	case len(f) == 3 && f[0] == "agent":
+		return serveAgent(f[1], f[2])
+	case len(f) == 2 && f[0] == "wsecho":
+		return serveEcho(f[1])
+	}
+	return fmt.Errorf("bad %s %q", roleEnv, arg)
+}
+
+// serveAgent is a child: a webssh server in login mode on a scratch
+// system root. SIGUSR1 prints the Go memory in use after a GC that also
+// returns freed memory to the OS, so RSS is settled too.
+func serveAgent(dir, addr string) error {
+	if os.Getenv("OSM_BENCH_HEAPPROF") != "" {
+		runtime.MemProfileRate = 1
+	}
 	sys, err := sysroot.New(filepath.Join(dir, "sys"))
 	if err != nil {
 		return err
@@ -128,23 +167,83 @@ func serve(arg string) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, false) }()
 	fmt.Println("READY")
+	heapN := 0
 	for {
 		select {
 		case err := <-done:
 			return err
 		case <-usr:
 			runtime.GC()
-			runtime.GC()
+			debug.FreeOSMemory()
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
+			if p := os.Getenv("OSM_BENCH_HEAPPROF"); p != "" {
+				if f, err := os.Create(fmt.Sprintf("%s.%d", p, heapN)); err == nil {
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+				heapN++
+			}
 			fmt.Printf("MEM %d %d %d\n", m.HeapInuse, m.StackInuse, runtime.NumGoroutine())
 		}
 	}
 }
 
-type result struct {
-	mbps, cpuPer100, p50, p99 float64
-	err                       error
+// agentProc is the agent child process.
+type agentProc struct {
+	cmd   *exec.Cmd
+	lines *bufio.Scanner
+	base  string
+}
+
+// startAgent starts an agent child; only the first, measured one
+// (profile) writes OSM_BENCH_PPROF's CPU profile.
+func startAgent(tmp, bin string, profile bool) (*agentProc, error) {
+	addr := freeAddr()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), roleEnv+"=agent "+tmp+" "+addr)
+	if !profile {
+		cmd.Env = append(cmd.Env, "OSM_BENCH_PPROF=")
+	}
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &agentProc{cmd: cmd, lines: bufio.NewScanner(out), base: "http://" + addr}
+	if !p.lines.Scan() || p.lines.Text() != "READY" {
+		p.stop()
+		return nil, errors.New("bench agent did not start")
+	}
+	return p, nil
+}
+
+func (p *agentProc) stop() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() }
+
+// mem returns the agent's Go heap and stacks in use and its RSS, settled.
+func (p *agentProc) mem() (heapStack, rss int64) {
+	p.cmd.Process.Signal(syscall.SIGUSR1)
+	for p.lines.Scan() {
+		if f := strings.Fields(p.lines.Text()); len(f) == 4 && f[0] == "MEM" {
+			h, _ := strconv.ParseInt(f[1], 10, 64)
+			s, _ := strconv.ParseInt(f[2], 10, 64)
+			return h + s, rss1(p.cmd.Process.Pid)
+		}
+	}
+	return 0, 0
+}
+
+// side is one thing measured: the agent, a peer or a floor.
+type side struct {
+	name  string
+	open  func() (terminal, error) // nil: no throughput or echo through a terminal
+	pids  func() []int
+	names []string // process names whose CPU counts
+	echo  func(n int) ([]float64, error)
+
+	lat       []float64 // echo samples, µs, all rounds
+	mbps, cpu []float64 // per round
+	err       error
 }
 
 func run() error {
@@ -162,60 +261,70 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("file: %s, %.1f MB of base64 lines\n", file, float64(size)/1e6)
+	fmt.Printf("file: %.1f MB of base64 lines; %d rounds, %d keys per side; %s; %d CPUs\n", float64(size)/1e6, *runs, *keys, shellBin+" -l", runtime.NumCPU())
 
-	// The agent side, in a child process.
-	addr := freeAddr()
-	child := exec.Command(os.Args[0])
-	child.Env = append(os.Environ(), serveEnv+"="+tmp+" "+addr)
-	child.Stderr = os.Stderr
-	out, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
+	ag, err := startAgent(tmp, os.Args[0], true)
+	if err != nil {
 		return err
 	}
-	defer func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "READY" {
-		return errors.New("bench server did not start")
-	}
-	agent := &agentClient{base: "http://" + addr}
+	defer ag.stop()
+	startHeap, _ := ag.mem() // live heap after start, before any request
+	agent := &agentClient{base: ag.base}
 	if err := agent.login(); err != nil {
 		return err
 	}
-	memstat := func() (heap, stack, rss int64) {
-		child.Process.Signal(syscall.SIGUSR1)
-		for lines.Scan() {
-			if f := strings.Fields(lines.Text()); len(f) == 4 && f[0] == "MEM" {
-				h, _ := strconv.ParseInt(f[1], 10, 64)
-				s, _ := strconv.ParseInt(f[2], 10, 64)
-				return h, s, rss1(child.Process.Pid)
-			}
+	var cmpAg *agentProc
+	var cmpHeap int64
+	if *compare != "" {
+		if cmpAg, err = startAgent(tmp, *compare, false); err != nil {
+			return fmt.Errorf("%s: %w", *compareName, err)
 		}
-		return 0, 0, 0
+		defer cmpAg.stop()
+		cmpHeap, _ = cmpAg.mem()
 	}
-
-	// Throughput, CPU and echo latency: agent.
-	var ours, siab result
-	var best float64
-	sess, err := agent.open()
+	echoAddr, stopEcho, err := startEcho()
 	if err != nil {
 		return err
 	}
-	for range 3 {
-		r := throughput(sess, file, size, []int{child.Process.Pid})
-		if r.err != nil {
-			return fmt.Errorf("agent throughput: %w", r.err)
+	defer stopEcho()
+
+	ours := &side{name: "agent", open: func() (terminal, error) { return agent.open() }, pids: func() []int { return []int{ag.cmd.Process.Pid} }}
+	pty := &side{name: "pty+shell floor", open: func() (terminal, error) { return openPty(tmp) }, pids: func() []int { return nil }}
+	ws := &side{name: "websocket floor", echo: func(n int) ([]float64, error) { return wsEcho(echoAddr, n) }}
+	sides := []*side{ours}
+	if cmpAg != nil {
+		c := &agentClient{base: cmpAg.base}
+		if err := c.login(); err != nil {
+			return fmt.Errorf("%s: %w", *compareName, err)
 		}
-		if r.mbps > best {
-			best, ours.mbps, ours.cpuPer100 = r.mbps, r.mbps, r.cpuPer100
+		sides = append(sides, &side{name: *compareName, open: func() (terminal, error) { return c.open() }, pids: func() []int { return []int{cmpAg.cmd.Process.Pid} }})
+	}
+	var siab *siabServer
+	if !*noSIAB {
+		siab, err = startSIAB(tmp)
+		if err != nil {
+			fmt.Println("shellinabox:", err)
+		} else {
+			defer siab.stop()
+			sides = append(sides, &side{name: "shellinabox", open: func() (terminal, error) { return siab.open() }, pids: func() []int { return nil }, names: []string{"shellinaboxd"}})
 		}
 	}
-	ours.p50, ours.p99, err = latency(sess)
-	if err != nil {
-		return fmt.Errorf("agent echo: %w", err)
+	sides = append(sides, pty, ws)
+
+	per := max(*keys / *runs, 1)
+	for r := range *runs {
+		for _, s := range sides {
+			if s.err != nil {
+				continue
+			}
+			s.err = s.round(file, size, per, r)
+			if s.err != nil && s == ours {
+				return fmt.Errorf("agent: %w", s.err)
+			}
+		}
 	}
-	sess.close()
-	isess, err := agent.open() // a fresh shell: the echo test leaves its stty behind
+
+	isess, err := agent.open() // a fresh shell
 	if err != nil {
 		return err
 	}
@@ -224,94 +333,227 @@ func run() error {
 		return fmt.Errorf("agent Ctrl-C: %w", err)
 	}
 	isess.close()
+	ag.stop()
 
-	// shellinabox.
-	if !*noSIAB {
-		siab = runSIAB(tmp, file, size)
+	if cmpAg != nil {
+		cmpAg.stop()
 	}
-
-	// Memory: idle sessions, then a burst.
-	h0, s0, r0 := memstat()
-	var conns []*agentSession
-	for range *idle {
-		c, err := agent.open()
-		if err != nil {
-			return fmt.Errorf("idle session: %w", err)
+	mem, err := idleMemory(tmp, os.Args[0], file, size)
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	var cmpMem memResult
+	if *compare != "" {
+		if cmpMem, err = idleMemory(tmp, *compare, file, size); err != nil {
+			return fmt.Errorf("%s memory: %w", *compareName, err)
 		}
-		conns = append(conns, c)
 	}
-	for _, c := range conns {
-		if err := c.run("echo re''ady", "ready"); err != nil {
+
+	var browser float64
+	var browserErr error
+	if !*noBrowser {
+		ag2, err := startAgent(tmp, os.Args[0], false)
+		if err != nil {
 			return err
 		}
+		browser, browserErr = renderInBrowser(ag2.base, file, size)
+		ag2.stop()
 	}
-	h1, s1, r1 := memstat()
-	perHeap := float64((h1+s1)-(h0+s0)) / float64(*idle)
-	perRSS := float64(r1-r0) / float64(*idle)
-	burst := throughput(conns[0], file, size, []int{child.Process.Pid})
+
+	// The table.
+	var tsv []string
+	fig := func(name string, v, floor float64, higherBetter bool) {
+		f, r := "-", "-"
+		if floor > 0 {
+			f = strconv.FormatFloat(floor, 'f', 1, 64)
+			if higherBetter {
+				r = fmt.Sprintf("%.2f", floor/v)
+			} else {
+				r = fmt.Sprintf("%.2f", v/floor)
+			}
+		}
+		tsv = append(tsv, fmt.Sprintf("%s\t%.1f\t%s\t%s", name, v, f, r))
+	}
+	fmt.Printf("\n%-34s %14s %14s %14s\n", "measurement", "value", "floor", "×floor")
+	row := func(name string, v, floor float64, unit string, higherBetter bool, key string) {
+		fs, rs := "", ""
+		if floor > 0 {
+			fs = fmt.Sprintf("%.1f %s", floor, unit)
+			if higherBetter {
+				rs = fmt.Sprintf("%.2f", floor/v)
+			} else {
+				rs = fmt.Sprintf("%.2f", v/floor)
+			}
+		}
+		fmt.Printf("%-34s %14s %14s %14s\n", name, fmt.Sprintf("%.1f %s", v, unit), fs, rs)
+		if key != "" {
+			fig(key, v, floor, higherBetter)
+		}
+	}
+	pF50, pF99 := pct(pty.lat, 50), pct(pty.lat, 99)
+	wF50, wF99 := pct(ws.lat, 50), pct(ws.lat, 99)
+	floor50, floor99 := pF50+wF50, pF99+wF99
+	fmt.Printf("%-34s %14s\n", "echo, floors: pty+shell p50/p99", fmt.Sprintf("%.0f/%.0f µs", pF50, pF99))
+	fmt.Printf("%-34s %14s\n", "echo, floors: websocket p50/p99", fmt.Sprintf("%.0f/%.0f µs", wF50, wF99))
+	fig("term.floor.pty_echo_p50_us", pF50, 0, false)
+	fig("term.floor.ws_echo_p50_us", wF50, 0, false)
+	ptyMB := median(pty.mbps)
+	fmt.Printf("%-34s %14s\n", "throughput, floor: bare pty reader", fmt.Sprintf("%.1f MB/s", ptyMB))
+	fig("term.floor.pty_mbps", ptyMB, 0, true)
+	for _, s := range sides {
+		if s == pty || s == ws {
+			continue
+		}
+		key := "term." + strings.ReplaceAll(s.name, " ", "_")
+		if s.err != nil {
+			fmt.Printf("%s: %v\n", s.name, s.err)
+			continue
+		}
+		row(s.name+": echo p50", pct(s.lat, 50), floor50, "µs", false, key+".echo_p50_us")
+		row(s.name+": echo p99", pct(s.lat, 99), floor99, "µs", false, key+".echo_p99_us")
+		row(s.name+": throughput (median)", median(s.mbps), ptyMB, "MB/s", true, key+".mbps")
+		row(s.name+": CPU per 100 MB", median(s.cpu), 0, "s", false, key+".cpu_s_per_100mb")
+	}
+	row("agent: live heap+stacks after start", float64(startHeap)/1024, 0, "kB", false, "term.agent.start_heap_kb")
+	cmpKey := "term." + strings.ReplaceAll(*compareName, " ", "_")
+	if *compare != "" {
+		row(*compareName+": live heap+stacks after start", float64(cmpHeap)/1024, 0, "kB", false, cmpKey+".start_heap_kb")
+		row(*compareName+": heap+stacks per idle session", cmpMem.heap/1024, 0, "kB", false, cmpKey+".session_heap_kb")
+		row(*compareName+": RSS per idle session", cmpMem.rss/1024, 0, "kB", false, cmpKey+".session_rss_kb")
+	}
+	row("agent: Ctrl-C in `yes` → prompt", ctrlC, 0, "ms", false, "term.agent.ctrl_c_ms")
+	row(fmt.Sprintf("agent: heap+stacks per idle session (%d)", *idle), mem.heap/1024, 0, "kB", false, "term.agent.session_heap_kb")
+	row("agent: RSS per idle session", mem.rss/1024, 0, "kB", false, "term.agent.session_rss_kb")
+	fmt.Printf("%-34s %14s\n", "agent: RSS base / idle / burst", fmt.Sprintf("%.1f/%.1f/%.1f MB", mem.r0/1e6, mem.r1/1e6, mem.rb/1e6))
+	if mem.back >= 0 {
+		row("agent: back to idle RSS (+10%) after", mem.back, 0, "s", false, "")
+	} else {
+		fmt.Printf("%-34s %14s\n", "agent: back to idle RSS (+10%) after", "not in 30 s")
+	}
+	if !*noBrowser {
+		if browserErr != nil {
+			fmt.Println("browser:", browserErr)
+		} else {
+			row("Chromium xterm.js rendering", browser, 0, "MB/s", true, "term.agent.browser_mbps")
+		}
+	}
+	fmt.Println("\n# figure\tvalue\tfloor\tratio")
+	for _, l := range tsv {
+		fmt.Println(l)
+	}
+	return nil
+}
+
+// round runs one round of s: echo latency for n keys, then throughput.
+func (s *side) round(file string, size, n, r int) error {
+	if s.echo != nil {
+		d, err := s.echo(n)
+		s.lat = append(s.lat, d...)
+		return err
+	}
+	t, err := s.open()
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if err := prompt(t); err != nil {
+		return err
+	}
+	d, err := latency(t, n)
+	if err != nil {
+		return fmt.Errorf("echo: %w", err)
+	}
+	s.lat = append(s.lat, d...)
+	res := throughput(t, file, size, s.pids(), s.names...)
+	if res.err != nil {
+		return fmt.Errorf("throughput: %w", res.err)
+	}
+	s.mbps = append(s.mbps, res.mbps)
+	s.cpu = append(s.cpu, res.cpuPer100)
+	return nil
+}
+
+type memResult struct{ heap, rss, r0, r1, rb, back float64 }
+
+// idleMemory measures a fresh agent: a baseline with two sessions open
+// (pools, code paths and the login warmed), then *idle more sessions, each
+// having printed a line and acknowledged it; deltas over *idle. Then a
+// burst on one session, and how long until RSS is back near idle.
+func idleMemory(tmp, bin, file string, size int) (memResult, error) {
+	ag, err := startAgent(tmp, bin, false)
+	if err != nil {
+		return memResult{}, err
+	}
+	defer ag.stop()
+	agent := &agentClient{base: ag.base}
+	if err := agent.login(); err != nil {
+		return memResult{}, err
+	}
+	var conns []*agentSession
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
+	open := func(n int) error {
+		for range n {
+			c, err := agent.open()
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+			if err := prompt(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := open(2); err != nil {
+		return memResult{}, err
+	}
+	settle := func() (int64, int64) {
+		// Let the sessions' last acks arrive, the shells go quiet and
+		// the agent's sessions idle (past the 1 s it keeps a typing
+		// session's readers on threads of their own).
+		time.Sleep(1500 * time.Millisecond)
+		ag.mem()
+		return ag.mem()
+	}
+	h0, r0 := settle()
+	if err := open(*idle); err != nil {
+		return memResult{}, err
+	}
+	h1, r1 := settle()
+	m := memResult{heap: float64(h1-h0) / float64(*idle), rss: float64(r1-r0) / float64(*idle), r0: float64(r0), r1: float64(r1), back: -1}
+	if m.heap < 0 || m.rss < 0 {
+		return m, fmt.Errorf("negative memory per session (heap %.0f, RSS %.0f bytes): the baseline was not settled", m.heap, m.rss)
+	}
+	burst := throughput(conns[0], file, size, nil)
 	if burst.err != nil {
-		return burst.err
+		return m, burst.err
 	}
-	_, _, rb := memstat()
-	back := -1.0
+	m.rb = float64(rss1(ag.cmd.Process.Pid))
 	start := time.Now()
 	for time.Since(start) < 30*time.Second {
-		if rss1(child.Process.Pid) <= r1+r1/10 {
-			back = time.Since(start).Seconds()
+		if rss1(ag.cmd.Process.Pid) <= r1+r1/10 {
+			m.back = time.Since(start).Seconds()
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	_, _, r2 := memstat()
-	for _, c := range conns {
-		c.close()
-	}
-
-	// Browser.
-	var browser float64
-	var browserErr error
-	if !*noBrowser {
-		browser, browserErr = renderInBrowser(agent.base, file, size)
-	}
-
-	fmt.Printf("\n%-44s %14s %14s %10s\n", "measurement", "agent", "shellinabox", "target")
-	row := func(name, a, b, target string) { fmt.Printf("%-44s %14s %14s %10s\n", name, a, b, target) }
-	f1 := func(v float64, unit string) string { return fmt.Sprintf("%.1f %s", v, unit) }
-	sv := func(v float64, unit string) string {
-		if *noSIAB || siab.err != nil {
-			return "-"
-		}
-		return f1(v, unit)
-	}
-	row(fmt.Sprintf("throughput, cat %d MB (best of 3 / 1)", *mb), f1(ours.mbps, "MB/s"), sv(siab.mbps, "MB/s"), "≥10×")
-	row("server CPU per 100 MB", fmt.Sprintf("%.2f s", ours.cpuPer100), sv(siab.cpuPer100, "s"), "≤1/8")
-	row(fmt.Sprintf("echo latency p50 (%d keys)", *keys), f1(ours.p50, "µs"), sv(siab.p50, "µs"), "≤250 µs")
-	row(fmt.Sprintf("echo latency p99 (%d keys)", *keys), f1(ours.p99, "µs"), sv(siab.p99, "µs"), "≤500 µs")
-	row("Ctrl-C during a `yes` flood → prompt (median of 5)", fmt.Sprintf("%.0f ms", ctrlC), "", "≤200 ms")
-	row(fmt.Sprintf("memory per idle session, heap+stacks (%d)", *idle), fmt.Sprintf("%.1f kB", perHeap/1024), "", "≤64 kB")
-	row("memory per idle session, RSS", fmt.Sprintf("%.1f kB", perRSS/1024), "", "")
-	row("RSS idle / after burst / +30 s", fmt.Sprintf("%.1f/%.1f/%.1f MB", float64(r1)/1e6, float64(rb)/1e6, float64(r2)/1e6), "", "")
-	backS := "not in 30 s"
-	if back >= 0 {
-		backS = fmt.Sprintf("%.1f s", back)
-	}
-	row("back to idle RSS (+10%) after the burst", backS, "", "≤30 s")
-	if !*noBrowser {
-		if browserErr != nil {
-			row("Chromium xterm.js rendering", "error", "", "≥10 MB/s")
-			fmt.Println("browser:", browserErr)
-		} else {
-			row("Chromium xterm.js rendering", f1(browser, "MB/s"), "", "≥10 MB/s")
-		}
-	}
-	if siab.err != nil {
-		fmt.Println("shellinabox:", siab.err)
-	}
-	if siab.mbps > 0 {
-		fmt.Printf("\nratios: throughput %.1f× shellinabox, CPU per 100 MB %.2f of shellinabox's\n", ours.mbps/siab.mbps, ours.cpuPer100/siab.cpuPer100)
-	}
-	return nil
+	return m, nil
 }
+
+func pct(ds []float64, p int) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func median(v []float64) float64 { return pct(v, 50) }
 
 func envInt(name string) int {
 	n, _ := strconv.Atoi(os.Getenv(name))
@@ -338,7 +580,7 @@ func makeSysroot(dir string) error {
 	}
 	home := filepath.Join(dir, "home")
 	files := map[string]string{
-		"sys/etc/passwd":         "root:x:0:0:root:" + home + ":/bin/sh\n",
+		"sys/etc/passwd":         "root:x:0:0:root:" + home + ":" + shellBin + "\n",
 		"sys/etc/shadow":         "root:" + d.Encode() + ":19000:0:99999:7:::\n",
 		"sys/etc/group":          "root:x:0:\n",
 		"sys/etc/default/locale": "LANG=C.UTF-8\n",
@@ -416,351 +658,11 @@ func rss1(pid int) int64 {
 	if err != nil {
 		return 0
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
-	if m == nil {
-		return 0
-	}
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return kb << 10
-}
-
-// terminal is a session of either server, as the measurements see it.
-type terminal interface {
-	send(keys string) error
-	// recv returns the next output bytes.
-	recv(timeout time.Duration) ([]byte, error)
-}
-
-// waitFor reads output until it contains s.
-func waitFor(t terminal, s string, timeout time.Duration) (int, error) {
-	deadline := time.Now().Add(timeout)
-	var tail []byte
-	n := 0
-	for {
-		b, err := t.recv(time.Until(deadline))
-		if err != nil {
-			return n, err
-		}
-		n += len(b)
-		tail = append(tail, b...)
-		if bytes.Contains(tail, []byte(s)) {
-			return n, nil
-		}
-		if len(tail) > 64 {
-			tail = tail[len(tail)-64:]
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
 		}
 	}
-}
-
-func throughput(t terminal, file string, size int, pids []int, names ...string) result {
-	c0 := cpuTicks(pids, names...)
-	start := time.Now()
-	if err := t.send("cat " + file + "; echo " + typedEnd + "\r"); err != nil {
-		return result{err: err}
-	}
-	n, err := waitFor(t, marker, 10*time.Minute)
-	if err != nil {
-		return result{err: err}
-	}
-	d := time.Since(start)
-	cpu := float64(cpuTicks(pids, names...)-c0) / ticksPerSecond
-	if n < size {
-		return result{err: fmt.Errorf("received %d bytes, file has %d", n, size)}
-	}
-	return result{mbps: float64(size) / 1e6 / d.Seconds(), cpuPer100: cpu * 100e6 / float64(size)}
-}
-
-// latency types single keys (echoed by the terminal) and times each echo.
-func latency(t terminal) (p50, p99 float64, err error) {
-	if err := t.send("stty -icanon; cat > /dev/null\r"); err != nil {
-		return 0, 0, err
-	}
-	// Let the command start: a key it echoes proves it.
-	if _, err := waitFor(t, "cat > /dev/null", 10*time.Second); err != nil {
-		return 0, 0, err
-	}
-	ds := make([]float64, 0, *keys)
-	for i := range *keys + 20 {
-		start := time.Now()
-		k := string(rune('a' + i%26))
-		if err := t.send(k); err != nil {
-			return 0, 0, err
-		}
-		if _, err := waitFor(t, k, 10*time.Second); err != nil {
-			return 0, 0, err
-		}
-		if i >= 20 { // warm-up
-			ds = append(ds, float64(time.Since(start).Microseconds()))
-		}
-	}
-	t.send("\x03stty icanon\r")
-	slices.Sort(ds)
-	return ds[len(ds)/2], ds[len(ds)*99/100], nil
-}
-
-// interrupt floods the terminal with `yes`, presses Ctrl-C and times until
-// a command typed after it answers: what the user waits for, with whatever
-// output was in flight read through. It returns the median of 5, in ms.
-func interrupt(t terminal) (float64, error) {
-	// Start once the shell answers.
-	if err := t.send("echo RE''ADY\r"); err != nil {
-		return 0, err
-	}
-	if _, err := waitFor(t, "READY", 10*time.Second); err != nil {
-		return 0, err
-	}
-	var ds []float64
-	for range 5 {
-		if err := t.send("yes\r"); err != nil {
-			return 0, err
-		}
-		if _, err := waitFor(t, "y\r\ny\r\ny\r\ny", 10*time.Second); err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		if err := t.send("\x03"); err != nil {
-			return 0, err
-		}
-		if err := t.send("echo ST''OPPED\r"); err != nil {
-			return 0, err
-		}
-		if _, err := waitFor(t, "STOPPED", 30*time.Second); err != nil {
-			return 0, fmt.Errorf("no prompt after Ctrl-C: %w", err)
-		}
-		ds = append(ds, float64(time.Since(start).Microseconds())/1000)
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], nil
-}
-
-// agentClient logs in to the agent's terminal.
-type agentClient struct {
-	base string
-	jar  *cookiejar.Jar
-}
-
-func (a *agentClient) login() error {
-	a.jar, _ = cookiejar.New(nil)
-	hc := &http.Client{Jar: a.jar}
-	resp, err := hc.Get(a.base + "/")
-	if err != nil {
-		return err
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`data-csrf="([0-9a-f]+)"`).FindSubmatch(page)
-	if m == nil {
-		return errors.New("no CSRF token in the page")
-	}
-	req, _ := http.NewRequest("POST", a.base+"/login", strings.NewReader(url.Values{"user": {"root"}, "password": {password}, "csrf": {string(m[1])}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", a.base) // as a browser does
-	resp, err = hc.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("login: %s", resp.Status)
-	}
-	return nil
-}
-
-type agentSession struct {
-	conn *websocket.Conn
-	rx   uint64
-}
-
-func (a *agentClient) open() (*agentSession, error) {
-	d := websocket.Dialer{Jar: a.jar, ReadBufferSize: 256 << 10}
-	conn, _, err := d.Dial(strings.Replace(a.base, "http", "ws", 1)+"/ws", http.Header{"Origin": {a.base}})
-	if err != nil {
-		return nil, err
-	}
-	s := &agentSession{conn: conn}
-	conn.WriteMessage(websocket.BinaryMessage, webssh.Hello{Version: webssh.ProtocolVersion, Cols: 120, Rows: 40}.Append(nil))
-	return s, nil
-}
-
-func (s *agentSession) close() { s.conn.Close() }
-
-func (s *agentSession) send(keys string) error {
-	return s.conn.WriteMessage(websocket.BinaryMessage, webssh.Input{Data: []byte(keys)}.Append(nil))
-}
-
-func (s *agentSession) recv(timeout time.Duration) ([]byte, error) {
-	s.conn.SetReadDeadline(time.Now().Add(timeout))
-	for {
-		_, data, err := s.conn.ReadMessage()
-		if err != nil {
-			return nil, err
-		}
-		m, err := webssh.Parse(data)
-		if err != nil {
-			return nil, err
-		}
-		switch m := m.(type) {
-		case webssh.Output:
-			s.rx = m.Offset + uint64(len(m.Data))
-			if err := s.conn.WriteMessage(websocket.BinaryMessage, webssh.Ack{Offset: s.rx}.Append(nil)); err != nil {
-				return nil, err
-			}
-			return m.Data, nil
-		case webssh.Exit:
-			return nil, fmt.Errorf("session ended: %s", m.Reason)
-		}
-	}
-}
-
-func (s *agentSession) run(cmd, want string) error {
-	if err := s.send(cmd + "\r"); err != nil {
-		return err
-	}
-	_, err := waitFor(s, want, 10*time.Second)
-	return err
-}
-
-// siabSession drives shellinabox's long-poll protocol: a POST with the
-// session id waits for output (JSON {"session", "data"}); keys go in their
-// own POST as hex.
-type siabSession struct {
-	url     string
-	session string
-	hc      *http.Client
-	out     chan []byte
-	errc    chan error
-	stop    chan struct{}
-}
-
-func runSIAB(tmp, file string, size int) result {
-	if _, err := os.Stat(*siabBin); err != nil {
-		return result{err: fmt.Errorf("%s missing (apt-get install shellinabox)", *siabBin)}
-	}
-	addr := freeAddr()
-	_, port, _ := net.SplitHostPort(addr)
-	u, g := strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid())
-	cmd := exec.Command(*siabBin, "-t", "--localhost-only", "-p", port, "--no-beep",
-		"-s", "/:"+u+":"+g+":"+tmp+":/bin/sh")
-	cmd.Stderr = io.Discard
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return result{err: err}
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	base := "http://" + addr + "/"
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i > 100 {
-			return result{err: errors.New("shellinaboxd did not start")}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s := &siabSession{url: base, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}, out: make(chan []byte, 1024), errc: make(chan error, 1), stop: make(chan struct{})}
-	if err := s.start(); err != nil {
-		return result{err: err}
-	}
-	defer close(s.stop)
-	// The shell may not read keys sent before it starts: ask until it answers.
-	for i := 0; ; i++ {
-		if err := s.send("echo RE''ADY\r"); err != nil {
-			return result{err: err}
-		}
-		if _, err := waitFor(s, "READY", 5*time.Second); err == nil {
-			break
-		} else if i == 3 {
-			return result{err: fmt.Errorf("no shell: %w", err)}
-		}
-	}
-	r := throughput(s, file, size, nil, "shellinaboxd")
-	if r.err != nil {
-		return r
-	}
-	r.p50, r.p99, r.err = latency(s)
-	return r
-}
-
-func (s *siabSession) post(form url.Values) (session string, data []byte, err error) {
-	resp, err := s.hc.PostForm(s.url, form)
-	if err != nil {
-		return "", nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", nil, err
-	}
-	if resp.StatusCode != 200 {
-		return "", nil, fmt.Errorf("shellinabox: %s", resp.Status)
-	}
-	var r struct {
-		Session string `json:"session"`
-		Data    string `json:"data"`
-	}
-	if len(body) > 0 && body[0] == '{' {
-		if err := json.Unmarshal(body, &r); err != nil {
-			return "", nil, fmt.Errorf("shellinabox reply: %w", err)
-		}
-	}
-	return r.Session, []byte(r.Data), nil
-}
-
-func (s *siabSession) start() error {
-	sid, data, err := s.post(url.Values{"width": {"120"}, "height": {"40"}, "rooturl": {s.url}})
-	if err != nil {
-		return err
-	}
-	if sid == "" {
-		return errors.New("shellinabox gave no session")
-	}
-	s.session = sid
-	if len(data) > 0 {
-		s.out <- data
-	}
-	go func() {
-		for {
-			select {
-			case <-s.stop:
-				return
-			default:
-			}
-			_, data, err := s.post(url.Values{"width": {"120"}, "height": {"40"}, "session": {s.session}})
-			if err != nil {
-				s.errc <- err
-				return
-			}
-			if len(data) > 0 {
-				select {
-				case s.out <- data:
-				case <-s.stop:
-					return
-				}
-			}
-		}
-	}()
-	return nil
-}
-
-func (s *siabSession) send(keys string) error {
-	_, _, err := s.post(url.Values{"width": {"120"}, "height": {"40"}, "session": {s.session}, "keys": {strings.ToUpper(fmt.Sprintf("%x", keys))}})
-	return err
-}
-
-func (s *siabSession) recv(timeout time.Duration) ([]byte, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case b := <-s.out:
-		return b, nil
-	case err := <-s.errc:
-		return nil, err
-	case <-t.C:
-		return nil, errors.New("timeout")
-	}
+	return 0
 }
