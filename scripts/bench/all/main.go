@@ -7,7 +7,8 @@
 // scripts/bench/clc (osmanager boot, /bin/true, a bare Go net/http server),
 // scripts/bench/web (python3's http.server, a bare Go net/http server),
 // scripts/bench/webburst, scripts/bench/term (shellinabox, a bare pty
-// reader), and the Go benchmarks that time the agent's own hot paths.
+// reader), scripts/bench/apps (50 apps on the real agent, against the
+// issue's goals), and the Go benchmarks that time the agent's own hot paths.
 //
 //	go run ./scripts/bench/all [-short] [-only boot,clc,...] [-logs DIR] [-md FILE]
 //
@@ -56,6 +57,7 @@ var benches = []bench{
 	{name: "web", short: []string{"-short"}, needs: []string{"wrk", "python3"}},
 	{name: "webburst", short: []string{"-short"}},
 	{name: "term", short: []string{"-short"}, needs: []string{"shellinaboxd"}},
+	{name: "apps", short: []string{"-short"}},
 }
 
 // goBench is a Go benchmark and how long to run it.

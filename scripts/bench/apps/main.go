@@ -14,8 +14,8 @@
 //
 //	go run ./scripts/bench/apps [-rounds 3] [-apps 50] [-idle 60s] [-short]
 //
-// Machine-readable lines for scripts/bench/all start with "figure\t":
-// figure, value, goal, ratio (value/goal; under 1 is within the goal).
+// The last three lines are for scripts/bench/all: figure<TAB>value<TAB>
+// goal<TAB>ratio (value/goal; under 1 is within the goal).
 package main
 
 import (
@@ -90,9 +90,9 @@ func main() {
 	row("RSS growth per 10 apps, 10→50 (MiB)", mm, 1, "  ")
 	row("RSS growth per 10 apps, 0→50 (MiB)", mt, 1, "  ")
 	row(fmt.Sprintf("CPU with %d apps idle (%% of one core)", *napps), mc, 1, "  ")
-	fmt.Printf("figure\tapps RSS per 10 apps (MiB, 10→%d)\t%.3f\t1\t%.2f\n", *napps, mm, mm)
-	fmt.Printf("figure\tapps RSS per 10 apps (MiB, 0→%d)\t%.3f\t1\t%.2f\n", *napps, mt, mt)
-	fmt.Printf("figure\tapps CPU, %d idle apps (%% of a core)\t%.3f\t1\t%.2f\n", *napps, mc, mc)
+	fmt.Printf("apps: RSS per 10 apps, 10→%d\t%.2f MiB\tgoal 1 MiB\t%.2f\n", *napps, mm, mm)
+	fmt.Printf("apps: RSS per 10 apps, 0→%d\t%.2f MiB\tgoal 1 MiB\t%.2f\n", *napps, mt, mt)
+	fmt.Printf("apps: CPU with %d idle apps\t%.3f %%\tgoal 1 %% of a core\t%.3f\n", *napps, mc, mc)
 }
 
 type result struct {
