@@ -122,7 +122,6 @@ type Monitor struct {
 	now    time.Time
 	last   time.Time
 	walkAt int // the next app to walk, round robin
-	alerts []Alert
 }
 
 type appMon struct {

@@ -21,18 +21,16 @@ type sysMon struct {
 	procfd     int
 	diskfd     int
 
-	primed      bool
-	prevBusy    uint64
-	prevTotal   uint64
-	cpu         ring
-	fig         state.SystemStats
-	memPercent  float64
-	diskPercent float64
-	net         []*netMon // by name
-	prevAt      time.Time
-	alarms      []*alarm
-	sized       map[string]bool // memory, disk rules given as sizes: bytes, not percent
-	loggedErr   string
+	primed    bool
+	prevBusy  uint64
+	prevTotal uint64
+	cpu       ring
+	fig       state.SystemStats
+	net       []*netMon // by name
+	prevAt    time.Time
+	alarms    []*alarm
+	sized     map[string]bool // memory, disk rules given as sizes: bytes, not percent
+	loggedErr string
 }
 
 type netMon struct {
