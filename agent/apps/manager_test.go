@@ -22,6 +22,7 @@ import (
 	"osmanager/agent/api"
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/apps/monitor"
 	"osmanager/agent/apps/pack/packtest"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/apps/store"
@@ -67,6 +68,8 @@ type fixture struct {
 	keep  bool // leave runs running at stop (a restarting agent)
 	state *state.Store
 	boot  string // the boot id file
+	mon   monitor.Config
+	alert string // the alert file's name
 	m     *Manager
 	stop  func()
 }
@@ -102,6 +105,7 @@ func (f *fixture) start() {
 			NewBackoff: func() *backoff.Backoff { return backoff.New(time.Millisecond, 4*time.Millisecond) },
 		},
 		State: f.state, Log: testLogger(t).With("service", "apps"), BootID: f.boot,
+		Monitor: f.mon, AlertFile: f.alert,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
