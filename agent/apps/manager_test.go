@@ -31,7 +31,10 @@ import (
 	"osmanager/agent/sysroot"
 )
 
-var _ api.Apps = (*Manager)(nil)
+var (
+	_ api.Apps        = (*Manager)(nil)
+	_ api.StatsSource = (*Manager)(nil)
+)
 
 type tWriter struct{ t testing.TB }
 

@@ -59,6 +59,7 @@ type cmd struct {
 	purge  bool
 	lines  int
 	follow bool
+	watch  bool
 }
 
 type verb struct {
@@ -98,6 +99,10 @@ var verbs = []verb{
 	{"enable", nil, "ID", "start the app at boot", 1, 1, nil, appVerb("enable")},
 	{"disable", nil, "ID", "do not start the app at boot", 1, 1, nil, appVerb("disable")},
 	{"events", nil, "", "print events as they happen (until interrupted)", 0, 0, nil, (*cmd).events},
+	{"stats", nil, "[ID|RUNID] [--watch]", "CPU, memory, pids, I/O and disk of the apps (or one) and the system, and raised alerts", 0, 1, func(fs *flag.FlagSet, c *cmd) {
+		fs.BoolVar(&c.watch, "watch", false, "show them again every sample (until interrupted)")
+		fs.BoolVar(&c.watch, "w", false, "show them again every sample")
+	}, (*cmd).stats},
 	{"status", nil, "", "the agent's status document", 0, 0, nil, (*cmd).status},
 	{"version", nil, "", "print the version of osmctl and of the agent", 0, 0, nil, (*cmd).version},
 	{"help", nil, "", "print this help", 0, 0, nil, nil},
