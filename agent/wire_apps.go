@@ -8,6 +8,7 @@ import (
 
 	"osmanager/agent/api"
 	"osmanager/agent/apps"
+	"osmanager/agent/apps/monitor"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/apps/store"
 	"osmanager/agent/proc"
@@ -64,7 +65,21 @@ func (a *Agent) newApps() *apps.Manager {
 		State:  a.state,
 		Log:    log,
 		BootID: filepath.Join(a.paths.Proc, "sys/kernel/random/boot_id"),
+		Monitor: monitor.Config{
+			Interval: a.opts.StatsInterval, Window: a.opts.StatsWindow,
+			Proc: a.paths.Proc, Disk: a.monitorDisk(),
+		},
+		AlertFile: a.paths.AlertsFile,
 	})
+}
+
+// monitorDisk is the file system of the monitor's system disk figures:
+// the LuoYun dir's (where the apps live).
+func (a *Agent) monitorDisk() string {
+	if p, err := a.ly.Path("/"); err == nil {
+		return p
+	}
+	return "/"
 }
 
 // apiSocket is the local API's socket: --api-socket, else the path

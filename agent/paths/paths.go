@@ -56,6 +56,7 @@ type Paths struct {
 	WebSSHShells string // the web terminal's live login shells (to end after a crash), 0600
 	AppsDir      string // installed applications: <id>/<tree>/, .staging/, state.json
 	AppsData     string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
+	AlertsFile   string // the app monitor's system alert file (agent/apps/pack.AlertFile)
 
 	// Per instance (agent/instance).
 	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
@@ -100,6 +101,7 @@ func Default() Paths {
 		WebSSHShells: "/conf/webssh-shells",
 		AppsDir:      "/apps",
 		AppsData:     "/apps-data",
+		AlertsFile:   "/conf/alerts.json",
 
 		InstanceID:    "/conf/instance-id",
 		SSHHostKeys:   "/etc/ssh",
