@@ -195,6 +195,25 @@ func (m *Monitor) State() *state.Store { return m.st }
 // monitor holds.
 func (m *Monitor) Run(ctx context.Context) error {
 	defer m.close()
+	return m.runLoop(ctx)
+}
+
+// runLoop samples until ctx ends, keeping what the monitor holds.
+func (m *Monitor) runLoop(ctx context.Context) error {
+	if _, real := m.clock.(clock.Real); real {
+		// One ticker for good: a timer per sample would be garbage per
+		// sample.
+		tk := time.NewTicker(m.cfg.Interval)
+		defer tk.Stop()
+		for {
+			m.Sample()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tk.C:
+			}
+		}
+	}
 	for {
 		m.Sample()
 		t := m.clock.NewTimer(m.cfg.Interval)

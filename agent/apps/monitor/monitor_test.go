@@ -494,7 +494,7 @@ func FuzzParsers(f *testing.F) {
 
 // cgroup2Dir is a writable cgroup v2 directory to make leaves in, or
 // skips.
-func cgroup2Dir(t *testing.T) string {
+func cgroup2Dir(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a cgroup")
@@ -511,7 +511,7 @@ func cgroup2Dir(t *testing.T) string {
 
 // startIn starts sleep in a process group of its own, in the cgroup leaf
 // when one is given; the test kills it at the end.
-func startIn(t *testing.T, leaf string) int {
+func startIn(t testing.TB, leaf string) int {
 	t.Helper()
 	attr := &unix.SysProcAttr{Setpgid: true}
 	if leaf != "" {

@@ -72,6 +72,11 @@ func (r *reader) open(dirfd int) ([]byte, error) {
 			return r.buf[:total], nil
 		}
 		total += n
+		if total < len(r.buf) {
+			// A kernel file's read at its start gives all it has when the
+			// buffer is larger (seq_file); a second read only says EOF.
+			return r.buf[:total], nil
+		}
 	}
 }
 
