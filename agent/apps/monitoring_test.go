@@ -3,20 +3,26 @@ package apps
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/apps/apperr"
 	"osmanager/agent/apps/monitor"
+	"osmanager/agent/apps/runner"
 	"osmanager/agent/state"
 )
 
 // newMonFixture is a fixture that samples every 10 ms.
-func newMonFixture(t *testing.T, alertFile string) *fixture {
+func newMonFixture(t *testing.T, alertFile string) *fixture { return newMonFixtureCg(t, alertFile, nil) }
+
+func newMonFixtureCg(t *testing.T, alertFile string, cg *runner.Cgroups) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{t: t, dir: dir, state: &state.Store{}, mon: monitor.Config{Interval: 10 * time.Millisecond, Window: 50 * time.Millisecond}}
@@ -27,7 +33,7 @@ func newMonFixture(t *testing.T, alertFile string) *fixture {
 		}
 		f.alert = "/conf/alerts.json"
 	}
-	g := newFixture(t, nil, dir)
+	g := newFixture(t, cg, dir)
 	g.stop()
 	g.mon, g.alert, g.state = f.mon, f.alert, f.state
 	g.start()
@@ -173,5 +179,48 @@ func TestStatsDocSameJSON(t *testing.T) {
 	b, _ := json.Marshal(statsDoc(st))
 	if string(a) != string(b) {
 		t.Errorf("state's JSON:\n%s\nAPI's:\n%s", a, b)
+	}
+}
+
+// TestCgroupVanishesUnderRun: the processes of a run are moved out of its
+// cgroup and the cgroup removed (as a careless admin or a cleanup tool
+// would): the monitor says so, and the run is still running.
+func TestCgroupVanishesUnderRun(t *testing.T) {
+	cg := testCgroups(t)
+	f := newMonFixtureCg(t, "", cg)
+	f.mustInstall(pkg("hello", "1.0.0", "#!/bin/sh\nexec sleep 600\n"), false)
+	runid := f.mustStart("hello").RunID
+	f.waitStats("hello", "sampled from its cgroup", func(st apitypes.Stats) bool {
+		return len(st.Apps) == 1 && st.Apps[0].Runs[0].Source != "proc" && st.Apps[0].Pids == 1
+	})
+	leaf := filepath.Join(cg.Base, fmt.Sprintf("app-hello-%d", runid))
+	procs, err := os.ReadFile(filepath.Join(leaf, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := strings.Fields(string(procs))
+	t.Cleanup(func() {
+		for _, p := range pids {
+			if n, err := strconv.Atoi(p); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+	})
+	for _, p := range pids {
+		if err := os.WriteFile(filepath.Join(cg.Base, "cgroup.procs"), []byte(p), 0); err != nil {
+			t.Skipf("cannot move a process out of its cgroup here: %v", err)
+		}
+	}
+	if err := os.Remove(leaf); err != nil {
+		t.Fatal(err)
+	}
+	st := f.waitStats("hello", "showing the cgroup gone", func(st apitypes.Stats) bool {
+		return len(st.Apps) == 1 && st.Apps[0].Runs[0].Error == "cgroup gone"
+	})
+	if r := st.Apps[0].Runs[0]; r.Figures != (apitypes.Figures{}) {
+		t.Errorf("figures of the vanished cgroup: %+v, want zero", r.Figures)
+	}
+	if r, err := f.m.Run(ctxT(t), runid); err != nil || r.State != apitypes.RunState(runner.Running) {
+		t.Errorf("run after its cgroup vanished: %+v, %v; want running", r, err)
 	}
 }
