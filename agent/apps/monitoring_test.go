@@ -20,7 +20,9 @@ import (
 )
 
 // newMonFixture is a fixture that samples every 10 ms.
-func newMonFixture(t *testing.T, alertFile string) *fixture { return newMonFixtureCg(t, alertFile, nil) }
+func newMonFixture(t *testing.T, alertFile string) *fixture {
+	return newMonFixtureCg(t, alertFile, nil)
+}
 
 func newMonFixtureCg(t *testing.T, alertFile string, cg *runner.Cgroups) *fixture {
 	t.Helper()
