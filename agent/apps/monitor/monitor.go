@@ -240,6 +240,13 @@ func (m *Monitor) close() {
 		m.procfd = -1
 	}
 	m.sys.close()
+	// No figures once no one samples: stale ones would pass for fresh.
+	hadAlerts := false
+	m.st.UpdateStats(func(s *state.Stats) bool {
+		hadAlerts = len(s.Alerts) > 0
+		*s = state.Stats{Interval: s.Interval, Window: s.Window}
+		return hadAlerts
+	})
 }
 
 // Track starts watching a run (again: a run tracked twice is watched

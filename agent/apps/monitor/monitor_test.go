@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -416,7 +417,7 @@ func TestSampleAllocs(t *testing.T) {
 	clk := clock.NewFake(t0)
 	self := fmt.Sprintf("%d\n", os.Getpid())
 	m := New(Config{Clock: clk, Log: logger(t), DiskEvery: time.Nanosecond,
-		System: pack.Alerts{"cpu": rule(99, time.Second), "net:eth0": rule(1, 0)}})
+		System: pack.Alerts{"cpu": rule(100, time.Hour), "net:eth0": rule(1e15, 0)}}) // armed, never raised: a raise logs
 	for i := range 10 {
 		cg := newFakeCgroup(t, map[string]string{"io.stat": "8:0 rbytes=1 wbytes=2\n"})
 		m.Track(Target{ID: fmt.Sprintf("app%d", i%4), RunID: uint64(i + 1), Cgroup: cg.dir, Data: t.TempDir(),
@@ -560,4 +561,28 @@ func waitGone(t *testing.T, pid int) {
 func logger(t *testing.T) *slog.Logger {
 	l, _ := testlog.New(t)
 	return l
+}
+
+// TestRunEnds: Run samples at once and on every tick of the clock, and
+// its end leaves no figures behind.
+func TestRunEnds(t *testing.T) {
+	clk := clock.NewFake(t0)
+	m := New(Config{Clock: clk, Proc: fakeProc(t, 0, 0, 1, 0, 0), Disk: t.TempDir(), System: pack.Alerts{"memory": rule(1, 0)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	clk.WaitPending(1, done)
+	if st := m.State().Stats(); !st.Time.Equal(t0) || len(st.Alerts) != 1 {
+		t.Errorf("first sample: %+v", st)
+	}
+	clk.Advance(time.Second)
+	clk.WaitPending(1, done)
+	if st := m.State().Stats(); !st.Time.Equal(t0.Add(time.Second)) {
+		t.Errorf("second sample at %v", st.Time)
+	}
+	cancel()
+	<-done
+	if st := m.State().Stats(); !st.Time.IsZero() || len(st.Alerts) != 0 || st.Interval != 1 {
+		t.Errorf("after Run: %+v; want no figures, the interval kept", st)
+	}
 }
