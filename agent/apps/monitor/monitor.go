@@ -109,19 +109,20 @@ type Monitor struct {
 	st    *state.Store
 	size  int // ring size
 
-	mu     sync.Mutex
-	apps   []*appMon // by id
-	runs   map[uint64]*runMon
-	groups map[int]*runMon // process group leader → run (no cgroup)
-	sys    sysMon
-	rd     *reader
-	walk   walker
-	dents  []byte
-	procfd int
-	pids   []int
-	now    time.Time
-	last   time.Time
-	walkAt int // the next app to walk, round robin
+	mu      sync.Mutex
+	apps    []*appMon // by id
+	runs    map[uint64]*runMon
+	groups  map[int]*runMon // process group leader → run (no cgroup)
+	sys     sysMon
+	rd      *reader
+	walk    walker
+	dents   []byte
+	procfd  int
+	pids    []int
+	now     time.Time
+	last    time.Time
+	walkAt  int     // the next app to walk, round robin
+	pending []Alert // raised and cleared in this sample, reported once published
 }
 
 type appMon struct {
@@ -334,14 +335,18 @@ func (m *Monitor) untrack(r *runMon) {
 		return
 	}
 	now := m.clock.Now()
+	var cleared []Alert
 	for _, al := range a.alarms {
 		if al.raised {
 			al.raised = false
-			m.report(Alert{ID: a.id, Metric: al.metric, Value: 0, Threshold: al.threshold, At: now, Why: "the app's last run ended"})
+			cleared = append(cleared, Alert{ID: a.id, Metric: al.metric, Value: 0, Threshold: al.threshold, At: now, Why: "the app's last run ended"})
 		}
 	}
 	m.apps = slices.DeleteFunc(m.apps, func(x *appMon) bool { return x == a })
-	m.publish(true)
+	m.publish(len(cleared) > 0)
+	for _, al := range cleared {
+		m.report(al)
+	}
 }
 
 // Sample takes one sample of every run and of the system now, evaluates
@@ -372,23 +377,26 @@ func (m *Monitor) Sample() {
 	}
 	m.walkOne(now)
 	m.sys.sample(m.rd, now)
-	changed := false
 	for _, a := range m.apps {
 		for _, al := range a.alarms {
 			if al.step(now, a.value(al.metric)) {
-				changed = true
-				m.report(Alert{ID: a.id, Metric: al.metric, Raised: al.raised, Value: al.value, Threshold: al.threshold, At: now})
+				m.pending = append(m.pending, Alert{ID: a.id, Metric: al.metric, Raised: al.raised, Value: al.value, Threshold: al.threshold, At: now})
 			}
 		}
 	}
 	for _, al := range m.sys.alarms {
 		if al.step(now, m.sys.value(al.metric)) {
-			changed = true
-			m.report(Alert{Metric: al.metric, Raised: al.raised, Value: al.value, Threshold: al.threshold, At: now})
+			m.pending = append(m.pending, Alert{Metric: al.metric, Raised: al.raised, Value: al.value, Threshold: al.threshold, At: now})
 		}
 	}
 	m.last = now
-	m.publish(changed)
+	// The state first: whoever hears of an alert finds it there.
+	m.publish(len(m.pending) > 0)
+	for i, al := range m.pending {
+		m.report(al)
+		m.pending[i] = Alert{}
+	}
+	m.pending = m.pending[:0]
 }
 
 func (a *appMon) value(metric string) float64 {
