@@ -123,6 +123,7 @@ type Monitor struct {
 	last    time.Time
 	walkAt  int     // the next app to walk, round robin
 	pending []Alert // raised and cleared in this sample, reported once published
+	pf      pidFiles
 }
 
 type appMon struct {
@@ -174,7 +175,7 @@ func New(cfg Config) *Monitor {
 	cfg.Disk = cmp.Or(cfg.Disk, "/")
 	m := &Monitor{
 		cfg: cfg, log: cmp.Or(cfg.Log, slog.New(slog.DiscardHandler)), clock: cmp.Or[clock.Clock](cfg.Clock, clock.Real{}),
-		st: cfg.State, runs: map[uint64]*runMon{}, groups: map[int]*runMon{}, rd: newReader(), dents: make([]byte, 32<<10), procfd: -1,
+		st: cfg.State, runs: map[uint64]*runMon{}, groups: map[int]*runMon{}, rd: newReader(), dents: make([]byte, 32<<10), procfd: -1, pf: newPidFiles(),
 	}
 	if m.st == nil {
 		m.st = &state.Store{}
@@ -240,6 +241,7 @@ func (m *Monitor) close() {
 		unix.Close(m.procfd)
 		m.procfd = -1
 	}
+	m.pf.closeAll()
 	m.sys.close()
 	// No figures once no one samples: stale ones would pass for fresh.
 	hadAlerts := false
@@ -356,6 +358,8 @@ func (m *Monitor) Sample() {
 	defer m.mu.Unlock()
 	now := m.clock.Now()
 	m.now = now
+	m.pf.begin()
+	defer m.pf.end()
 	if len(m.groups) > 0 {
 		m.scanProc()
 	}
@@ -553,7 +557,7 @@ func (m *Monitor) readCgroup(r *runMon, cpuUS, ioB, memB, peak, pids *uint64) bo
 	var mem, io uint64
 	for _, pid := range m.pids {
 		if !r.hasMem {
-			if b, err := m.rd.pidFile(m.procfd, pid, "stat"); err == nil {
+			if b, err := m.pf.read(m.rd, m.procfd, pid, "stat"); err == nil {
 				mem += parseProcStat(b).rssPages * pageSize
 			}
 		}
@@ -576,7 +580,7 @@ func (m *Monitor) readCgroup(r *runMon, cpuUS, ioB, memB, peak, pids *uint64) bo
 var pageSize = uint64(unix.Getpagesize())
 
 func (m *Monitor) procIO(pid int) uint64 {
-	b, err := m.rd.pidFile(m.procfd, pid, "io")
+	b, err := m.pf.read(m.rd, m.procfd, pid, "io")
 	if err != nil {
 		return 0
 	}
@@ -613,7 +617,7 @@ func (m *Monitor) scanProc() {
 			}
 			pid = pid*10 + int(c-'0')
 		}
-		b, err := m.rd.pidFile(m.procfd, pid, "stat")
+		b, err := m.pf.read(m.rd, m.procfd, pid, "stat")
 		if err != nil {
 			return true
 		}

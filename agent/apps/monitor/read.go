@@ -37,14 +37,29 @@ func (r *reader) file(dirfd int, name string) ([]byte, error) {
 
 // pidFile reads dir/<pid>/name (dir: /proc).
 func (r *reader) pidFile(procfd int, pid int, name string) ([]byte, error) {
+	if err := r.pidName(pid, name); err != nil {
+		return nil, err
+	}
+	return r.open(procfd)
+}
+
+func (r *reader) pidName(pid int, name string) error {
 	b := strconv.AppendInt(r.name[:0], int64(pid), 10)
 	b = append(b, '/')
 	if len(b)+len(name) >= len(r.name) {
-		return nil, errNameTooLong
+		return errNameTooLong
 	}
 	b = append(b, name...)
 	r.name[len(b)] = 0
-	return r.open(procfd)
+	return nil
+}
+
+// pidOpen opens dir/<pid>/name and returns the fd.
+func (r *reader) pidOpen(procfd int, pid int, name string) (int, error) {
+	if err := r.pidName(pid, name); err != nil {
+		return -1, err
+	}
+	return openat(procfd, &r.name[0], unix.O_RDONLY)
 }
 
 func (r *reader) open(dirfd int) ([]byte, error) {
@@ -53,6 +68,11 @@ func (r *reader) open(dirfd int) ([]byte, error) {
 		return nil, e
 	}
 	defer unix.Close(int(fd))
+	return r.pread(int(fd))
+}
+
+// pread reads an open kernel file from its start.
+func (r *reader) pread(fd int) ([]byte, error) {
 	total := 0
 	for {
 		if total == len(r.buf) {
@@ -61,7 +81,7 @@ func (r *reader) open(dirfd int) ([]byte, error) {
 			}
 			r.buf = append(r.buf, make([]byte, len(r.buf))...)
 		}
-		n, err := unix.Pread(int(fd), r.buf[total:], int64(total))
+		n, err := unix.Pread(fd, r.buf[total:], int64(total))
 		if err == unix.EINTR {
 			continue
 		}
