@@ -13,9 +13,10 @@ import (
 // seen in a sample are closed. At most maxPidFiles processes are kept;
 // beyond, files are opened per read as before.
 type pidFiles struct {
-	m   map[int]*pidEntry
-	gen uint64
-	max int // processes kept; 0: none (the benchmark's peer)
+	m    map[int]*pidEntry
+	free []*pidEntry // entries of exited processes, for new ones
+	gen  uint64
+	max  int // processes kept; 0: none (the benchmark's peer)
 }
 
 type pidEntry struct {
@@ -37,6 +38,7 @@ func (p *pidFiles) end() {
 			closeFd(&e.stat)
 			closeFd(&e.io)
 			delete(p.m, pid)
+			p.free = append(p.free, e)
 		}
 	}
 }
@@ -60,7 +62,12 @@ func (p *pidFiles) read(rd *reader, procfd, pid int, name string) ([]byte, error
 		if len(p.m) >= p.max {
 			return rd.pidFile(procfd, pid, name)
 		}
-		e = &pidEntry{stat: -1, io: -1}
+		if n := len(p.free); n > 0 {
+			e, p.free = p.free[n-1], p.free[:n-1]
+			*e = pidEntry{stat: -1, io: -1}
+		} else {
+			e = &pidEntry{stat: -1, io: -1}
+		}
 		p.m[pid] = e
 	}
 	e.gen = p.gen
