@@ -53,7 +53,7 @@ func eachDirent(fd int, buf []byte, f func(buf []byte, name int, typ byte) bool)
 }
 
 func fstatat(dirfd int, name *byte, st *unix.Stat_t) error {
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(st)), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
+	_, _, e := unix.Syscall6(sysFstatat, uintptr(dirfd), uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(st)), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
 	if e != 0 {
 		return e
 	}
