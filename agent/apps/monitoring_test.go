@@ -208,8 +208,13 @@ func TestCgroupVanishesUnderRun(t *testing.T) {
 			}
 		}
 	})
+	// Into a sibling leaf (a parent with controllers may hold no process).
+	elsewhere := filepath.Join(cg.Base, "elsewhere")
+	if err := os.Mkdir(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range pids {
-		if err := os.WriteFile(filepath.Join(cg.Base, "cgroup.procs"), []byte(p), 0); err != nil {
+		if err := os.WriteFile(filepath.Join(elsewhere, "cgroup.procs"), []byte(p), 0); err != nil {
 			t.Skipf("cannot move a process out of its cgroup here: %v", err)
 		}
 	}
