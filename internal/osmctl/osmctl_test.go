@@ -372,6 +372,7 @@ func TestStatsWatch(t *testing.T) {
 	f := &apitest.Fake{}
 	sock := serve(t, f)
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
