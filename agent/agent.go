@@ -81,6 +81,10 @@ type Options struct {
 	// OCI bundles: the runtime that runs them, "crun", "runc" or "auto"
 	// (the default: crun, else runc).
 	OCIRuntime string
+	// StatsInterval is how often the app monitor samples; default 1 s.
+	// StatsWindow is the span of its averages; default 10 s.
+	StatsInterval time.Duration
+	StatsWindow   time.Duration
 
 	Log *slog.Logger
 	Out io.Writer // one summary line per boot step; nil for none
@@ -167,10 +171,14 @@ func New(opts Options) (*Agent, error) {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--script-timeout", opts.ScriptTimeout}, {"floppy wait", opts.FloppyWait}, {"--status-period", opts.StatusPeriod}, {"--heartbeat", opts.Heartbeat}} {
+	}{{"--script-timeout", opts.ScriptTimeout}, {"floppy wait", opts.FloppyWait}, {"--status-period", opts.StatusPeriod}, {"--heartbeat", opts.Heartbeat},
+		{"--stats-interval", opts.StatsInterval}, {"--stats-window", opts.StatsWindow}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("%s %s is negative", d.flag, d.v)
 		}
+	}
+	if opts.StatsInterval != 0 && opts.StatsInterval < 10*time.Millisecond {
+		return nil, fmt.Errorf("--stats-interval %s is under 10ms", opts.StatsInterval)
 	}
 	opts.Root = cmp.Or(opts.Root, paths.DefaultRoot)
 	opts.ScriptTimeout = cmp.Or(opts.ScriptTimeout, DefaultScriptTimeout)

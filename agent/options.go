@@ -78,6 +78,8 @@ func (o *Options) Flags(fs *flag.FlagSet) {
 	switchFlag(fs, &o.AppCgroups, "app-cgroups", "run applications in cgroups of the host (so they outlive an agent restart): auto (only when --sysroot is /), on or off")
 	fs.BoolVar(&o.NoApps, "no-apps", false, "run no application manager and no local API")
 	fs.StringVar(&o.APISocket, "api-socket", "", "the local API's Unix socket (default <sysroot>/run/osmanager.sock)")
+	fs.DurationVar(&o.StatsInterval, "stats-interval", time.Second, "how often the app monitor samples the runs and the system (at least 10ms)")
+	fs.DurationVar(&o.StatsWindow, "stats-window", 10*time.Second, "the span of the app monitor's averages")
 	fs.StringVar(&o.APIGroup, "api-group", "", "a group whose members may use the local API besides root (default: root only)")
 	fs.Func("oci-runtime", "the OCI runtime that runs bundle apps: crun, runc or auto (crun, else runc; the default)", func(v string) error {
 		if _, _, err := oci.Find(v, ""); err != nil {

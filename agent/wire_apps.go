@@ -10,6 +10,7 @@ import (
 
 	"osmanager/agent/api"
 	"osmanager/agent/apps"
+	"osmanager/agent/apps/monitor"
 	"osmanager/agent/apps/oci"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/apps/store"
@@ -77,7 +78,21 @@ func (a *Agent) newApps() *apps.Manager {
 		AppsD:  a.paths.AppsD,
 		Sys:    a.sys,
 		Reload: a.opts.Reload,
+		Monitor: monitor.Config{
+			Interval: a.opts.StatsInterval, Window: a.opts.StatsWindow,
+			Proc: a.paths.Proc, Disk: a.monitorDisk(),
+		},
+		AlertFile: a.paths.AlertsFile,
 	})
+}
+
+// monitorDisk is the file system of the monitor's system disk figures:
+// the LuoYun dir's (where the apps live).
+func (a *Agent) monitorDisk() string {
+	if p, err := a.ly.Path("/"); err == nil {
+		return p
+	}
+	return "/"
 }
 
 // newOCI is the runtime of OCI bundle apps: --oci-runtime's, if installed;

@@ -183,6 +183,12 @@ func TestRoutes(t *testing.T) {
 		{"install bad force", "POST", "/v1/apps?force=yes", "application/x-tar", strings.NewReader("x"), 400, "bad_request", "force="},
 		{"install unknown query", "POST", "/v1/apps?forse=1", "application/x-tar", strings.NewReader("x"), 400, "bad_request", "unknown query parameter"},
 		{"list", "GET", "/v1/apps", "", nil, 200, "", `"id": "web"`},
+		{"stats", "GET", "/v1/stats", "", nil, 200, "", `"error": "cgroup gone"`},
+		{"stats of an app", "GET", "/v1/stats?id=hello", "", nil, 200, "", `"memory_peak_bytes": 67108864`},
+		{"stats unknown", "GET", "/v1/stats?id=404", "", nil, 404, "not_found", "no run 404"},
+		{"stats bad id", "GET", "/v1/stats?id=a/b", "", nil, 400, "bad_request", "bad id"},
+		{"stats unknown query", "GET", "/v1/stats?app=x", "", nil, 400, "bad_request", "unknown query parameter"},
+		{"stats post", "POST", "/v1/stats", "", nil, 405, "bad_request", "not allowed"},
 		{"detail", "GET", "/v1/apps/hello", "", nil, 200, "", `"runid": 7`},
 		{"detail bad id", "GET", "/v1/apps/Hello", "", nil, 400, "bad_request", "bad app id"},
 		{"uninstall", "DELETE", "/v1/apps/hello?purge=1", "", nil, 200, "", `"purged": true`},
@@ -563,5 +569,16 @@ func BenchmarkList(b *testing.B) {
 		if _, err := c.List(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// noStats is an Apps without the stats verb.
+type noStats struct{ Apps }
+
+func TestStatsWithoutMonitor(t *testing.T) {
+	sock, _ := serve(t, Config{Apps: noStats{&apitest.Fake{}}})
+	_, err := client.New(sock).Stats(t.Context(), "")
+	if apperr.CodeOf(err) != apperr.NotFound || !strings.Contains(err.Error(), "no monitor") {
+		t.Errorf("stats without a monitor: %v", err)
 	}
 }

@@ -68,6 +68,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/runs/{runid}/terminate", s.byRun(a.Terminate))
 	handle("GET /v1/events", s.events)
 	s.serviceRoutes(handle)
+	handle("GET /v1/stats", s.stats)
 	handle("GET /v1/status", func(w http.ResponseWriter, r *http.Request) error {
 		if err := noQuery(r); err != nil {
 			return err
@@ -481,4 +482,28 @@ func list[T any](get func(context.Context) ([]T, error)) func(http.ResponseWrite
 		}
 		return reply(w, http.StatusOK, v, err)
 	}
+}
+
+// StatsSource is the optional part of Apps that serves GET /v1/stats
+// (the app manager with its monitor). id is "" for every app, an app id,
+// or a runid.
+type StatsSource interface {
+	Stats(ctx context.Context, id string) (apitypes.Stats, error)
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
+	src, ok := s.cfg.Apps.(StatsSource)
+	if !ok {
+		return apperr.New(apperr.NotFound, "no stats: this agent has no monitor")
+	}
+	q, err := query(r, "id")
+	if err != nil {
+		return err
+	}
+	id := q.Get("id")
+	if id != "" && !pack.ValidID(id) {
+		return apperr.New(apperr.BadRequest, fmt.Sprintf("bad id %q: an app id or a runid", clip(id)))
+	}
+	st, err := src.Stats(r.Context(), id)
+	return reply(w, http.StatusOK, st, err)
 }

@@ -57,6 +57,7 @@ import (
 
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/apps/monitor"
 	"osmanager/agent/apps/pack"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/apps/store"
@@ -86,6 +87,14 @@ type Config struct {
 	// KeepRuns is how many final runs of each app are kept for display;
 	// default 3.
 	KeepRuns int
+	// Monitor configures the sampling of the runs and the system
+	// (agent/apps/monitor) but State, Log, OnAlert and the file's rules,
+	// which the manager sets.
+	Monitor monitor.Config
+	// AlertFile is the sysroot name of the system alert file
+	// (pack.AlertFile; paths.AlertsFile), read when Serve starts; ""
+	// or missing: no rules but the manifests'.
+	AlertFile string
 	// BootID is the host file of the kernel's boot id; default
 	// /proc/sys/kernel/random/boot_id. Enabled apps are started on a new
 	// boot, not when only the agent restarts.
@@ -116,8 +125,9 @@ type Manager struct {
 
 // session is one Serve: the store opened and the runner running.
 type session struct {
-	st *store.Store
-	r  *runner.Runner
+	st  *store.Store
+	r   *runner.Runner
+	mon *monitor.Monitor
 
 	mu     sync.Mutex
 	runs   map[uint64]*entry
@@ -136,6 +146,7 @@ type entry struct {
 	taken int           // restarts already counted in the app's record
 	ended bool          // its clean end was seen by persist
 	unit  *unit         // the declared service it runs for; nil for none
+	watch int           // the pid of the process the monitor tracks; 0: not tracked
 }
 
 // permanentError is a failure restarting will not mend (the supervisor
@@ -190,13 +201,16 @@ func (m *Manager) Serve(ctx context.Context) error {
 	rc.Sys, rc.Log = m.cfg.Root, m.log
 	rc.OnChange = func(rs runner.State) { m.changed(s, rs) }
 	s.r = runner.New(rc)
+	s.mon = m.newMonitor()
 	rctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
+	ran, sampled := make(chan struct{}), make(chan struct{})
 	go func() { s.r.Run(rctx); close(ran) }()
+	go func() { s.mon.Run(rctx); close(sampled) }()
 	defer func() {
 		m.stopUnits(s)
 		cancel()
 		<-ran
+		<-sampled
 		m.persist(s)
 		m.mu.Lock()
 		m.sess = nil
@@ -365,6 +379,7 @@ func (m *Manager) spec(s *session, a store.App, v store.Version, runid uint64) (
 		Workdir: v.Dir, Restart: runner.Policy(cmp.Or(mf.Restart, pack.DefaultRestart)),
 		StopTimeout: mf.StopTimeout.D(),
 		Log:         m.logName(a.ID, runid),
+		Limits:      runLimits(mf.Limits),
 	}
 	if mf.Workdir != "" {
 		sp.Workdir = filepath.Join(v.Dir, mf.Workdir)
@@ -520,6 +535,7 @@ func (m *Manager) changed(s *session, rs runner.State) {
 		default:
 		}
 	}
+	m.watch(s, e, rs)
 	if prev != rs.State {
 		ev := apitypes.Event{Type: apitypes.EventState, Time: time.Now().UTC(), ID: rs.ID, Version: rs.Version, RunID: rs.RunID, State: apitypes.RunState(rs.State), Reason: rs.Reason}
 		if rs.State.Final() {

@@ -22,6 +22,7 @@ import (
 	"osmanager/agent/api"
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/apps/apperr"
+	"osmanager/agent/apps/monitor"
 	"osmanager/agent/apps/pack/packtest"
 	"osmanager/agent/apps/runner"
 	"osmanager/agent/apps/store"
@@ -30,7 +31,10 @@ import (
 	"osmanager/agent/sysroot"
 )
 
-var _ api.Apps = (*Manager)(nil)
+var (
+	_ api.Apps        = (*Manager)(nil)
+	_ api.StatsSource = (*Manager)(nil)
+)
 
 type tWriter struct{ t testing.TB }
 
@@ -67,6 +71,8 @@ type fixture struct {
 	keep  bool // leave runs running at stop (a restarting agent)
 	state *state.Store
 	boot  string // the boot id file
+	mon   monitor.Config
+	alert string // the alert file's name
 	m     *Manager
 	stop  func()
 	hup   chan os.Signal // the Manager's Reload
@@ -117,6 +123,7 @@ func (f *fixture) start() {
 		},
 		State: f.state, Log: testLogger(t).With("service", "apps"), BootID: f.boot,
 		AppsD: "/apps.d", Sys: f.root, Reload: f.hup,
+		Monitor: f.mon, AlertFile: f.alert,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

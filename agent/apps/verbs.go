@@ -35,6 +35,11 @@ func (m *Manager) Install(ctx context.Context, req apitypes.InstallRequest, body
 		return apitypes.App{}, err
 	}
 	next := p.App()
+	if err := m.checkLimits(s, next); err != nil {
+		p.Abort()
+		m.log.Warn("install refused", "source", src.Describe(), "app", next.ID, "code", apperr.CodeOf(err), "err", err)
+		return apitypes.App{}, err
+	}
 	unlock, err := m.lock(ctx, next.ID)
 	if err != nil {
 		p.Abort()

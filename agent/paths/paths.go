@@ -57,6 +57,7 @@ type Paths struct {
 	AppsDir      string // installed applications: <id>/<tree>/, .staging/, state.json
 	AppsData     string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
 	AppsD        string // declared services: *.json, read at start and on reload (SIGHUP, osmctl reload)
+	AlertsFile   string // the app monitor's system alert file (agent/apps/pack.AlertFile)
 
 	// Per instance (agent/instance).
 	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
@@ -102,6 +103,7 @@ func Default() Paths {
 		AppsDir:      "/apps",
 		AppsData:     "/apps-data",
 		AppsD:        "/apps.d",
+		AlertsFile:   "/conf/alerts.json",
 
 		InstanceID:    "/conf/instance-id",
 		SSHHostKeys:   "/etc/ssh",

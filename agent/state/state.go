@@ -66,6 +66,7 @@ type Store struct {
 	app      AppHealth
 	terminal Terminal
 	apps     Apps
+	stats    Stats
 }
 
 // SetStep records a step's result, replacing an earlier one of that name.

@@ -41,8 +41,9 @@ type Status struct {
 	Boot           Boot            `json:"boot"`
 	Services       []state.Service `json:"services"`
 	Controller     state.Link      `json:"controller"`
-	Application    state.AppHealth `json:"application"` // custom/scripts/status
-	Apps           state.Apps      `json:"apps"`        // the application manager's apps and their runs
+	Application    state.AppHealth `json:"application"`     // custom/scripts/status
+	Apps           state.Apps      `json:"apps"`            // the application manager's apps and their runs
+	Stats          *state.Stats    `json:"stats,omitempty"` // the app monitor's figures and raised alerts; absent before its first sample
 	Terminal       TerminalStatus  `json:"terminal"`
 	RefreshSeconds float64         `json:"refresh_seconds"` // how often the default page polls
 }
@@ -226,6 +227,21 @@ func (s *Source) Status() Status {
 			runs[j].Since = runs[j].Since.UTC()
 		}
 		st.Apps.Apps[i].Runs = runs
+	}
+	if ms := s.state.Stats(); !ms.Time.IsZero() {
+		ms.Time = ms.Time.UTC().Round(time.Millisecond)
+		if ms.Apps == nil {
+			ms.Apps = []state.AppStats{}
+		}
+		if ms.Alerts == nil {
+			ms.Alerts = []state.AlertView{}
+		}
+		for i := range ms.Apps {
+			if ms.Apps[i].Runs == nil {
+				ms.Apps[i].Runs = []state.RunStats{}
+			}
+		}
+		st.Stats = &ms
 	}
 	t := s.state.Terminal()
 	st.Terminal = TerminalStatus{Terminal: s.cfg.Terminal, Active: t.Active, Sessions: t.Sessions, LoginFailures: t.LoginFailures}

@@ -409,3 +409,26 @@ func TestCPUPercentIsARate(t *testing.T) {
 		t.Errorf("two seconds later: %v%%, want 50", s.CPUPercent)
 	}
 }
+
+// TestStatusStats: the app monitor's figures are in the document once it
+// has sampled, with empty lists as [], and absent before.
+func TestStatusStats(t *testing.T) {
+	e := newSource(t, nil)
+	if raw := e.doc(t); strings.Contains(raw, `"stats"`) {
+		t.Errorf("stats before a sample:\n%s", raw)
+	}
+	e.state.UpdateStats(func(s *state.Stats) bool {
+		s.Time, s.Interval, s.Window = testStart.Add(1500*time.Microsecond), 1, 10
+		s.Apps = []state.AppStats{{ID: "hello", Figures: state.Figures{CPUPercent: 12.5, MemoryBytes: 1 << 20}, Runs: []state.RunStats{{RunID: 7, Source: "cgroup"}}}}
+		return false
+	})
+	st := e.src.Status()
+	if st.Stats == nil || len(st.Stats.Apps) != 1 || st.Stats.Alerts == nil || !st.Stats.Time.Equal(testStart.Add(2*time.Millisecond)) {
+		t.Fatalf("stats in the document: %+v", st.Stats)
+	}
+	for _, want := range []string{`"stats": {`, `"cpu_percent": 12.5`, `"memory_bytes": 1048576`, `"source": "cgroup"`, `"alerts": []`} {
+		if raw := e.doc(t); !strings.Contains(raw, want) {
+			t.Errorf("document lacks %s", want)
+		}
+	}
+}

@@ -27,6 +27,7 @@ func TestDefaultPageInChromium(t *testing.T) {
 	}
 	e := newEnv(t, func(c *envConfig) { c.Src.Refresh = 100 * time.Millisecond })
 	fillState(e.state)
+	fillStats(e.state)
 	e.clock.Advance(90 * time.Second) // for the "since" columns
 	// No appliance pages: the built-in one.
 	if err := os.RemoveAll(e.www); err != nil {
@@ -146,6 +147,20 @@ func TestDefaultPageInChromium(t *testing.T) {
 	}
 	if got, want := text("#apps-note"), "3 installed · 1 of 2 to run are running · cgroups: hybrid"; got != want {
 		t.Errorf("apps note: %q, want %q", got, want)
+	}
+	// The app monitor: a row per app, its gone run named; the raised
+	// alerts; the interfaces.
+	if n, a, nt := count("#stats tr"), count("#alerts li"), count("#net tr"); n != 2 || a != 2 || nt != 1 {
+		t.Errorf("monitor: %d app rows, %d alerts, %d interfaces; want 2, 2, 1", n, a, nt)
+	}
+	if got := text("#stats tr:nth-child(2) td"); got != "web (run 8: cgroup gone)" {
+		t.Errorf("gone run: %q", got)
+	}
+	if got := text("#stats tr:first-child td:nth-child(5)"); !strings.Contains(got, "50") {
+		t.Errorf("hello's memory: %q", got)
+	}
+	if got := text("#stats-note"); got != "sampled every 1 s, averages over 10 s · 2 alerts raised" {
+		t.Errorf("monitor note: %q", got)
 	}
 	if _, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.osmTestMarker = 42`)); err != nil {
 		t.Fatal(err)

@@ -136,6 +136,7 @@ var runStates = [...]string{"starting", "running", "paused", "stopping", "exited
 func (m *metrics) expose() []byte {
 	e := &expo{b: make([]byte, 0, 8<<10)}
 	m.exposeState(e)
+	m.exposeStats(e)
 	m.exposeRequests(e)
 	exposeProcess(e)
 	return e.b

@@ -59,6 +59,7 @@ type cmd struct {
 	purge  bool
 	lines  int
 	follow bool
+	watch  bool
 }
 
 type verb struct {
@@ -100,6 +101,10 @@ var verbs = []verb{
 	{"events", nil, "", "print events as they happen (until interrupted)", 0, 0, nil, (*cmd).events},
 	{"services", nil, "", "list the declared services (apps.d) and refused entries", 0, 0, nil, (*cmd).services},
 	{"reload", nil, "", "read the declared services (apps.d) again and apply them", 0, 0, nil, (*cmd).reload},
+	{"stats", nil, "[ID|RUNID] [--watch]", "CPU, memory, pids, I/O and disk of the apps (or one) and the system, and raised alerts", 0, 1, func(fs *flag.FlagSet, c *cmd) {
+		fs.BoolVar(&c.watch, "watch", false, "show them again every sample (until interrupted)")
+		fs.BoolVar(&c.watch, "w", false, "show them again every sample")
+	}, (*cmd).stats},
 	{"status", nil, "", "the agent's status document", 0, 0, nil, (*cmd).status},
 	{"version", nil, "", "print the version of osmctl and of the agent", 0, 0, nil, (*cmd).version},
 	{"help", nil, "", "print this help", 0, 0, nil, nil},

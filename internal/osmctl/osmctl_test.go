@@ -1,6 +1,7 @@
 package osmctl
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -130,6 +131,8 @@ func TestOutput(t *testing.T) {
 		{"status json", []string{"--json", "status"}, "", "{\n  \"agent\": {\n    \"version\": \"1.2.3\"\n  }\n}\n"},
 		{"version", []string{"version"}, "", "osmctl dev\nagent  1.2.3\n"},
 		{"version json", []string{"version", "--json"}, "", `{"agent":"1.2.3","osmctl":"dev"}` + "\n"},
+		{"stats", []string{"stats"}, "stats", ""},
+		{"stats of an app", []string{"stats", "hello"}, "stats-hello", ""},
 		{"help", []string{"help"}, "help", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +164,8 @@ func TestJSON(t *testing.T) {
 		{[]string{"state", "7"}, client.Request{Method: "GET", Path: "/v1/runs/7"}},
 		{[]string{"start", "hello"}, client.Request{Method: "POST", Path: "/v1/apps/hello/start"}},
 		{[]string{"pause", "7"}, client.Request{Method: "POST", Path: "/v1/runs/7/pause"}},
+		{[]string{"stats"}, client.Request{Method: "GET", Path: "/v1/stats"}},
+		{[]string{"stats", "7"}, client.StatsRequest("7")},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			want, err := c.Call(t.Context(), tc.req)
@@ -357,6 +362,50 @@ func TestLogsArgs(t *testing.T) {
 		f.Mu.Unlock()
 		if code != 0 || out != "one\ntwo\n" || got != tc.want {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q, called %q; want %q", tc.args, code, out, errb, got, tc.want)
+		}
+	}
+}
+
+// TestStatsWatch: --watch shows the figures again after each sample
+// until interrupted, then exits 0; a bad id fails.
+func TestStatsWatch(t *testing.T) {
+	f := &apitest.Fake{}
+	sock := serve(t, f)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--socket", sock, "stats", "--watch"}, env(nil), pw, io.Discard)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	shown := 0
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "system: cpu") {
+			shown++
+			if shown == 2 {
+				cancel()
+				break
+			}
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if code := <-done; code != ExitOK || shown != 2 {
+		t.Errorf("watch: exit %d after %d showings; want 0 after 2", code, shown)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"stats", "404"}, ExitFail, "osmctl: no app 404 and no run 404 (not_found)\n"},
+		{[]string{"stats", "Bad/Id"}, ExitFail, "osmctl: bad id \"Bad/Id\": an app id or a runid (bad_request)\n"},
+		{[]string{"stats", "a", "b"}, ExitUsage, "osmctl: usage: osmctl stats [ID|RUNID] [--watch]\nrun 'osmctl help' for the commands\n"},
+	} {
+		code, _, errb := osmctl(t, sock, tc.args...)
+		if code != tc.code || errb != tc.err {
+			t.Errorf("%q: exit %d, stderr %q; want %d, %q", tc.args, code, errb, tc.code, tc.err)
 		}
 	}
 }

@@ -146,3 +146,37 @@ func (f *Fake) Logs(ctx context.Context, id string, n int, follow bool) (io.Read
 	}
 	return io.NopCloser(strings.NewReader("one\ntwo\n")), nil
 }
+
+// Stats answers GET /v1/stats: id names an error as ByName does, "404"
+// an unknown run; else the figures of StatsDoc, filtered to id.
+func (f *Fake) Stats(ctx context.Context, id string) (apitypes.Stats, error) {
+	f.note("stats " + id)
+	if err := ByName(id); err != nil {
+		return apitypes.Stats{}, err
+	}
+	if id == "404" {
+		return apitypes.Stats{}, apperr.New(apperr.NotFound, "no app 404 and no run 404")
+	}
+	st := StatsDoc()
+	if id != "" {
+		st.Apps = st.Apps[:1]
+	}
+	return st, nil
+}
+
+// StatsDoc is the figures the fake answers with.
+func StatsDoc() apitypes.Stats {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	fig := apitypes.Figures{CPUPercent: 12.5, CPUAvg: 10, MemoryBytes: 50 << 20, MemoryAvg: 48 << 20, MemoryPeak: 64 << 20, Pids: 3, IOBytes: 1 << 20, IORate: 2048, IOAvg: 1024}
+	return apitypes.Stats{
+		Time: at, Interval: 1, Window: 10,
+		System: apitypes.SystemStats{CPUPercent: 25, CPUAvg: 20, MemoryTotal: 4 << 30, MemoryUsed: 1 << 30, MemoryPercent: 25,
+			DiskPath: "/", DiskTotal: 100 << 30, DiskUsed: 40 << 30, DiskPercent: 40,
+			Net: []apitypes.NetStats{{Name: "eth0", RxRate: 1500, TxRate: 300, RxAvg: 1000, TxAvg: 200, RxBytes: 1 << 30, TxBytes: 1 << 20}}},
+		Apps: []apitypes.AppStats{
+			{ID: "hello", Figures: fig, DiskBytes: 5 << 20, DiskChecked: at, Runs: []apitypes.RunStats{{RunID: 7, Figures: fig, Source: "cgroup"}}},
+			{ID: "web", Runs: []apitypes.RunStats{{RunID: 8, Source: "cgroup", Error: "cgroup gone"}}},
+		},
+		Alerts: []apitypes.RaisedAlert{{ID: "hello", Metric: "memory", Value: 50 << 20, Threshold: 40 << 20, Since: at}, {Metric: "cpu", Value: 95, Threshold: 90, Since: at}},
+	}
+}

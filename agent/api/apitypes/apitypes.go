@@ -28,6 +28,7 @@
 //	GET    /v1/status                  the agent's status document (as the web server's /api/v1/status)
 //	GET    /v1/services                ServiceList: the declared services (apps.d) and refused entries
 //	POST   /v1/reload                  Reloaded: apps.d read again and applied
+//	GET    /v1/stats[?id=APP|RUNID]    Stats: the monitor's figures of the apps (or one) and the system
 //
 // Every failure is an ErrorBody with the matching HTTP status (the codes
 // of agent/apps/apperr): bad_request 400, forbidden 403, not_found 404,
@@ -201,4 +202,82 @@ type ErrorBody struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// Stats is GET /v1/stats: the monitor's latest figures (sampled every
+// interval_seconds; *_avg over window_seconds), of every app with live
+// runs, or of one (?id=APP, or ?id=RUNID: that run alone), and of the
+// system, with the alerts raised now.
+type Stats struct {
+	Time     time.Time     `json:"time"`
+	Interval float64       `json:"interval_seconds"`
+	Window   float64       `json:"window_seconds"`
+	System   SystemStats   `json:"system"`
+	Apps     []AppStats    `json:"apps"`
+	Alerts   []RaisedAlert `json:"alerts"`
+}
+
+// Figures are a run's, or an app's summed over its live runs.
+type Figures struct {
+	CPUPercent  float64 `json:"cpu_percent"` // of one core
+	CPUAvg      float64 `json:"cpu_percent_avg"`
+	MemoryBytes uint64  `json:"memory_bytes"`
+	MemoryAvg   uint64  `json:"memory_bytes_avg"`
+	MemoryPeak  uint64  `json:"memory_peak_bytes"`
+	Pids        uint64  `json:"pids"`
+	IOBytes     uint64  `json:"io_bytes"` // read and written since the run started
+	IORate      float64 `json:"io_bytes_per_second"`
+	IOAvg       float64 `json:"io_bytes_per_second_avg"`
+}
+
+// AppStats is one app's figures.
+type AppStats struct {
+	ID string `json:"id"`
+	Figures
+	DiskBytes   uint64     `json:"disk_bytes"` // its data dir
+	DiskChecked time.Time  `json:"disk_checked,omitzero"`
+	DiskPartial bool       `json:"disk_partial,omitempty"` // the walk stopped at its bound
+	Runs        []RunStats `json:"runs"`
+}
+
+// RunStats is one run's figures.
+type RunStats struct {
+	RunID uint64 `json:"runid"`
+	Figures
+	Source string `json:"source"`          // cgroup, cgroup+proc or proc
+	Error  string `json:"error,omitempty"` // "cgroup gone", "process group gone"
+}
+
+// SystemStats is the machine's figures.
+type SystemStats struct {
+	CPUPercent    float64    `json:"cpu_percent"` // of all CPUs
+	CPUAvg        float64    `json:"cpu_percent_avg"`
+	MemoryTotal   uint64     `json:"memory_total_bytes"`
+	MemoryUsed    uint64     `json:"memory_used_bytes"`
+	MemoryPercent float64    `json:"memory_used_percent"`
+	DiskPath      string     `json:"disk_path"`
+	DiskTotal     uint64     `json:"disk_total_bytes"`
+	DiskUsed      uint64     `json:"disk_used_bytes"`
+	DiskPercent   float64    `json:"disk_used_percent"`
+	Net           []NetStats `json:"net"`
+}
+
+// NetStats is one interface's traffic.
+type NetStats struct {
+	Name    string  `json:"name"`
+	RxRate  float64 `json:"rx_bytes_per_second"`
+	TxRate  float64 `json:"tx_bytes_per_second"`
+	RxAvg   float64 `json:"rx_bytes_per_second_avg"`
+	TxAvg   float64 `json:"tx_bytes_per_second_avg"`
+	RxBytes uint64  `json:"rx_bytes"`
+	TxBytes uint64  `json:"tx_bytes"`
+}
+
+// RaisedAlert is an alert raised now.
+type RaisedAlert struct {
+	ID        string    `json:"id,omitempty"` // "" for a system alert
+	Metric    string    `json:"metric"`
+	Value     float64   `json:"value"` // when raised
+	Threshold float64   `json:"threshold"`
+	Since     time.Time `json:"since"`
 }

@@ -278,6 +278,21 @@ func (c *Client) Logs(ctx context.Context, id string, n int, follow bool) (io.Re
 	return c.Stream(ctx, LogsRequest(id, n, follow))
 }
 
+// StatsRequest is the call for the monitor's figures: of every app (id
+// ""), of one app, or of one run (its runid).
+func StatsRequest(id string) Request {
+	q := url.Values{}
+	if id != "" {
+		q.Set("id", id)
+	}
+	return Request{Method: http.MethodGet, Path: "/v1/stats", Query: q}
+}
+
+// Stats returns the monitor's figures.
+func (c *Client) Stats(ctx context.Context, id string) (apitypes.Stats, error) {
+	return call[apitypes.Stats](ctx, c, StatsRequest(id))
+}
+
 // Status returns the status document as sent.
 func (c *Client) Status(ctx context.Context) ([]byte, error) {
 	return c.Call(ctx, Request{Method: http.MethodGet, Path: "/v1/status"})

@@ -42,7 +42,16 @@
 //	socket       {"listen": ADDR, "name": N} or a list of them: sockets the agent binds and
 //	             hands over when the app starts as a declared service (see Socket)
 //
-// Later keys (part 2: limits, alerts) are added as fields of
+//	limits       {"memory": "256M", "cpu": 0.5, "pids": 128, "soft": true}: caps on each run's
+//	             cgroup (memory.max, cpu.max, pids.max); memory a size (K, M, G, T: powers of
+//	             1024) of at least 1M, cpu in cores (0.01–1024), pids 1–4194304; soft: run
+//	             without them where the host cannot apply them (else the install is refused)
+//	alerts       {"cpu": {"above": 80, "for": "30s"}, "memory": {"above": "200M", "for": "10s"}}:
+//	             raised when the app's figure (summed over its runs) stays above the threshold
+//	             for "for" (0–24h), cleared when it stays at or below it as long; metrics cpu
+//	             (percent of one core), memory (bytes), pids, io (bytes/s), disk (data dir bytes)
+//
+// Later keys (part 2: socket) are added as fields of
 // Manifest; the set of allowed keys is read from its json tags, so a key
 // is refused until its field exists.
 //
@@ -150,6 +159,10 @@ type Manifest struct {
 	// OCI bundles (part 2): set when the package is an OCI runtime
 	// bundle rather than a manifest.json package; never read from JSON.
 	Bundle *Bundle `json:"-"`
+	// Monitoring (limits.go): caps on the run's cgroup, and alerts on the
+	// app's figures.
+	Limits *ResourceLimits `json:"limits,omitempty"`
+	Alerts Alerts          `json:"alerts,omitempty"`
 }
 
 // StartLimit is the start rate limit: more than Burst starts within
@@ -296,8 +309,15 @@ func walkValue(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 		return nil
 	}
 	var fields map[string]reflect.Type
+	var elem reflect.Type // a map's values: each checked as that type
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = keysOf(t)
+	}
+	if t != nil && t.Kind() == reflect.Map {
+		elem = t.Elem()
+		if elem.Kind() == reflect.Pointer {
+			elem = elem.Elem()
+		}
 	}
 	seen := map[string]bool{}
 	for dec.More() {
@@ -314,7 +334,7 @@ func walkValue(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 			return bad("key %q given twice", name)
 		}
 		seen[key] = true
-		var sub reflect.Type
+		sub := elem
 		if fields != nil {
 			ft, ok := fields[key]
 			if !ok {
@@ -418,7 +438,10 @@ func (m *Manifest) check() error {
 	if err := m.Socket.check(); err != nil {
 		return err
 	}
-	return nil
+	if err := m.Limits.check(); err != nil {
+		return err
+	}
+	return CheckAppAlerts(m.Alerts, "alerts")
 }
 
 // checkTreePath checks a relative path inside a package.

@@ -45,6 +45,18 @@ type Cgroups struct {
 	Base string
 	// Reason says why Mode is none, or what Base was chosen from.
 	Reason string
+	// Mount is the v2 mount Base is in; V1, in hybrid mode, the
+	// directory of the v1 hierarchies (/sys/fs/cgroup), for limits.
+	Mount string
+	V1    string
+}
+
+// rel is Base's path under its v2 mount (the v1 leaves mirror it).
+func (c *Cgroups) rel() string {
+	if r, err := filepath.Rel(c.Mount, c.Base); err == nil && c.Mount != "" && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return filepath.Base(c.Base)
 }
 
 // On reports whether runs get cgroups.
@@ -86,6 +98,24 @@ func SetupCgroups(c CgroupConfig) *Cgroups {
 }
 
 func setupCgroups(c CgroupConfig) *Cgroups {
+	cg := findCgroups(c)
+	if cg.Mode == CgroupNone {
+		return cg
+	}
+	fsDir := cmp.Or(c.FS, "/sys/fs/cgroup")
+	if cg.Mount == "" {
+		cg.Mount = filepath.Dir(cg.Base)
+	}
+	switch cg.Mode {
+	case CgroupUnified:
+		enableControllers(cg.Base)
+	case CgroupHybrid:
+		cg.V1 = fsDir
+	}
+	return cg
+}
+
+func findCgroups(c CgroupConfig) *Cgroups {
 	fsDir := cmp.Or(c.FS, "/sys/fs/cgroup")
 	mount, mode := "", CgroupNone
 	switch {
@@ -104,7 +134,7 @@ func setupCgroups(c CgroupConfig) *Cgroups {
 		if err := os.Mkdir(c.Base, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return &Cgroups{Mode: CgroupNone, Reason: err.Error()}
 		}
-		return &Cgroups{Mode: mode, Base: c.Base, Reason: "configured"}
+		return &Cgroups{Mode: mode, Base: c.Base, Reason: "configured", Mount: filepath.Dir(c.Base)}
 	}
 	if mode == CgroupNone {
 		return &Cgroups{Mode: CgroupNone, Reason: "no cgroup2 file system at " + fsDir + " or " + fsDir + "/unified"}
@@ -124,14 +154,14 @@ func setupCgroups(c CgroupConfig) *Cgroups {
 		}
 		dir := filepath.Join(mount, unit)
 		if unix.Access(dir, unix.W_OK) == nil && delegate(dir, filepath.Join(mount, own)) == nil {
-			return &Cgroups{Mode: mode, Base: dir, Reason: "delegated cgroup " + unit}
+			return &Cgroups{Mode: mode, Base: dir, Reason: "delegated cgroup " + unit, Mount: mount}
 		}
 	}
 	base := filepath.Join(mount, cmp.Or(c.Slice, "osmanager.slice"))
 	if err := os.Mkdir(base, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return &Cgroups{Mode: CgroupNone, Reason: fmt.Sprintf("make %s: %v", base, err)}
 	}
-	return &Cgroups{Mode: mode, Base: base, Reason: "slice " + base}
+	return &Cgroups{Mode: mode, Base: base, Reason: "slice " + base, Mount: mount}
 }
 
 // delegate moves the agent from cur into unit/AgentLeaf, so that unit may

@@ -86,8 +86,15 @@ func (p *Process) Start(l Launch) (Instance, error) {
 		if err := cg.remove(); err != nil {
 			return nil, err
 		}
+		p.removeV1(cg)
 		if err := cg.make(); err != nil {
 			return nil, err
+		}
+		if !sp.Limits.Empty() && p.Cgroups.Mode == CgroupUnified {
+			if err := p.limitFailed(sp, applyUnified(cg, sp.Limits)); err != nil {
+				cg.remove()
+				return nil, err
+			}
 		}
 		dir, err := os.Open(string(cg))
 		if err != nil {
@@ -96,7 +103,30 @@ func (p *Process) Start(l Launch) (Instance, error) {
 		defer dir.Close()
 		o.Cgroup = dir
 	}
+	var v1 map[string]string
+	if !sp.Limits.Empty() && p.Cgroups.On() && p.Cgroups.Mode == CgroupHybrid {
+		dirs, err := p.makeV1(cg, sp.Limits)
+		if err := p.limitFailed(sp, err); err != nil {
+			p.removeV1(cg)
+			cg.remove()
+			return nil, err
+		}
+		v1 = dirs
+	} else if !sp.Limits.Empty() && !p.Cgroups.On() {
+		if err := p.limitFailed(sp, errors.New("no cgroups: the runs are process groups only")); err != nil {
+			return nil, err
+		}
+	}
 	pr, err := proc.Start(cmd, o)
+	if err == nil && v1 != nil {
+		if err := p.limitFailed(sp, enterV1(v1, pr.Pid)); err != nil {
+			pr.Signal(unix.SIGKILL)
+			pr.Wait()
+			p.removeV1(cg)
+			cg.remove()
+			return nil, err
+		}
+	}
 	if err != nil && o.Cgroup != nil && cloneIntoUnsupported(err) {
 		// A kernel before 5.7: start, then move. A child forked in the
 		// moment between is left outside the cgroup (but in the group).
@@ -152,6 +182,19 @@ func checkExec(path string) error {
 		return fmt.Errorf("exec %s: interpreter %s: %w", path, interp[0], err)
 	}
 	return nil
+}
+
+// limitFailed says what to do when limits could not be applied (err not
+// nil): with Soft, log it and go on; else fail the start.
+func (p *Process) limitFailed(sp Spec, err error) error {
+	if err == nil {
+		return nil
+	}
+	if sp.Limits.Soft {
+		p.log().Warn("limits not applied (soft): the run starts without them", "app", sp.ID, "runid", sp.RunID, "err", err)
+		return nil
+	}
+	return fmt.Errorf("%w: %w: %v", ErrCantStart, ErrNoLimits, err)
 }
 
 func cloneIntoUnsupported(err error) bool {
@@ -233,6 +276,7 @@ func (p *Process) Sweep(known []Record) []string {
 		cg := cgroup(filepath.Join(p.Cgroups.Base, e.Name()))
 		pids, _ := cg.procs()
 		err := cg.remove()
+		p.removeV1(cg)
 		p.log().Warn("stopped processes of no known run", "cgroup", string(cg), "pids", pids, "err", err)
 		out = append(out, string(cg))
 	}
@@ -436,7 +480,9 @@ func (in *procInstance) Remove() error {
 	if in.cg == "" {
 		return nil
 	}
-	return in.cg.remove()
+	err := in.cg.remove()
+	in.rt.removeV1(in.cg)
+	return err
 }
 
 // Detach stops the wait for the leader; the run goes on.

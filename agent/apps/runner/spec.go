@@ -58,6 +58,8 @@ type Spec struct {
 	// StopTimeout is how long terminate waits after SIGTERM before
 	// SIGKILL; default 10 s.
 	StopTimeout time.Duration
+	// Limits caps the run's resources in its cgroup.
+	Limits Limits
 	// Log is the sysroot name of the run's log file (stdout and stderr);
 	// Log+".1" … are its rotated predecessors, Log+".pipe" the named pipe
 	// the run writes into.

@@ -1,0 +1,9 @@
+//go:build linux && (386 || arm || mips || mipsle)
+
+package monitor
+
+import "golang.org/x/sys/unix"
+
+// sysFstatat is fstatat's syscall, which fills unix.Stat_t (struct
+// stat64 on 32-bit systems).
+const sysFstatat = unix.SYS_FSTATAT64
