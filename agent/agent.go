@@ -88,6 +88,7 @@ type Options struct {
 	NetWait       time.Duration      // how long the network step waits for NICs named by MAC; default 30 s, < 0 not at all
 	NetSubscriber netconf.Subscriber // link updates; nil means the current network namespace's (nil with Netlink set: no wait)
 	SSHD          instance.SSHD      // reloads sshd after new host keys; nil means the host's (only when Sysroot is /)
+	Stopping      instance.Stopping  // tells a shutdown from a restart, for the machine-id reset at stop; nil asks systemctl
 	HostKeyBits   int                // RSA host key size; default 3072 (tests use less)
 }
 
@@ -226,7 +227,8 @@ func (a *Agent) Boot(ctx context.Context) error {
 }
 
 // Run boots, tells the init system the agent is ready, then serves until
-// ctx ends. A failed boot step is logged and reported, not fatal: the
+// ctx ends, and then does what is due at the system's shutdown (a
+// pending machine-id reset). A failed boot step is logged and reported, not fatal: the
 // services still start.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Boot(ctx); err != nil {
@@ -234,7 +236,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.ready()
 	defer a.unready()
-	return a.Serve(ctx)
+	err := a.Serve(ctx)
+	a.atStop()
+	return err
 }
 
 // Serve runs the long-running services, built from the config in force

@@ -58,12 +58,14 @@ type Paths struct {
 	AppsData     string // per-app data dirs, <id>/, kept across versions and on uninstall without purge
 
 	// Per instance (agent/instance).
-	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
-	SSHHostKeys   string // system root: the directory of sshd's host keys
-	MachineID     string // system root: systemd's machine ID
-	DBusMachineID string // system root: D-Bus's copy, when a file of its own
-	SSHDPid       string // system root: sshd's pid file, for SIGHUP without systemd
-	AgentLog      string // system root: the agent's log file under sysvinit (rotated copies beside it)
+	InstanceID     string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
+	MachineIDReset string // LuoYun root: a machine-id reset due at the next shutdown
+	SystemdRun     string // running host: exists when systemd is PID 1 (sd_booted(3))
+	SSHHostKeys    string // system root: the directory of sshd's host keys
+	MachineID      string // system root: systemd's machine ID
+	DBusMachineID  string // system root: D-Bus's copy, when a file of its own
+	SSHDPid        string // system root: sshd's pid file, for SIGHUP without systemd
+	AgentLog       string // system root: the agent's log file under sysvinit (rotated copies beside it)
 }
 
 // Default returns the production paths.
@@ -101,12 +103,14 @@ func Default() Paths {
 		AppsDir:      "/apps",
 		AppsData:     "/apps-data",
 
-		InstanceID:    "/conf/instance-id",
-		SSHHostKeys:   "/etc/ssh",
-		MachineID:     "/etc/machine-id",
-		DBusMachineID: "/var/lib/dbus/machine-id",
-		SSHDPid:       "/run/sshd.pid",
-		AgentLog:      "/var/log/osmanager.log",
+		InstanceID:     "/conf/instance-id",
+		MachineIDReset: "/conf/machine-id-reset",
+		SystemdRun:     "/run/systemd/system",
+		SSHHostKeys:    "/etc/ssh",
+		MachineID:      "/etc/machine-id",
+		DBusMachineID:  "/var/lib/dbus/machine-id",
+		SSHDPid:        "/run/sshd.pid",
+		AgentLog:       "/var/log/osmanager.log",
 	}
 }
 
