@@ -74,6 +74,9 @@ const resetTimeout = 10 * time.Second
 func (a *Agent) atStop() {
 	stopping := a.opts.Stopping
 	if stopping == nil {
+		if !a.sys.IsHost() {
+			return // a scratch system root: the host's shutdown is none of its business
+		}
 		stopping = instance.SystemdStopping{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
