@@ -749,11 +749,12 @@ func summaryLines(journal string) string {
 	return strings.Join(out, "\n")
 }
 
-// machineIDChecks follow systemd's machine ID over the boots: a new
-// instance marks a reset (boots 1 and 3), carried out at its shutdown, so
-// the next boot has a new ID; a boot on the same instance keeps it (boot
-// 3 has boot 2's); and the journal of the boot before the reset is still
-// there and readable with journalctl -m (it is filed under the old ID).
+// machineIDChecks follow systemd's machine ID over the boots: the first
+// boot (a new instance) marks a reset, carried out at its shutdown, so
+// boot 2 has a new ID; the later boots are the same instance (the changed
+// floppy keeps TAG and KEY) and keep it; and the journal of the first boot
+// is still there and readable with journalctl -m (it is filed under the
+// old ID).
 func (h *harness) machineIDChecks(name string, kind bootKind, sh func(string) string) {
 	t := h.t
 	t.Helper()
@@ -765,26 +766,25 @@ func (h *harness) machineIDChecks(name string, kind bootKind, sh func(string) st
 	if len(id) != 32 {
 		h.errorf("%s: /etc/machine-id %q: want the 32 hex digits systemd writes", name, id)
 	}
-	switch kind {
-	case bootFirst, bootChanged:
+	if kind == bootFirst {
 		// A new instance: the reset is due at this boot's shutdown.
 		if pending != "pending" {
 			h.errorf("%s: no machine-id reset pending on a new instance", name)
 		}
-		if kind == bootChanged && id != prev {
-			h.errorf("%s: machine-id %s, want boot 2's %s (boot 2 was the same instance: nothing reset)", name, id, prev)
+		return
+	}
+	if pending != "none" {
+		h.errorf("%s: a machine-id reset pending on the same instance (or still pending after a clean shutdown)", name)
+	}
+	if kind != bootSame {
+		if id != prev {
+			h.errorf("%s: machine-id %s, want the previous boot's %s (the same instance: nothing reset)", name, id, prev)
 		}
 		return
-	case bootSame, bootNoFloppy:
-		// The boot before was a new instance: reset at its shutdown.
-		if pending != "none" {
-			h.errorf("%s: the machine-id reset still pending after a clean shutdown", name)
-		}
-		if id == prev {
-			h.errorf("%s: machine-id %s is the previous boot's: the reset at its shutdown did not happen", name, id)
-		}
-	default:
-		return
+	}
+	// Boot 2: the first boot was a new instance, reset at its shutdown.
+	if id == prev {
+		h.errorf("%s: machine-id %s is the first boot's: the reset at its shutdown did not happen", name, id)
 	}
 	// The previous boot's journal: under the old ID, shown with -m.
 	b := strings.ReplaceAll(prevBoot, "-", "")
