@@ -263,7 +263,7 @@ func TestAppliance(t *testing.T) {
 			h := &harness{t: t, work: filepath.Join(work, name), accel: accel, init: name, arch: "amd64", slow: 1}
 			if name == "arm64" {
 				if why := arm64Missing(); why != "" {
-					t.Skip("arm64: " + why)
+					t.Skip("arm64: skip: " + why)
 				}
 				// systemd on arm64 under software emulation: no KVM for
 				// a foreign guest.
