@@ -104,6 +104,7 @@ type Options struct {
 	NetWait       time.Duration      // how long the network step waits for NICs named by MAC; default 30 s, < 0 not at all
 	NetSubscriber netconf.Subscriber // link updates; nil means the current network namespace's (nil with Netlink set: no wait)
 	SSHD          instance.SSHD      // reloads sshd after new host keys; nil means the host's (only when Sysroot is /)
+	Stopping      instance.Stopping  // tells a shutdown from a restart, for the machine-id reset at stop; nil asks systemctl
 	HostKeyBits   int                // RSA host key size; default 3072 (tests use less)
 }
 
@@ -254,7 +255,8 @@ func (a *Agent) Boot(ctx context.Context) error {
 }
 
 // Run boots, tells the init system the agent is ready, then serves until
-// ctx ends. A failed boot step is logged and reported, not fatal: the
+// ctx ends, and then does what is due at the system's shutdown (a
+// pending machine-id reset). A failed boot step is logged and reported, not fatal: the
 // services still start.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Boot(ctx); err != nil {
@@ -265,9 +267,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	tctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.trimPages(tctx) })
-	defer wg.Wait()
-	defer cancel()
-	return a.Serve(ctx)
+	err := a.Serve(ctx)
+	cancel()
+	wg.Wait()
+	a.atStop()
+	return err
 }
 
 // trimDelay is how long after the services start the agent lets go of

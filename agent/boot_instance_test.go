@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +132,73 @@ func TestHostKeyComment(t *testing.T) {
 		if got := hostChars(c.name); got != c.ok {
 			t.Errorf("hostChars(%q) = %v, want %v", c.name, got, c.ok)
 		}
+	}
+}
+
+type fakeStopping struct {
+	down  bool
+	asked int
+}
+
+func (f *fakeStopping) Stopping(context.Context) (bool, error) { f.asked++; return f.down, nil }
+
+// TestRunResetsMachineIDAtShutdown: a machine-id reset left pending by a
+// new instance's boot is done when Run ends during the system's shutdown,
+// and kept for later when the agent alone stops.
+func TestRunResetsMachineIDAtShutdown(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef\n"
+	sum := sha256.Sum256([]byte(strings.TrimSpace(id)))
+	mark := "sha256:" + hex.EncodeToString(sum[:]) + "\n"
+	tests := []struct {
+		name             string
+		stopping         *fakeStopping // nil: none given (a scratch root: not asked)
+		wantID, wantMark string
+	}{
+		{name: "system shutdown: emptied", stopping: &fakeStopping{down: true}, wantID: "", wantMark: "<absent>"},
+		{name: "agent restart: pending", stopping: &fakeStopping{}, wantID: id, wantMark: mark},
+		{name: "scratch system root, no probe: left alone", wantID: id, wantMark: mark},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := demoDir(t)
+			idFile, markFile := filepath.Join(dir, "sysroot/etc/machine-id"), filepath.Join(dir, "LuoYun/conf/machine-id-reset")
+			os.MkdirAll(filepath.Dir(markFile), 0o700)
+			if err := os.WriteFile(idFile, []byte(id), 0o444); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(markFile, []byte(mark), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o, _ := testOptions(t, dir)
+			o.HostKeyBits = 2048
+			if tt.stopping != nil {
+				o.Stopping = tt.stopping
+			}
+			a, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // the boot steps, then straight to the stop
+			if err := a.Run(ctx); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			read := func(p string) string {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return "<absent>"
+				}
+				return string(b)
+			}
+			if got := read(idFile); got != tt.wantID {
+				t.Errorf("machine-id = %q, want %q", got, tt.wantID)
+			}
+			if got := read(markFile); got != tt.wantMark {
+				t.Errorf("mark = %q, want %q", got, tt.wantMark)
+			}
+			if tt.stopping != nil && tt.stopping.asked != 1 {
+				t.Errorf("asked whether the system stops %d times, want 1", tt.stopping.asked)
+			}
+		})
 	}
 }

@@ -37,7 +37,7 @@ func storeFiles(p paths.Paths) store.Files {
 // instanceFiles are what a new instance and `osmanager seal` act on.
 func instanceFiles(p paths.Paths) instance.Files {
 	return instance.Files{
-		Conf: p.Conf, InstanceID: p.InstanceID, KnownHosts: p.KnownHosts,
+		Conf: p.Conf, InstanceID: p.InstanceID, MachineIDReset: p.MachineIDReset, KnownHosts: p.KnownHosts,
 		WebSSHCert: p.WebSSHCert, WebSSHKey: p.WebSSHKey, WebSSHShells: p.WebSSHShells,
 		SSHHostKeys: p.SSHHostKeys, MachineID: p.MachineID, DBusMachineID: p.DBusMachineID,
 		SSHDPid: p.SSHDPid, AgentLog: p.AgentLog, RootUID: p.RootUID, RootGID: p.RootGID,

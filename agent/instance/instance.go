@@ -19,11 +19,12 @@
 //     written in an image without /etc/ssh (no sshd).
 //   - sshd is reloaded when it runs (see [SSHD]) so it serves the new keys;
 //     only when the system root is the running system's "/".
-//   - /etc/machine-id is left alone while the system runs: systemd has
-//     read it already, and journalctl shows only the journal files of the
-//     machine ID in /etc/machine-id, so emptying it under a running system
-//     hides the whole boot's log (the appliance test found this). Sealing
-//     the image empties it, so each clone's systemd makes its own.
+//   - systemd's machine ID, with [Config.NewMachineID] (the running
+//     system, booted by systemd) and a non-empty /etc/machine-id: a reset
+//     is recorded as pending (conf/machine-id-reset) and carried out when
+//     the system shuts down ([Config.ResetMachineID]), so the next boot
+//     makes a new ID and this boot's journal stays readable (see
+//     machineid.go for why not at once).
 //   - the web terminal's pin of the local sshd's host key
 //     (conf/webssh-known-hosts) is removed: the keys it pinned are gone.
 //
@@ -70,12 +71,15 @@ func Identity(tag int, hasTag bool, key string) string {
 // dir; the agent fills it from its path table.
 type Files struct {
 	// In the LuoYun dir.
-	Conf         string // the kept luoyun.conf
-	InstanceID   string // the instance identity last acted on (a hash, never the KEY)
-	KnownHosts   string // the web terminal's pin of the local sshd's host key
-	WebSSHCert   string // the web terminal's self-signed certificate
-	WebSSHKey    string // and its key
-	WebSSHShells string // the web terminal's live login shells
+	Conf       string // the kept luoyun.conf
+	InstanceID string // the instance identity last acted on (a hash, never the KEY)
+	// MachineIDReset marks a machine-id reset due at the next shutdown
+	// (the SHA-256 of the ID to replace).
+	MachineIDReset string
+	KnownHosts     string // the web terminal's pin of the local sshd's host key
+	WebSSHCert     string // the web terminal's self-signed certificate
+	WebSSHKey      string // and its key
+	WebSSHShells   string // the web terminal's live login shells
 	// In the system root.
 	SSHHostKeys   string // the directory of sshd's host keys
 	MachineID     string // systemd's machine ID
@@ -94,6 +98,10 @@ type Config struct {
 	// SSHD reloads sshd after new host keys; nil leaves it alone (a
 	// system root other than "/").
 	SSHD SSHD
+	// NewMachineID says systemd uses the system root's machine-id: it is
+	// the running system and systemd is PID 1. A new instance then gets a
+	// new machine ID at its next boot (see ResetMachineID).
+	NewMachineID bool
 	// RSABits is the RSA host key's size; 0 means 3072, ssh-keygen's default.
 	RSABits int
 	// Comment ends each public key line ("root@host").
@@ -150,6 +158,14 @@ func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
 		}
 	} else if err == nil {
 		notes = append(notes, "no "+c.show(c.Sys, c.Files.SSHHostKeys)+": no host keys")
+	}
+	if c.NewMachineID {
+		pending, err := c.markMachineID(&r)
+		if err != nil {
+			errs = append(errs, err)
+		} else if pending {
+			notes = append(notes, "new machine ID at the next boot (reset at shutdown)")
+		}
 	}
 	if err := c.remove(&r, c.LY, c.Files.KnownHosts); err != nil {
 		errs = append(errs, err)

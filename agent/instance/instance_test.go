@@ -34,7 +34,7 @@ func (f *fakeSSHD) Reload(context.Context) (string, error) {
 func testPaths() Files {
 	p := paths.Default()
 	return Files{
-		Conf: p.Conf, InstanceID: p.InstanceID, KnownHosts: p.KnownHosts,
+		Conf: p.Conf, InstanceID: p.InstanceID, MachineIDReset: p.MachineIDReset, KnownHosts: p.KnownHosts,
 		WebSSHCert: p.WebSSHCert, WebSSHKey: p.WebSSHKey, WebSSHShells: p.WebSSHShells,
 		SSHHostKeys: p.SSHHostKeys, MachineID: p.MachineID, DBusMachineID: p.DBusMachineID,
 		SSHDPid: p.SSHDPid, AgentLog: p.AgentLog, RootUID: syscall.Getuid(), RootGID: syscall.Getgid(),
@@ -217,12 +217,12 @@ func TestApply(t *testing.T) {
 			ly:      map[string]string{"conf/webssh-known-hosts": "pin\n"},
 			wantNew: true, wantKeys: true, wantReloads: 1,
 			want: map[string]string{
-				// machine-id is left to seal: emptying it under a running
-				// system hides the boot's journal.
+				// machine-id is left alone without NewMachineID (not the
+				// running system, or no systemd): no reset marked.
 				"etc/machine-id":          "-rw-r--r-- 0123456789abcdef0123456789abcdef\n",
 				"var/lib/dbus/machine-id": "-rw-r--r-- 0123456789abcdef0123456789abcdef\n",
 				oldKeys + "dsa_key":       "", oldKeys + "dsa_key.pub": "",
-				"LY:conf/webssh-known-hosts": "", "LY:conf/instance-id": "-rw------- " + id + "\n",
+				"LY:conf/webssh-known-hosts": "", "LY:conf/machine-id-reset": "", "LY:conf/instance-id": "-rw------- " + id + "\n",
 			},
 		},
 		{
@@ -368,6 +368,7 @@ func TestSeal(t *testing.T) {
 	lyFiles := map[string]string{
 		"conf/luoyun.conf":        "TAG=1\nKEY=builder\n",
 		"conf/instance-id":        Identity(1, true, "builder") + "\n",
+		"conf/machine-id-reset":   "sha256:00\n",
 		"conf/webssh-known-hosts": "pin\n",
 		"conf/webssh-cert.pem":    "cert\n",
 		"conf/webssh-key.pem":     "key\n",
@@ -400,6 +401,7 @@ func TestSeal(t *testing.T) {
 	want := []string{
 		"removed " + e.lyDir + "/conf/luoyun.conf",
 		"removed " + e.lyDir + "/conf/instance-id",
+		"removed " + e.lyDir + "/conf/machine-id-reset",
 		"removed " + e.lyDir + "/conf/webssh-known-hosts",
 		"removed " + e.lyDir + "/conf/webssh-cert.pem",
 		"removed " + e.lyDir + "/conf/webssh-key.pem",

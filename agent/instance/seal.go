@@ -14,8 +14,9 @@ import (
 // that no clone inherits the builder's config, pins or identity:
 //
 //   - in the LuoYun dir: conf/luoyun.conf (the builder's TAG and KEY),
-//     the recorded instance identity, the web terminal's host-key pin, its
-//     self-signed TLS certificate and key, and its list of live shells;
+//     the recorded instance identity and a pending machine-id reset, the
+//     web terminal's host-key pin, its self-signed TLS certificate and
+//     key, and its list of live shells;
 //   - in the system root: the agent's log file and its rotated copies
 //     (/var/log/osmanager.log*), a D-Bus machine-id that is a file of its
 //     own; and /etc/machine-id is emptied (not removed: an empty file
@@ -55,7 +56,7 @@ func Seal(sys, ly *sysroot.Root, p Files, dryRun bool) ([]string, error) {
 		}
 		say("removed", "would remove", root, name)
 	}
-	for _, name := range []string{p.Conf, p.InstanceID, p.KnownHosts, p.WebSSHCert, p.WebSSHKey, p.WebSSHShells} {
+	for _, name := range []string{p.Conf, p.InstanceID, p.MachineIDReset, p.KnownHosts, p.WebSSHCert, p.WebSSHKey, p.WebSSHShells} {
 		remove(ly, name)
 	}
 	logs, err := rotated(sys, p.AgentLog)

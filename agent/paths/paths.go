@@ -60,12 +60,14 @@ type Paths struct {
 	AlertsFile   string // the app monitor's system alert file (agent/apps/pack.AlertFile)
 
 	// Per instance (agent/instance).
-	InstanceID    string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
-	SSHHostKeys   string // system root: the directory of sshd's host keys
-	MachineID     string // system root: systemd's machine ID
-	DBusMachineID string // system root: D-Bus's copy, when a file of its own
-	SSHDPid       string // system root: sshd's pid file, for SIGHUP without systemd
-	AgentLog      string // system root: the agent's log file under sysvinit (rotated copies beside it)
+	InstanceID     string // LuoYun root: the instance identity last acted on (a hash, never the KEY)
+	MachineIDReset string // LuoYun root: a machine-id reset due at the next shutdown
+	SystemdRun     string // running host: exists when systemd is PID 1 (sd_booted(3))
+	SSHHostKeys    string // system root: the directory of sshd's host keys
+	MachineID      string // system root: systemd's machine ID
+	DBusMachineID  string // system root: D-Bus's copy, when a file of its own
+	SSHDPid        string // system root: sshd's pid file, for SIGHUP without systemd
+	AgentLog       string // system root: the agent's log file under sysvinit (rotated copies beside it)
 }
 
 // Default returns the production paths.
@@ -105,12 +107,14 @@ func Default() Paths {
 		AppsD:        "/apps.d",
 		AlertsFile:   "/conf/alerts.json",
 
-		InstanceID:    "/conf/instance-id",
-		SSHHostKeys:   "/etc/ssh",
-		MachineID:     "/etc/machine-id",
-		DBusMachineID: "/var/lib/dbus/machine-id",
-		SSHDPid:       "/run/sshd.pid",
-		AgentLog:      "/var/log/osmanager.log",
+		InstanceID:     "/conf/instance-id",
+		MachineIDReset: "/conf/machine-id-reset",
+		SystemdRun:     "/run/systemd/system",
+		SSHHostKeys:    "/etc/ssh",
+		MachineID:      "/etc/machine-id",
+		DBusMachineID:  "/var/lib/dbus/machine-id",
+		SSHDPid:        "/run/sshd.pid",
+		AgentLog:       "/var/log/osmanager.log",
 	}
 }
 

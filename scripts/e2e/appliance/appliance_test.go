@@ -103,16 +103,21 @@ func newInstance(t *testing.T, host, ip, ns string) instance {
 
 // harness holds what the boots share.
 type harness struct {
-	t     *testing.T
-	init  string // systemd or sysvinit
-	work  string
-	base  baseImage
-	disk  string
-	accel string
-	ctl   *clcd.Server
-	hk    hostKeys
-	steps []stepTime
-	fails int // checks failed so far (errorf)
+	t    *testing.T
+	init string // systemd or sysvinit
+	arch string // amd64 or arm64
+	// slow multiplies the deadlines: 1, or 3 for arm64 under TCG.
+	slow time.Duration
+	// machineID and bootID are the last boot's, for the machine-id checks.
+	machineID, bootID string
+	work              string
+	base              baseImage
+	disk              string
+	accel             string
+	ctl               *clcd.Server
+	hk                hostKeys
+	steps             []stepTime
+	fails             int // checks failed so far (errorf)
 	// fileStats is statFiles after the first boot.
 	fileStats string
 	mu        sync.Mutex
@@ -232,32 +237,58 @@ func TestAppliance(t *testing.T) {
 	if images == "" {
 		images = "systemd"
 	}
+	archs := []string{"amd64"}
+	if slices.Contains(strings.Split(images, ","), "arm64") {
+		archs = append(archs, "arm64")
+	}
 	t.Logf("images %s, accel %s, install %s, cache %s", images, accel, mode, cache)
 	work := t.TempDir()
 	if os.Getenv("OSM_E2E_KEEP") != "" {
 		work, _ = os.MkdirTemp("", "osm-e2e-")
 		t.Logf("work dir kept: %s", work)
 	}
-	var bin string
 	start := time.Now()
-	if bin, err = buildAgent(repo, mode == "deb"); err != nil {
+	bins, err := buildAgent(repo, mode == "deb", archs...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("step %-46s %7.1fs ok", "build agent (linux/amd64)", time.Since(start).Seconds())
-	recipes := map[string]func() recipe{"systemd": systemdRecipe, "sysvinit": sysvinitRecipe}
+	t.Logf("step %-46s %7.1fs ok", "build agent (linux/"+strings.Join(archs, ", linux/")+")", time.Since(start).Seconds())
+	recipes := map[string]func() recipe{"systemd": systemdRecipe, "sysvinit": sysvinitRecipe, "arm64": arm64Recipe}
 	for _, name := range strings.Split(images, ",") {
 		r, ok := recipes[name]
 		if !ok {
-			t.Fatalf("OSM_E2E_IMAGES: unknown image %q (want systemd, sysvinit)", name)
+			t.Fatalf("OSM_E2E_IMAGES: unknown image %q (want systemd, sysvinit, arm64)", name)
 		}
 		t.Run(name, func(t *testing.T) {
-			h := &harness{t: t, work: filepath.Join(work, name), accel: accel, init: name}
+			h := &harness{t: t, work: filepath.Join(work, name), accel: accel, init: name, arch: "amd64", slow: 1}
+			if name == "arm64" {
+				if why := arm64Missing(); why != "" {
+					t.Skip("arm64: skip: " + why)
+				}
+				// systemd on arm64 under software emulation: no KVM for
+				// a foreign guest.
+				h.init, h.arch, h.accel, h.slow = "systemd", "arm64", "tcg", 3
+			}
 			if err := os.MkdirAll(h.work, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			h.run(cache, mode, r(), agentFiles{Repo: repo, Binary: bin, Init: name})
+			h.run(cache, mode, r(), agentFiles{Repo: repo, Binary: bins[h.arch], Init: h.init, Arch: h.arch})
 		})
 	}
+}
+
+// arm64Missing says what the arm64 image needs and this machine lacks:
+// qemu-system-aarch64 to boot it, and qemu-user with binfmt_misc for
+// mmdebstrap --arch arm64 and dpkg -i in its chroot ("" when nothing).
+func arm64Missing() string {
+	if _, err := exec.LookPath("qemu-system-aarch64"); err != nil {
+		return "qemu-system-aarch64 missing (apt-get install qemu-system-arm)"
+	}
+	b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+	if err != nil || !strings.HasPrefix(string(b), "enabled") {
+		return "no binfmt_misc entry for aarch64 binaries (apt-get install qemu-user-static binfmt-support; mount binfmt_misc; update-binfmts --enable qemu-aarch64)"
+	}
+	return ""
 }
 
 // run builds the image of r and boots it four (or five) times.
@@ -303,6 +334,9 @@ func (h *harness) run(cache, mode string, r recipe, files agentFiles) {
 	h.boot("boot 4 (no floppy)", "", b, bootNoFloppy)
 	switch {
 	case os.Getenv("OSM_E2E_LATE_NIC") != "1":
+	case h.arch == "arm64":
+		// A hot-plugged NIC on virt needs a PCIe root port to plug into.
+		t.Logf("boot 5 (NIC plugged after the agent started): amd64 systemd image only")
 	case h.init != "systemd":
 		// The plug waits for systemd's "Started osmanager.service" on the
 		// console; the sysvinit image prints no such line yet.
@@ -311,6 +345,12 @@ func (h *harness) run(cache, mode string, r recipe, files agentFiles) {
 		h.boot("boot 5 (NIC plugged after the agent started)", fdB, b, bootLateNIC)
 	}
 
+	h.summary()
+}
+
+// summary logs the host keys seen and the steps' total time.
+func (h *harness) summary() {
+	t := h.t
 	h.hk.mu.Lock()
 	seen := slices.Compact(slices.Sorted(slices.Values(h.hk.seen)))
 	h.hk.mu.Unlock()
@@ -350,7 +390,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	evStart := h.eventCount()
 	var v *vm
 	h.step(name+": qemu start", func() {
-		cfg := vmConfig{Name: strings.Fields(name)[0] + strings.Fields(name)[1], Work: h.work, Base: h.base, Disk: h.disk, Floppy: fd, MAC: in.MAC, GuestIP: in.IP, Accel: h.accel, LateNIC: kind == bootLateNIC}
+		cfg := vmConfig{Name: strings.Fields(name)[0] + strings.Fields(name)[1], Work: h.work, Base: h.base, Disk: h.disk, Floppy: fd, MAC: in.MAC, GuestIP: in.IP, Accel: h.accel, Arch: h.arch, LateNIC: kind == bootLateNIC}
 		var err error
 		v, err = startVM(cfg)
 		if err != nil && h.accel == "kvm" {
@@ -374,7 +414,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	if kind == bootLateNIC {
 		h.step(name+": osmanager ready, then the NIC plugged", func() {
 			started := regexp.MustCompile(`Started .*osmanager\.service`)
-			h.eventually(name+": console says osmanager.service started", bootDeadline, func() error {
+			h.eventually(name+": console says osmanager.service started", h.slow*bootDeadline, func() error {
 				if started.MatchString(ansi.ReplaceAllString(v.console(), "")) {
 					return nil
 				}
@@ -388,7 +428,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	}
 	var c *ssh.Client
 	h.step(name+": SSH accepts the floppy's key", func() {
-		what, d := name+": SSH to root@"+in.IP+" with the floppy's key", bootDeadline
+		what, d := name+": SSH to root@"+in.IP+" with the floppy's key", h.slow*bootDeadline
 		if kind == bootLateNIC {
 			// The agent waits for the floppy's NICs (30 s by default) and
 			// configures one that comes later when it appears.
@@ -446,7 +486,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 				h.errorf("%s: /var/log/osmanager.log holds no log line of the agent", name)
 			}
 		}
-		d := checkDeadline
+		d := h.slow * checkDeadline
 		if h.init == "sysvinit" {
 			d = 5 * time.Second // ssh starts after the agent's boot steps: the log is there
 		}
@@ -483,6 +523,9 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 			h.errorf("%s: authorized_keys has %s lines, want 1 (the floppy's key only, besides the marker comments)", name, got)
 		}
 	})
+	if h.init == "systemd" {
+		h.step(name+": machine-id and the journal", func() { h.machineIDChecks(name, kind, sh) })
+	}
 	h.step(name+": root password over SSH", func() {
 		var err error
 		for _, auth := range passwordAuth(in.Password) {
@@ -504,7 +547,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	}
 	var st statusDoc
 	h.step(name+": web page and /api/v1/status", func() {
-		h.eventually(name+": /api/v1/status shows the link registered", checkDeadline, func() error {
+		h.eventually(name+": /api/v1/status shows the link registered", h.slow*checkDeadline, func() error {
 			s, err := status(context.Background(), v.Web)
 			if err != nil {
 				return err
@@ -544,7 +587,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		}
 	})
 	h.step(name+": controller saw register 1021 and report 2000", func() {
-		h.eventually(name+": controller events from tag "+strconv.Itoa(in.Tag), checkDeadline, func() error {
+		h.eventually(name+": controller events from tag "+strconv.Itoa(in.Tag), h.slow*checkDeadline, func() error {
 			var reg, rep bool
 			for _, e := range h.eventsSince(evStart) {
 				if e.Tag != int32(in.Tag) {
@@ -564,7 +607,7 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 		})
 	})
 	h.step(name+": web terminal login runs a command", func() {
-		ctx, cancel := context.WithTimeout(context.Background(), checkDeadline)
+		ctx, cancel := context.WithTimeout(context.Background(), h.slow*checkDeadline)
 		defer cancel()
 		out, err := terminalRun(ctx, v.Term, in.Password, "echo E2E-$((6*7))-$(hostname)", "E2E-42-"+in.short())
 		if err != nil {
@@ -636,8 +679,8 @@ func (h *harness) boot(name, fd string, in instance, kind bootKind, prev ...inst
 	}
 	h.step(name+": poweroff", func() {
 		run(c, "poweroff") // systemd and sysvinit alike; the connection may drop before the answer
-		if !v.wait(stopDeadline) {
-			h.errorf("%s: qemu still running %v after poweroff", name, stopDeadline)
+		if !v.wait(h.slow * stopDeadline) {
+			h.errorf("%s: qemu still running %v after poweroff", name, h.slow*stopDeadline)
 			v.kill()
 		}
 	})
@@ -655,7 +698,7 @@ func (h *harness) systemdChecks(name string, c *ssh.Client, sh func(string) stri
 	t := h.t
 	t.Helper()
 	h.step(name+": systemd ran osmanager", func() {
-		out, _ := run(c, "timeout 120 systemctl is-system-running --wait")
+		out, _ := run(c, fmt.Sprintf("timeout %d systemctl is-system-running --wait", int(h.slow*120)))
 		if st := strings.TrimSpace(out); st != "running" {
 			failed, _ := run(c, "systemctl --failed --no-legend --plain")
 			t.Logf("%s: system %q; failed units: %s", name, st, strings.TrimSpace(failed))
@@ -698,4 +741,57 @@ func summaryLines(journal string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// machineIDChecks follow systemd's machine ID over the boots: the first
+// boot (a new instance) marks a reset, carried out at its shutdown, so
+// boot 2 has a new ID; the later boots are the same instance (the changed
+// floppy keeps TAG and KEY) and keep it; and the journal of the first boot
+// is still there and readable with journalctl -m (it is filed under the
+// old ID).
+func (h *harness) machineIDChecks(name string, kind bootKind, sh func(string) string) {
+	t := h.t
+	t.Helper()
+	id, bootID := sh("cat /etc/machine-id"), sh("cat /proc/sys/kernel/random/boot_id")
+	pending := sh("test -f /LuoYun/conf/machine-id-reset && echo pending || echo none")
+	prev, prevBoot := h.machineID, h.bootID
+	h.machineID, h.bootID = id, bootID
+	t.Logf("%s: machine-id %s, boot %s, reset %s", name, id, bootID, pending)
+	if len(id) != 32 {
+		h.errorf("%s: /etc/machine-id %q: want the 32 hex digits systemd writes", name, id)
+	}
+	if kind == bootFirst {
+		// A new instance: the reset is due at this boot's shutdown.
+		if pending != "pending" {
+			h.errorf("%s: no machine-id reset pending on a new instance", name)
+		}
+		return
+	}
+	if pending != "none" {
+		h.errorf("%s: a machine-id reset pending on the same instance (or still pending after a clean shutdown)", name)
+	}
+	if kind != bootSame {
+		if id != prev {
+			h.errorf("%s: machine-id %s, want the previous boot's %s (the same instance: nothing reset)", name, id, prev)
+		}
+		return
+	}
+	// Boot 2: the first boot was a new instance, reset at its shutdown.
+	if id == prev {
+		h.errorf("%s: machine-id %s is the first boot's: the reset at its shutdown did not happen", name, id)
+	}
+	// The previous boot's journal: under the old ID, shown with -m.
+	b := strings.ReplaceAll(prevBoot, "-", "")
+	dirs := sh("ls /var/log/journal")
+	if !strings.Contains(dirs, prev) {
+		h.errorf("%s: no journal dir of the previous machine ID %s in /var/log/journal: %q", name, prev, dirs)
+	}
+	old := sh("journalctl -m _BOOT_ID=" + b + " -u osmanager.service -o cat --no-pager")
+	if !regexp.MustCompile(`(?m)^(ok|failed|skipped)\s+floppy`).MatchString(old) {
+		h.errorf("%s: journalctl -m: the previous boot's osmanager log has no boot summary:\n%s", name, tail(old, 10))
+	}
+	if !strings.Contains(old, "machine-id reset") {
+		h.errorf("%s: journalctl -m: the previous boot's osmanager log does not show the machine-id reset at shutdown:\n%s", name, tail(old, 10))
+	}
+	t.Logf("%s: previous boot's journal (journalctl -m): %d lines of osmanager; last: %s", name, strings.Count(old, "\n")+1, strings.TrimSpace(tail(old, 1)))
 }

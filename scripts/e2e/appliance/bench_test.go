@@ -69,12 +69,12 @@ func TestBenchCloudInit(t *testing.T) {
 	if accel == "" {
 		accel = "tcg" // the figures compare like with like; nested KVM here refuses the guest
 	}
-	h := &harness{t: t, work: t.TempDir(), accel: accel, init: "systemd"}
-	bin, err := buildAgent(repo, false)
+	h := &harness{t: t, work: t.TempDir(), accel: accel, init: "systemd", arch: "amd64", slow: 1}
+	bins, err := buildAgent(repo, false, "amd64")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := agentFiles{Repo: repo, Binary: bin, Init: "systemd"}
+	files := agentFiles{Repo: repo, Binary: bins["amd64"], Init: "systemd", Arch: "amd64"}
 	var osmBase, ciBase baseImage
 	h.step("base image systemd", func() { osmBase = buildBase(t, cache, systemdRecipe()) })
 	h.step("base image cloud-init", func() { ciBase = buildBase(t, cache, cloudInitRecipe()) })

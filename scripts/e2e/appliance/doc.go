@@ -12,7 +12,11 @@
 // it on. Other switches:
 //
 //	OSM_E2E_CACHE     image cache dir (default /var/cache/osmanager-e2e)
-//	OSM_E2E_IMAGES    systemd (default), sysvinit, or both comma-separated
+//	OSM_E2E_IMAGES    systemd (default), sysvinit, arm64, comma-separated;
+//	                  arm64 is the systemd image for arm64 (mmdebstrap
+//	                  --arch arm64 under qemu-user), booted under
+//	                  qemu-system-aarch64 -M virt with the floppy image as
+//	                  its second virtio disk: boots 1 and 2 only
 //	OSM_E2E_INSTALL   deb (default: dpkg -i of the freshly built .deb) or binary (copy the binary and the init file)
 //	OSM_E2E_ACCEL     kvm or tcg (default: kvm when /dev/kvm works, falling
 //	                  back to tcg when nested KVM refuses the guest)
