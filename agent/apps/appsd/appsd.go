@@ -33,10 +33,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"osmanager/agent/internal/lazyre"
 )
 
 // Limits of a file.
@@ -90,8 +91,8 @@ type Config struct {
 }
 
 var (
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	idRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	nameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	idRE   = lazyre.New(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 )
 
 // ValidName reports whether s is a valid service name.

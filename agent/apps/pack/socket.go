@@ -7,9 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"osmanager/agent/internal/lazyre"
 )
 
 // Socket is one listening socket of a declared service (the manifest's
@@ -41,7 +42,7 @@ const SocketDir = "/run/"
 
 const maxSocketPath = 100 // sun_path is 108 bytes, with room for a short system root
 
-var socketNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+var socketNameRE = lazyre.New(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Unix reports whether the socket is a Unix socket path.
 func (s Socket) Unix() bool { return strings.HasPrefix(s.Listen, "/") }

@@ -54,7 +54,7 @@ type bench struct {
 var benches = []bench{
 	{name: "boot", short: []string{"-short"}},
 	{name: "clc", short: []string{"-short"}},
-	{name: "web", short: []string{"-short"}, needs: []string{"wrk", "python3"}},
+	{name: "web", args: []string{"-tsv"}, short: []string{"-short"}, needs: []string{"wrk", "python3"}},
 	{name: "webburst", short: []string{"-short"}},
 	{name: "term", short: []string{"-short"}, needs: []string{"shellinaboxd"}},
 	{name: "apps", short: []string{"-short"}},
@@ -215,7 +215,7 @@ func parseRows(out []byte) []row {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), "\t")
-		if len(f) != 4 || strings.TrimSpace(f[0]) == "" {
+		if len(f) != 4 || strings.TrimSpace(f[0]) == "" || strings.HasPrefix(f[0], "#") { // "#": a header line
 			continue
 		}
 		for i := range f {

@@ -11,6 +11,7 @@ func TestParseRows(t *testing.T) {
 		"boot: first boot\t8.1ms\tGo hello 1.5ms\t5.40×\n" +
 		"three\tfields\tonly\n" +
 		"five\ta\tb\tc\td\n" +
+		"# figure\tvalue\tfloor\tratio\n" +
 		"\t\t\t\n" +
 		" idle RSS \t 6.5 MiB \tbare Go net/http server 5.2 MiB\t1.25×\n"
 	want := []row{
