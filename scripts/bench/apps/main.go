@@ -20,7 +20,6 @@ package main
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -34,10 +33,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"osmanager/scripts/bench/internal/pstat"
 )
 
 func main() {
@@ -139,7 +139,8 @@ func round(bin, dir string, napps int, idle time.Duration) (res result, err erro
 	}
 	settle := func() (int64, error) {
 		time.Sleep(2 * time.Second)
-		return rss(pid)
+		m, err := pstat.ReadMem(pid)
+		return int64(m.RSS >> 10), err
 	}
 	ids := make([]string, 0, napps)
 	defer func() {
@@ -169,17 +170,17 @@ func round(bin, dir string, napps int, idle time.Duration) (res result, err erro
 			res.rss = append(res.rss, v)
 		}
 	}
-	c0, err := cpuTicks(pid)
+	c0, err := pstat.CPU(pid)
 	if err != nil {
 		return res, err
 	}
 	t0 := time.Now()
 	time.Sleep(idle)
-	c1, err := cpuTicks(pid)
+	c1, err := pstat.CPU(pid)
 	if err != nil {
 		return res, err
 	}
-	res.cpu = 100 * float64(c1-c0) * 10e6 / float64(time.Since(t0)) // USER_HZ is 100: a tick is 10 ms
+	res.cpu = 100 * float64(c1-c0) / float64(time.Since(t0))
 	b, err := call(c, "GET", "/v1/runs", "", nil)
 	if err == nil {
 		res.restarts = bytes.Count(b, []byte(`"restarts":1`)) // none expected: the loops do not exit
@@ -227,36 +228,6 @@ func pkg(id string) []byte {
 	tw.Close()
 	gz.Close()
 	return buf.Bytes()
-}
-
-func rss(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
-}
-
-// cpuTicks is the process's user+system time in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return u + s, nil
 }
 
 func median(v []float64) float64 {

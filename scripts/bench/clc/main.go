@@ -53,6 +53,7 @@ import (
 	"osmanager/agent/clcd"
 	"osmanager/agent/floppy"
 	"osmanager/internal/scratch"
+	"osmanager/scripts/bench/internal/pstat"
 )
 
 const tag = 1
@@ -364,8 +365,8 @@ type sample struct {
 	cpu     time.Duration // agent threads (schedstat) + reaped children (ticks)
 	payload uint64        // TCP payload bytes, both directions
 	segs    uint64        // TCP segments, both directions
-	rss     rss           // at the end of the window
-	rssUsed rss           // then after one request of each page
+	rss     pstat.Mem     // at the end of the window
+	rssUsed pstat.Mem     // then after one request of each page
 }
 
 // (c) idle cost per hour.
@@ -410,7 +411,7 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		if err != nil {
 			return sample{}, err
 		}
-		mem, err := readRSS(p.cmd.Process.Pid)
+		mem, err := pstat.ReadMem(p.cmd.Process.Pid)
 		if err != nil {
 			return sample{}, err
 		}
@@ -421,7 +422,7 @@ func (b *bench) idleCost(window, full time.Duration) error {
 			}
 		}
 		time.Sleep(time.Second)
-		used, err := readRSS(p.cmd.Process.Pid)
+		used, err := pstat.ReadMem(p.cmd.Process.Pid)
 		if err != nil {
 			return sample{}, err
 		}
@@ -460,11 +461,11 @@ func (b *bench) idleCost(window, full time.Duration) error {
 		return err
 	}
 	fmt.Printf("(d) idle memory of a registered agent, web and terminal listening (at the end of the runtime-only window)\n")
-	fmt.Printf("    agent              RSS %s (file-backed, the binary's pages: %s; anonymous %s)   (target ≤ 10 MiB)\n", mib(base.rss.total), mib(base.rss.file), mib(base.rss.anon))
-	fmt.Printf("    agent, used        RSS %s (file %s; anon %s)   after one request of each: /, /api/v1/status, /metrics, the terminal's page\n", mib(base.rssUsed.total), mib(base.rssUsed.file), mib(base.rssUsed.anon))
-	fmt.Printf("    bare Go server     RSS %s (file %s; anon %s)   floor: net/http serving one page, after one request\n", mib(floor.total), mib(floor.file), mib(floor.anon))
-	fmt.Printf("idle RSS: web + terminal + link registered\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rss.total), mib(floor.total), float64(base.rss.total)/float64(floor.total))
-	fmt.Printf("idle RSS: the same after one request of each page\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rssUsed.total), mib(floor.total), float64(base.rssUsed.total)/float64(floor.total))
+	fmt.Printf("    agent              RSS %s (file-backed, the binary's pages: %s; anonymous %s)   (target ≤ 10 MiB)\n", mib(base.rss.RSS), mib(base.rss.File), mib(base.rss.Anon))
+	fmt.Printf("    agent, used        RSS %s (file %s; anon %s)   after one request of each: /, /api/v1/status, /metrics, the terminal's page\n", mib(base.rssUsed.RSS), mib(base.rssUsed.File), mib(base.rssUsed.Anon))
+	fmt.Printf("    bare Go server     RSS %s (file %s; anon %s)   floor: net/http serving one page, after one request\n", mib(floor.RSS), mib(floor.File), mib(floor.Anon))
+	fmt.Printf("idle RSS: web + terminal + link registered\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rss.RSS), mib(floor.RSS), float64(base.rss.RSS)/float64(floor.RSS))
+	fmt.Printf("idle RSS: the same after one request of each page\t%s\tbare Go net/http server %s\t%.2f×\n", mib(base.rssUsed.RSS), mib(floor.RSS), float64(base.rssUsed.RSS)/float64(floor.RSS))
 	if full <= 0 {
 		return nil
 	}
@@ -614,37 +615,6 @@ func freeUDPPort() (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
-// rss is a process's resident memory, from /proc/<pid>/status, in bytes.
-type rss struct{ total, anon, file uint64 }
-
-func readRSS(pid int) (rss, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return rss{}, err
-	}
-	var r rss
-	for line := range strings.Lines(string(b)) {
-		k, v, _ := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if len(f) < 1 {
-			continue
-		}
-		kb, _ := strconv.ParseUint(f[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			r.total = kb << 10
-		case "RssAnon":
-			r.anon = kb << 10
-		case "RssFile":
-			r.file = kb << 10
-		}
-	}
-	if r.total == 0 {
-		return r, fmt.Errorf("no VmRSS for %d", pid)
-	}
-	return r, nil
-}
-
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // bareServer is the floor for the agent's idle memory: a Go net/http
@@ -670,42 +640,42 @@ func main() {
 
 // bareServerRSS builds and starts the bare server, sends it one request,
 // lets it idle for a second and reads its RSS.
-func (b *bench) bareServerRSS() (rss, error) {
+func (b *bench) bareServerRSS() (pstat.Mem, error) {
 	dir := filepath.Join(b.tmp, "bare")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return rss{}, err
+		return pstat.Mem{}, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(bareServer), 0o644); err != nil {
-		return rss{}, err
+		return pstat.Mem{}, err
 	}
 	bin := filepath.Join(dir, "bare")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "main.go")
 	build.Dir, build.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
 	if out, err := build.CombinedOutput(); err != nil {
-		return rss{}, fmt.Errorf("build the bare server: %v\n%s", err, out)
+		return pstat.Mem{}, fmt.Errorf("build the bare server: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return rss{}, err
+		return pstat.Mem{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		return rss{}, err
+		return pstat.Mem{}, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	var addr string
 	if _, err := fmt.Fscanln(out, &addr); err != nil {
-		return rss{}, fmt.Errorf("bare server: no address: %v", err)
+		return pstat.Mem{}, fmt.Errorf("bare server: no address: %v", err)
 	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
-		return rss{}, err
+		return pstat.Mem{}, err
 	}
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	io.Copy(io.Discard, c)
 	c.Close()
 	time.Sleep(time.Second)
-	return readRSS(cmd.Process.Pid)
+	return pstat.ReadMem(cmd.Process.Pid)
 }
 
 func freeTCPAddr() (string, error) {

@@ -69,6 +69,7 @@ import (
 
 	"osmanager/agent/sysroot"
 	"osmanager/agent/webssh"
+	"osmanager/scripts/bench/internal/pstat"
 )
 
 const (
@@ -618,9 +619,9 @@ func makeData(path string, n int) (int, error) {
 	return total, w.Flush()
 }
 
-// cpuTicks sums utime+stime (clock ticks) of the pids and of every
+// cpuTime sums the CPU time (pstat.CPU) of the pids and of every
 // process whose name is in names.
-func cpuTicks(pids []int, names ...string) int64 {
+func cpuTime(pids []int, names ...string) time.Duration {
 	set := map[int]bool{}
 	for _, p := range pids {
 		set[p] = true
@@ -636,33 +637,17 @@ func cpuTicks(pids []int, names ...string) int64 {
 			}
 		}
 	}
-	var total int64
+	var total time.Duration
 	for pid := range set {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
+		if d, err := pstat.CPU(pid); err == nil {
+			total += d
 		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += u + st
 	}
 	return total
 }
 
-const ticksPerSecond = 100 // Linux USER_HZ
-
+// rss1 is a process's RSS in bytes; 0 if unreadable.
 func rss1(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	m, _ := pstat.ReadMem(pid)
+	return int64(m.RSS)
 }

@@ -87,7 +87,7 @@ func prompt(t terminal) error {
 }
 
 func throughput(t terminal, file string, size int, pids []int, names ...string) result {
-	c0 := cpuTicks(pids, names...)
+	c0 := cpuTime(pids, names...)
 	start := time.Now()
 	if err := t.send("cat " + file + "; echo " + typedEnd + "\r"); err != nil {
 		return result{err: err}
@@ -97,7 +97,7 @@ func throughput(t terminal, file string, size int, pids []int, names ...string) 
 		return result{err: err}
 	}
 	d := time.Since(start)
-	cpu := float64(cpuTicks(pids, names...)-c0) / ticksPerSecond
+	cpu := (cpuTime(pids, names...) - c0).Seconds()
 	if n < size {
 		return result{err: fmt.Errorf("received %d bytes, file has %d", n, size)}
 	}

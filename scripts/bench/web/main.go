@@ -38,7 +38,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -65,6 +64,7 @@ import (
 	"osmanager/agent/state"
 	"osmanager/agent/status"
 	"osmanager/agent/web"
+	"osmanager/scripts/bench/internal/pstat"
 )
 
 // classicPage is shaped like the appliance pages the old agent served: a
@@ -511,25 +511,10 @@ func bench(url string, dur time.Duration, conns, threads int, pin bool, pid int)
 	return r, nil
 }
 
-// cpuTime is a process's CPU time so far, user and system, all threads
-// (utime and stime of /proc/PID/stat, in clock ticks of 10 ms); 0 if
-// unreadable.
+// cpuTime is a process's CPU time so far (pstat.CPU); 0 if unreadable.
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	_, rest, ok := bytes.Cut(b, []byte(") ")) // after "pid (comm) "
-	if !ok {
-		return 0
-	}
-	f := strings.Fields(string(rest)) // f[0] is field 3, the state
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	d, _ := pstat.CPU(pid)
+	return d
 }
 
 // median returns the run with the median requests/s.
