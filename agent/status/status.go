@@ -230,17 +230,7 @@ func (s *Source) Status() Status {
 	}
 	if ms := s.state.Stats(); !ms.Time.IsZero() {
 		ms.Time = ms.Time.UTC().Round(time.Millisecond)
-		if ms.Apps == nil {
-			ms.Apps = []state.AppStats{}
-		}
-		if ms.Alerts == nil {
-			ms.Alerts = []state.AlertView{}
-		}
-		for i := range ms.Apps {
-			if ms.Apps[i].Runs == nil {
-				ms.Apps[i].Runs = []state.RunStats{}
-			}
-		}
+		ms = ms.WithLists()
 		st.Stats = &ms
 	}
 	t := s.state.Terminal()

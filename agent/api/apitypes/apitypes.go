@@ -217,6 +217,26 @@ type Stats struct {
 	Alerts   []RaisedAlert `json:"alerts"`
 }
 
+// WithLists returns s with its nil lists made empty, so that the JSON
+// shows [] rather than null. It sets the Runs of s's own Apps.
+func (s Stats) WithLists() Stats {
+	if s.Apps == nil {
+		s.Apps = []AppStats{}
+	}
+	if s.Alerts == nil {
+		s.Alerts = []RaisedAlert{}
+	}
+	if s.System.Net == nil {
+		s.System.Net = []NetStats{}
+	}
+	for i := range s.Apps {
+		if s.Apps[i].Runs == nil {
+			s.Apps[i].Runs = []RunStats{}
+		}
+	}
+	return s
+}
+
 // Figures are a run's, or an app's summed over its live runs.
 type Figures struct {
 	CPUPercent  float64 `json:"cpu_percent"` // of one core
