@@ -317,19 +317,5 @@ func (s *siabSession) send(keys string) error {
 }
 
 func (s *siabSession) recv(timeout time.Duration) ([]byte, error) {
-	select {
-	case b := <-s.out:
-		return b, nil
-	default:
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case b := <-s.out:
-		return b, nil
-	case err := <-s.errc:
-		return nil, err
-	case <-t.C:
-		return nil, errors.New("timeout")
-	}
+	return recvOutput(s.out, s.errc, timeout)
 }

@@ -292,17 +292,23 @@ func (s *agentSession) close() { s.conn.Close() }
 func (s *agentSession) send(keys string) error { return s.write(webssh.Input{Data: []byte(keys)}) }
 
 func (s *agentSession) recv(timeout time.Duration) ([]byte, error) {
+	return recvOutput(s.out, s.errc, timeout)
+}
+
+// recvOutput is a session's next output: what is ready now, else what
+// comes within timeout, or the session's error.
+func recvOutput(out <-chan []byte, errc <-chan error, timeout time.Duration) ([]byte, error) {
 	select {
-	case b := <-s.out:
+	case b := <-out:
 		return b, nil
 	default:
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case b := <-s.out:
+	case b := <-out:
 		return b, nil
-	case err := <-s.errc:
+	case err := <-errc:
 		return nil, err
 	case <-t.C:
 		return nil, errors.New("timeout")
