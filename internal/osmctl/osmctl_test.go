@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"osmanager/agent/api"
 	"osmanager/agent/api/apitest"
 	"osmanager/agent/api/apitypes"
 	"osmanager/agent/api/client"
@@ -45,27 +43,7 @@ func tempDir(t *testing.T) string {
 // serve runs the real API server with the fake Apps on a socket.
 func serve(t *testing.T, f *apitest.Fake) string {
 	t.Helper()
-	sock := filepath.Join(tempDir(t), "osm.sock")
-	s, err := api.New(api.Config{Socket: sock, Apps: f, Status: statusDoc{}, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			c.Close()
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not up: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond) // polling with a deadline
-	}
+	return serveApps(t, f)
 }
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
