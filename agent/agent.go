@@ -232,7 +232,7 @@ func (a *Agent) Boot(ctx context.Context) error {
 	a.sys.Batch()
 	a.ly.Batch()
 	err := a.sup.RunSteps(ctx, b.steps())
-	if serr := errors.Join(a.sys.EndBatch(), a.ly.EndBatch()); serr != nil {
+	if serr := errors.Join(sysroot.Flush(a.sys, a.ly), a.sys.EndBatch(), a.ly.EndBatch()); serr != nil {
 		a.log.Error("boot: files written but their directories not synced: a power cut may lose them", "err", serr)
 		err = errors.Join(err, serr)
 	}

@@ -229,7 +229,7 @@ func (b *boot) netWait(ctx context.Context, nl netconf.Netlink, entries []netcon
 func (b *boot) script(ctx context.Context) ([]string, string, error) {
 	// What the steps before wrote is durable before a script runs: it may
 	// reboot at once (reboot -f syncs nothing).
-	if err := errors.Join(b.sys.Flush(), b.ly.Flush()); err != nil {
+	if err := sysroot.Flush(b.sys, b.ly); err != nil {
 		return nil, "", fmt.Errorf("sync the files written: %w", err)
 	}
 	p, err := b.ly.Path(b.paths.ConfigScript)

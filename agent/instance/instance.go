@@ -177,7 +177,7 @@ func (c *Config) Apply(ctx context.Context, id string) (Result, error) {
 	// The record vouches for the host keys and removals above: they are
 	// durable before it is written (a boot batches directory syncs).
 	if len(r.Changed) > 0 {
-		if err := errors.Join(c.Sys.Flush(), c.LY.Flush()); err != nil {
+		if err := sysroot.Flush(c.Sys, c.LY); err != nil {
 			r.Note = why + "; identity not recorded, so the next boot tries again"
 			return r, fmt.Errorf("sync before recording the instance identity: %w", err)
 		}

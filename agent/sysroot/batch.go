@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Batching directory syncs. An atomic write syncs the file before its
+// Batching directory syncs (and, in stage.go, staging the writes). An atomic write syncs the file before its
 // rename, so a crash at any point leaves the old file or the new one; the
 // directory's sync after the rename only makes the new name durable. A
 // boot that writes seven files into three directories needs those three
@@ -48,10 +48,14 @@ func (r *Root) EndBatch() error {
 	return err
 }
 
-// Flush syncs every directory with a deferred sync now, once each; a
-// batch goes on. The hook sees StageDirSynced for each file renamed into
-// a directory once it is synced.
-func (r *Root) Flush() error {
+// Flush commits the staged writes and syncs every directory with a
+// deferred sync now, once each; a batch goes on. The hook sees
+// StageDirSynced for each file renamed into a directory once it is synced.
+func (r *Root) Flush() error { return Flush(r) }
+
+// flushDirs syncs the directories with a deferred sync, except those on a
+// file system in synced (a syncfs after their renames made them durable).
+func (r *Root) flushDirs(synced map[uint64]bool) error {
 	r.mu.Lock()
 	pending, order := r.pending, r.order
 	r.pending, r.order = nil, nil
@@ -59,9 +63,11 @@ func (r *Root) Flush() error {
 	var errs []error
 	for _, k := range order {
 		d := pending[k]
-		r.dirSyncs.Add(1)
-		if err := unix.Fsync(d.fd); err != nil {
-			errs = append(errs, fmt.Errorf("sync directory of %s: %w", r.show(d.names[0]), err))
+		if !synced[k.dev] {
+			r.dirSyncs.Add(1)
+			if err := unix.Fsync(d.fd); err != nil {
+				errs = append(errs, fmt.Errorf("sync directory of %s: %w", r.show(d.names[0]), err))
+			}
 		}
 		unix.Close(d.fd)
 		for _, n := range d.names {

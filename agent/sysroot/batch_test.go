@@ -4,30 +4,45 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
 
-// TestBatchSyncsEachDirOnce: in a batch, writes and removals sync each
-// directory once, after the last rename into it, at Flush or EndBatch;
-// outside one, every write syncs its directory at once.
-func TestBatchSyncsEachDirOnce(t *testing.T) {
+// syncs is every sync r has done: temp files', directories' and file
+// systems'.
+func syncs(r *Root) (file, dir, fs int64) {
+	return r.fileSyncs.Load(), r.dirSyncs.Load(), r.fsSyncs.Load()
+}
+
+// TestBatchSyncs: outside a batch every write syncs its temp file and its
+// directory, and a removal its directory; in a batch, five writes into two
+// directories and a removal cost two syncfs in all, at EndBatch, and each
+// write's hook sees temp-written, renamed and dir-synced in that order.
+// Until then the files hold their old bytes.
+func TestBatchSyncs(t *testing.T) {
 	type event struct {
 		stage Stage
 		name  string
 	}
 	writes := []string{"/etc/shadow", "/etc/hostname", "/etc/hosts", "/root/.ssh/authorized_keys", "/etc/resolv.conf"}
 	for _, c := range []struct {
-		name      string
-		batch     bool
-		wantSyncs int64
+		name                string
+		batch               bool
+		wantFile, wantDir   int64
+		wantFS              int64
+		wantOldBeforeCommit bool
 	}{
-		{"no batch: one sync per write", false, 6},
-		{"batch: one sync per directory", true, 2},
+		{"no batch: two syncs per write", false, 5, 6, 0, false},
+		{"batch: two syncfs in all", true, 0, 0, 2, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, dir := newRoot(t)
-			if err := os.WriteFile(filepath.Join(mkdirs(t, dir, "etc"), "old"), nil, 0o644); err != nil {
+			etc := mkdirs(t, dir, "etc")
+			if err := os.WriteFile(filepath.Join(etc, "old"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(etc, "hostname"), []byte("before\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			var mu sync.Mutex
@@ -37,38 +52,34 @@ func TestBatchSyncsEachDirOnce(t *testing.T) {
 				r.Batch()
 			}
 			for _, w := range writes {
-				if _, err := r.WriteFile(w, []byte(w+"\n"), WriteOptions{Mode: 0o644, Owner: Keep, MkdirMode: 0o700}); err != nil {
-					t.Fatal(err)
+				changed, err := r.WriteFile(w, []byte(w+"\n"), WriteOptions{Mode: 0o644, Owner: Keep, MkdirMode: 0o700})
+				if err != nil || !changed {
+					t.Fatalf("write %s: changed %v, %v", w, changed, err)
 				}
 			}
 			if _, err := r.Remove("/etc/old"); err != nil {
 				t.Fatal(err)
 			}
-			synced := func() (n int) {
-				for _, e := range events {
-					if e.stage == StageDirSynced {
-						n++
-					}
-				}
-				return n
+			if b, _ := os.ReadFile(filepath.Join(etc, "hostname")); (string(b) == "before\n") != c.wantOldBeforeCommit {
+				t.Errorf("before the batch ends /etc/hostname holds %q", b)
 			}
 			if c.batch {
-				if n := synced(); n != 0 {
-					t.Errorf("in the batch: %d dir-synced events before EndBatch, want 0", n)
+				if len(events) != 0 {
+					t.Errorf("in the batch: events %v before EndBatch, want none", events)
 				}
 				if err := r.EndBatch(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if got := r.dirSyncs.Load(); got != c.wantSyncs {
-				t.Errorf("directory syncs %d, want %d", got, c.wantSyncs)
+			if f, d, fs := syncs(r); f != c.wantFile || d != c.wantDir || fs != c.wantFS {
+				t.Errorf("syncs: %d file, %d dir, %d syncfs; want %d, %d, %d", f, d, fs, c.wantFile, c.wantDir, c.wantFS)
 			}
-			// Every write's hook reports its directory synced, after its rename.
 			for _, w := range writes {
+				ti := slices.Index(events, event{StageTempWritten, w})
 				ri := slices.Index(events, event{StageRenamed, w})
 				si := slices.Index(events, event{StageDirSynced, w})
-				if ri < 0 || si < ri {
-					t.Errorf("%s: renamed at %d, dir synced at %d", w, ri, si)
+				if ti < 0 || ri < ti || si < ri {
+					t.Errorf("%s: temp written at %d, renamed at %d, dir synced at %d", w, ti, ri, si)
 				}
 			}
 			for _, w := range writes {
@@ -76,24 +87,25 @@ func TestBatchSyncsEachDirOnce(t *testing.T) {
 					t.Errorf("%s: %q %v", w, b, err)
 				}
 			}
+			noTemps(t, dir)
 			// After EndBatch a write syncs at once again.
-			before := r.dirSyncs.Load()
+			f0, d0, _ := syncs(r)
 			if _, err := r.WriteFile("/etc/motd", []byte("hi\n"), WriteOptions{Mode: 0o644, Owner: Keep}); err != nil {
 				t.Fatal(err)
 			}
-			if got := r.dirSyncs.Load() - before; got != 1 {
-				t.Errorf("after the batch: %d syncs for a write, want 1", got)
+			if f, d, _ := syncs(r); f-f0 != 1 || d-d0 != 1 {
+				t.Errorf("after the batch: %d file and %d dir syncs for a write, want 1 and 1", f-f0, d-d0)
 			}
 		})
 	}
 }
 
-// TestFlushKeepsBatch: Flush syncs what is pending and the batch goes on;
-// Flush outside a batch does nothing.
+// TestFlushKeepsBatch: Flush commits what is staged and the batch goes
+// on; Flush outside a batch does nothing.
 func TestFlushKeepsBatch(t *testing.T) {
-	r, _ := newRoot(t)
-	if err := r.Flush(); err != nil || r.dirSyncs.Load() != 0 {
-		t.Fatalf("Flush outside a batch: %v, %d syncs", err, r.dirSyncs.Load())
+	r, dir := newRoot(t)
+	if err := r.Flush(); err != nil || r.fsSyncs.Load() != 0 || r.dirSyncs.Load() != 0 {
+		t.Fatalf("Flush outside a batch: %v, %d syncfs, %d dir syncs", err, r.fsSyncs.Load(), r.dirSyncs.Load())
 	}
 	r.Batch()
 	write := func(name string) {
@@ -107,19 +119,39 @@ func TestFlushKeepsBatch(t *testing.T) {
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.dirSyncs.Load(); got != 1 {
-		t.Errorf("after Flush: %d syncs, want 1", got)
+	if got := r.fsSyncs.Load(); got != 2 {
+		t.Errorf("after Flush: %d syncfs, want 2", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/ssh/ssh_host_ed25519_key.pub")); err != nil {
+		t.Errorf("after Flush: %v", err)
 	}
 	write("/instance-id")
-	if got := r.dirSyncs.Load(); got != 1 {
-		t.Errorf("a write after Flush synced at once (%d syncs): the batch ended", got)
+	if got := r.fsSyncs.Load(); got != 2 {
+		t.Errorf("a write after Flush synced at once (%d syncfs): the batch ended", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "instance-id")); err == nil {
+		t.Errorf("a write after Flush is in place before EndBatch: the batch ended")
 	}
 	if err := r.EndBatch(); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.dirSyncs.Load(); got != 2 {
-		t.Errorf("after EndBatch: %d syncs, want 2", got)
+	if got := r.fsSyncs.Load(); got != 4 {
+		t.Errorf("after EndBatch: %d syncfs, want 4", got)
 	}
+	if r.fileSyncs.Load() != 0 || r.dirSyncs.Load() != 0 {
+		t.Errorf("%d file and %d dir syncs in a batch, want none", r.fileSyncs.Load(), r.dirSyncs.Load())
+	}
+}
+
+// noTemps fails if a temp file is left anywhere below dir.
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".osm-") {
+			t.Errorf("temp file left: %s", p)
+		}
+		return nil
+	})
 }
 
 func mkdirs(t *testing.T, dir, name string) string {

@@ -72,11 +72,15 @@ type Root struct {
 
 	writes atomic.Int64
 
-	mu       sync.Mutex // guards the batch (batch.go)
-	batching bool
-	pending  map[dirKey]*pendingDir
-	order    []dirKey     // pending's keys, in the order of their first rename
-	dirSyncs atomic.Int64 // directory fsyncs, for the tests
+	mu        sync.Mutex // guards the batch (batch.go, stage.go)
+	batching  bool
+	pending   map[dirKey]*pendingDir
+	order     []dirKey       // pending's keys, in the order of their first rename
+	staged    []*stagedWrite // writes waiting for Flush, in order (stage.go)
+	locks     int            // Locks held: no write is staged meanwhile
+	dirSyncs  atomic.Int64   // directory fsyncs, for the tests
+	fsSyncs   atomic.Int64   // syncfs calls, for the tests
+	fileSyncs atomic.Int64   // temp file fsyncs, for the tests
 }
 
 // New returns a Root for dir ("" or "/" for the real root).
@@ -145,7 +149,25 @@ func split(name string) ([]string, error) {
 // openDir walks to the directory holding name and returns its fd and the
 // final component. mkdir, when non-zero, creates missing directories with
 // that mode (owned as the process).
+//
+// In a batch, a path whose write is staged (not yet renamed into place) is
+// committed first, with the batch's other staged writes: whatever the
+// caller does with name next sees the new file. WriteFile, which handles
+// its own staged names, walks with walkDir.
 func (r *Root) openDir(name string, mkdir fs.FileMode) (int, string, error) {
+	dirfd, base, err := r.walkDir(name, mkdir)
+	if err != nil {
+		return -1, "", err
+	}
+	if err := r.settleName(dirfd, base); err != nil {
+		unix.Close(dirfd)
+		return -1, "", err
+	}
+	return dirfd, base, nil
+}
+
+// walkDir is openDir without committing a staged write of name.
+func (r *Root) walkDir(name string, mkdir fs.FileMode) (int, string, error) {
 	parts, err := split(name)
 	if err != nil {
 		return -1, "", err
@@ -262,11 +284,17 @@ type WriteOptions struct {
 // It reports whether anything changed; a file that already matches is left
 // alone. A symlink at name is refused, not followed or replaced.
 func (r *Root) WriteFile(name string, data []byte, o WriteOptions) (changed bool, err error) {
-	dirfd, base, err := r.openDir(name, o.MkdirMode)
+	dirfd, base, err := r.walkDir(name, o.MkdirMode)
 	if err != nil {
 		return false, fmt.Errorf("write %s: %w", r.show(name), err)
 	}
 	defer unix.Close(dirfd)
+	if staged, changed, err := r.restage(dirfd, name, base, data, o); staged {
+		if err != nil {
+			return false, fmt.Errorf("write %s: %w", r.show(name), err)
+		}
+		return changed, nil
+	}
 
 	mode, owner := o.Mode.Perm(), o.Owner
 	var st unix.Stat_t
@@ -286,7 +314,12 @@ func (r *Root) WriteFile(name string, data []byte, o WriteOptions) (changed bool
 			return false, nil
 		}
 	}
-	if err := r.replace(dirfd, name, base, data, mode, owner); err != nil {
+	if r.stages() {
+		err = r.stage(dirfd, name, base, data, mode, owner)
+	} else {
+		err = r.replace(dirfd, name, base, data, mode, owner)
+	}
+	if err != nil {
 		return false, fmt.Errorf("write %s: %w", r.show(name), err)
 	}
 	r.writes.Add(1)
@@ -310,47 +343,24 @@ func same(dirfd int, base string, st *unix.Stat_t, data []byte, mode fs.FileMode
 }
 
 func (r *Root) replace(dirfd int, name, base string, data []byte, mode fs.FileMode, o Owner) (err error) {
-	prefix := fmt.Sprintf(tempPrefixPattern, base)
-	removeStale(dirfd, prefix)
-	// math/rand, not crypto/rand: at early boot getrandom(2) blocks until
-	// the entropy pool is ready (a second or more in a fresh VM), and a temp
-	// name needs no secrecy: O_EXCL makes a clash an error, not a hazard.
-	tmp := prefix + strconv.FormatUint(rand.Uint64(), 36)
-	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	removeStale(dirfd, fmt.Sprintf(tempPrefixPattern, base))
+	f, tmp, err := writeTemp(dirfd, base, data, mode, o)
 	if err != nil {
-		return fmt.Errorf("create temp: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), tmp)
-	defer func() {
-		if err != nil {
-			f.Close()
-			unix.Unlinkat(dirfd, tmp, 0)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
 		return err
 	}
-	if o.UID >= 0 || o.GID >= 0 {
-		if err = f.Chown(o.UID, o.GID); err != nil {
-			return err
-		}
-	}
-	// After chown (which drops security.capability), before chmod (which
-	// sets an ACL's mask from the mode's group bits).
-	if err = copyXattrs(dirfd, base, int(f.Fd())); err != nil {
-		return err
-	}
-	if err = f.Chmod(mode); err != nil { // after chown, which may clear set-id bits
-		return err
-	}
+	r.fileSyncs.Add(1)
 	if err = f.Sync(); err != nil {
+		f.Close()
+		unix.Unlinkat(dirfd, tmp, 0)
 		return err
 	}
 	if err = f.Close(); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
 		return err
 	}
 	r.hook(StageTempWritten, name)
 	if err = unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
+		unix.Unlinkat(dirfd, tmp, 0)
 		return fmt.Errorf("rename: %w", err)
 	}
 	r.hook(StageRenamed, name)
@@ -363,6 +373,44 @@ func (r *Root) replace(dirfd int, name, base string, data []byte, mode fs.FileMo
 	}
 	r.hook(StageDirSynced, name)
 	return nil
+}
+
+// writeTemp writes data to a new temp file beside base, with the mode,
+// owner and extended attributes the target is to have, and returns it
+// open, not yet synced. On an error nothing is left behind.
+func writeTemp(dirfd int, base string, data []byte, mode fs.FileMode, o Owner) (*os.File, string, error) {
+	// math/rand, not crypto/rand: at early boot getrandom(2) blocks until
+	// the entropy pool is ready (a second or more in a fresh VM), and a temp
+	// name needs no secrecy: O_EXCL makes a clash an error, not a hazard.
+	tmp := fmt.Sprintf(tempPrefixPattern, base) + strconv.FormatUint(rand.Uint64(), 36)
+	fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, "", fmt.Errorf("create temp: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	if err := fillTemp(f, dirfd, base, data, mode, o); err != nil {
+		f.Close()
+		unix.Unlinkat(dirfd, tmp, 0)
+		return nil, "", err
+	}
+	return f, tmp, nil
+}
+
+func fillTemp(f *os.File, dirfd int, base string, data []byte, mode fs.FileMode, o Owner) error {
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if o.UID >= 0 || o.GID >= 0 {
+		if err := f.Chown(o.UID, o.GID); err != nil {
+			return err
+		}
+	}
+	// After chown (which drops security.capability), before chmod (which
+	// sets an ACL's mask from the mode's group bits).
+	if err := copyXattrs(dirfd, base, int(f.Fd())); err != nil {
+		return err
+	}
+	return f.Chmod(mode) // after chown, which may clear set-id bits
 }
 
 func (r *Root) hook(s Stage, name string) {
@@ -449,7 +497,18 @@ func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err erro
 	for {
 		err = unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk)
 		if err == nil {
-			return func() { unix.Close(fd) }, nil // closing drops the lock
+			r.mu.Lock()
+			r.locks++ // what is written under the lock is in place before it is dropped
+			r.mu.Unlock()
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					unix.Close(fd) // closing drops the lock
+					r.mu.Lock()
+					r.locks--
+					r.mu.Unlock()
+				})
+			}, nil
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) || time.Now().After(deadline) {
 			unix.Close(fd)

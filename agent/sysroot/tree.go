@@ -120,6 +120,9 @@ func (r *Root) Link(oldname, newname string) error {
 // newname is an error (fs.ErrExist). The parent of newname is fsynced,
 // so the move survives a crash once Rename returns.
 func (r *Root) Rename(oldname, newname string) error {
+	if err := r.settleAll(); err != nil { // it may move or remove a staged file's directory
+		return err
+	}
 	ofd, obase, err := r.openDir(oldname, 0)
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", oldname, err)
@@ -159,6 +162,9 @@ func (r *Root) Rename(oldname, newname string) error {
 // rooted: a symlink is removed, never followed. A missing name is no
 // error.
 func (r *Root) RemoveAll(name string) error {
+	if err := r.settleAll(); err != nil { // it may move or remove a staged file's directory
+		return err
+	}
 	dirfd, base, err := r.openDir(name, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
@@ -271,6 +277,10 @@ func syncDir(fd, depth int) error {
 func (r *Root) openTree(name string) (int, error) {
 	parts, err := split(name)
 	if err != nil {
+		return -1, err
+	}
+	// A tree operation may list, move or remove a staged file's directory.
+	if err := r.settleAll(); err != nil {
 		return -1, err
 	}
 	if len(parts) == 0 {
