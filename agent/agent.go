@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -204,6 +205,9 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	sys.Hook, ly.Hook = opts.WriteHook, opts.WriteHook
+	// A boot's commit uses syncfs when little is dirty (sysroot.Flush).
+	sys.Dirty = sysroot.MeminfoDirty(filepath.Join(p.Proc, "meminfo"))
+	ly.Dirty = sys.Dirty
 	if opts.Kernel == nil && sys.IsHost() {
 		opts.Kernel = osconfig.HostKernel{}
 	}

@@ -34,6 +34,9 @@ func crashHelper(dir string) {
 	at, _ := strconv.Atoi(os.Getenv("OSM_CRASH_AT"))
 	n := 0
 	p := defaultTestPaths()
+	if proc := os.Getenv("OSM_CRASH_PROC"); proc != "" {
+		p.Proc = proc // its meminfo picks the commit's syncs
+	}
 	o := Options{
 		Floppy: filepath.Join(dir, "floppy.img"), Root: filepath.Join(dir, "LuoYun"), Sysroot: filepath.Join(dir, "sysroot"),
 		Network: SwitchOff, Paths: &p,
@@ -92,10 +95,10 @@ func copyDir(t *testing.T, src string) string {
 // runHelper starts the crash helper on dir and kills it with SIGKILL when
 // it pauses at stage `at` (or, with at 0, after delay). It reports how many
 // stages the helper passed.
-func runHelper(t *testing.T, dir string, at int, delay time.Duration) (stages int, finished bool) {
+func runHelper(t *testing.T, dir, proc string, at int, delay time.Duration) (stages int, finished bool) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "OSM_CRASH_DIR="+dir, "OSM_CRASH_AT="+strconv.Itoa(at))
+	cmd.Env = append(os.Environ(), "OSM_CRASH_DIR="+dir, "OSM_CRASH_PROC="+proc, "OSM_CRASH_AT="+strconv.Itoa(at))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -139,39 +142,49 @@ func TestCrashLeavesOldOrNew(t *testing.T) {
 		t.Skip("starts many processes")
 	}
 	base, old, new := crashFixture(t)
-	total, finished := runHelper(t, copyDir(t, base), -1, 0)
-	if !finished || total < 3*len(systemFiles) {
-		t.Fatalf("helper passed %d stages (finished %v), want 3 per file", total, finished)
-	}
-	for at := 1; at <= total; at++ {
-		t.Run(fmt.Sprintf("kill at stage %d", at), func(t *testing.T) {
-			dir := copyDir(t, base)
-			if n, fin := runHelper(t, dir, at, 0); n != at || fin {
-				t.Fatalf("helper passed %d stages, finished %v; want a kill at %d", n, fin, at)
+	// The boot's commit syncs with syncfs when little data is dirty and
+	// file by file otherwise (sysroot.Flush): both are killed at every stage.
+	for _, mode := range []struct{ name, dirty string }{{"syncfs", "0"}, {"file by file", "999999999"}} {
+		proc := t.TempDir()
+		if err := os.WriteFile(filepath.Join(proc, "meminfo"), []byte("Dirty: "+mode.dirty+" kB\nWriteback: 0 kB\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(mode.name, func(t *testing.T) {
+			total, finished := runHelper(t, copyDir(t, base), proc, -1, 0)
+			if !finished || total < 3*len(systemFiles) {
+				t.Fatalf("helper passed %d stages (finished %v), want 3 per file", total, finished)
 			}
-			checkOldOrNew(t, dir, old, new)
-			// The next boot finishes the job and leaves no temp files.
-			o, _ := testOptions(t, dir)
-			if _, err := bootOnce(t, o); err != nil {
-				t.Fatalf("boot after the crash: %v", err)
+			for at := 1; at <= total; at++ {
+				t.Run(fmt.Sprintf("kill at stage %d", at), func(t *testing.T) {
+					dir := copyDir(t, base)
+					if n, fin := runHelper(t, dir, proc, at, 0); n != at || fin {
+						t.Fatalf("helper passed %d stages, finished %v; want a kill at %d", n, fin, at)
+					}
+					checkOldOrNew(t, dir, old, new)
+					// The next boot finishes the job and leaves no temp files.
+					o, _ := testOptions(t, dir)
+					if _, err := bootOnce(t, o); err != nil {
+						t.Fatalf("boot after the crash: %v", err)
+					}
+					for f, got := range snapshot(t, dir) {
+						if got != new[f] {
+							t.Errorf("after recovery %s = %q, want the new content", f, got)
+						}
+					}
+					filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+						if err == nil && strings.Contains(info.Name(), ".osm-") {
+							t.Errorf("temp file left behind: %s", p)
+						}
+						return nil
+					})
+				})
 			}
-			for f, got := range snapshot(t, dir) {
-				if got != new[f] {
-					t.Errorf("after recovery %s = %q, want the new content", f, got)
-				}
+			// And at moments nobody chose.
+			for i := range 10 {
+				dir := copyDir(t, base)
+				runHelper(t, dir, proc, 0, time.Duration(rand.IntN(15000))*time.Microsecond)
+				t.Run(fmt.Sprintf("random kill %d", i), func(t *testing.T) { checkOldOrNew(t, dir, old, new) })
 			}
-			filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-				if err == nil && strings.Contains(info.Name(), ".osm-") {
-					t.Errorf("temp file left behind: %s", p)
-				}
-				return nil
-			})
 		})
-	}
-	// And at moments nobody chose.
-	for i := range 10 {
-		dir := copyDir(t, base)
-		runHelper(t, dir, 0, time.Duration(rand.IntN(15000))*time.Microsecond)
-		t.Run(fmt.Sprintf("random kill %d", i), func(t *testing.T) { checkOldOrNew(t, dir, old, new) })
 	}
 }

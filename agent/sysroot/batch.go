@@ -1,9 +1,6 @@
 package sysroot
 
 import (
-	"errors"
-	"fmt"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +25,9 @@ type dirKey struct{ dev, ino uint64 }
 // pendingDir is a directory with renames whose sync is deferred.
 type pendingDir struct {
 	fd    int      // a dup of the directory's fd, kept open until synced
+	key   dirKey   // set by Flush
 	names []string // the files renamed into it, for the hook and errors
+	hooks []*Root  // whose hook sees names[i] synced (Flush of several roots)
 }
 
 // Batch starts deferring directory syncs until Flush or EndBatch.
@@ -52,30 +51,6 @@ func (r *Root) EndBatch() error {
 // deferred sync now, once each; a batch goes on. The hook sees
 // StageDirSynced for each file renamed into a directory once it is synced.
 func (r *Root) Flush() error { return Flush(r) }
-
-// flushDirs syncs the directories with a deferred sync, except those on a
-// file system in synced (a syncfs after their renames made them durable).
-func (r *Root) flushDirs(synced map[uint64]bool) error {
-	r.mu.Lock()
-	pending, order := r.pending, r.order
-	r.pending, r.order = nil, nil
-	r.mu.Unlock()
-	var errs []error
-	for _, k := range order {
-		d := pending[k]
-		if !synced[k.dev] {
-			r.dirSyncs.Add(1)
-			if err := unix.Fsync(d.fd); err != nil {
-				errs = append(errs, fmt.Errorf("sync directory of %s: %w", r.show(d.names[0]), err))
-			}
-		}
-		unix.Close(d.fd)
-		for _, n := range d.names {
-			r.hook(StageDirSynced, n)
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // deferSync records that name was renamed into dirfd and reports whether
 // the directory's sync is deferred (in a batch); if not, the caller syncs.

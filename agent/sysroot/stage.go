@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"sync/atomic"
 
@@ -20,7 +21,10 @@ import (
 // the write is staged. Flush commits every staged write at once with two
 // syncs per file system whatever their number: syncfs(2) puts all the temp
 // files' bytes on disk, the renames follow in the order of the writes, and
-// a second syncfs makes the renames durable.
+// a second syncfs makes the renames durable. syncfs writes back whatever
+// else is dirty on the file system too, so a commit uses it only when the
+// system has little dirty data (SyncfsBelow), and otherwise syncs file by
+// file and directory by directory, as unstaged writes do.
 //
 // The guarantee is the one each write had: a crash leaves the old file or
 // the new one, never half (before the commit the old file is untouched and
@@ -36,10 +40,6 @@ import (
 //     under lckpwdf's lock is in place before the lock is released.
 // Other processes see a staged file's old version until the commit; the
 // boot commits before the config script runs.
-//
-// syncfs writes back everything dirty on the file system, not only these
-// files: cheap at boot, when little else is, and the reason staging is
-// for batches only.
 
 // stagedWrite is a write whose temp file is written but not yet synced or
 // renamed over its target.
@@ -48,7 +48,8 @@ type stagedWrite struct {
 	root      *Root
 	name      string // as given to WriteFile, for the hook and errors
 	base, tmp string
-	dirfd     int // a dup of the directory's fd, open until committed
+	f         *os.File // the temp file, open until committed
+	dirfd     int      // a dup of the directory's fd, open until committed
 	dir       dirKey
 	data      []byte
 	mode      fs.FileMode
@@ -76,17 +77,14 @@ func (r *Root) stage(dirfd int, name, base string, data []byte, mode fs.FileMode
 	if err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		unix.Unlinkat(dirfd, tmp, 0)
-		return err
-	}
 	fd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
+		f.Close()
 		unix.Unlinkat(dirfd, tmp, 0)
 		return err
 	}
 	r.mu.Lock()
-	r.staged = append(r.staged, &stagedWrite{seq: writeSeq.Add(1), root: r, name: name, base: base, tmp: tmp, dirfd: fd,
+	r.staged = append(r.staged, &stagedWrite{seq: writeSeq.Add(1), root: r, name: name, base: base, tmp: tmp, f: f, dirfd: fd,
 		dir: dirKey{uint64(st.Dev), uint64(st.Ino)}, data: bytes.Clone(data), mode: mode, owner: o})
 	r.mu.Unlock()
 	return nil
@@ -140,18 +138,13 @@ func (r *Root) restage(dirfd int, name, base string, data []byte, o WriteOptions
 		return true, false, nil
 	}
 	f, tmp, err := writeTemp(dirfd, base, data, mode, owner)
-	if err == nil {
-		err = f.Close()
-		if err != nil {
-			unix.Unlinkat(dirfd, tmp, 0)
-		}
-	}
 	if err != nil {
 		r.mu.Unlock()
 		return true, false, err
 	}
+	w.f.Close()
 	unix.Unlinkat(dirfd, w.tmp, 0)
-	w.tmp, w.data, w.mode, w.owner, w.name = tmp, bytes.Clone(data), mode, owner, name
+	w.f, w.tmp, w.data, w.mode, w.owner, w.name = f, tmp, bytes.Clone(data), mode, owner, name
 	w.seq = writeSeq.Add(1)
 	// The newest write of a name goes last, as an unstaged one would.
 	r.staged = append(append(r.staged[:i:i], r.staged[i+1:]...), w)
@@ -183,14 +176,28 @@ func (r *Root) settleAll() error {
 	return Flush(r)
 }
 
-// Flush commits the staged writes of the roots together (their temp files
-// synced with one syncfs per file system, then renamed in order, then one
-// more syncfs per file system), then syncs each root's directories with a
-// deferred sync. Roots on one file system share the syncs: a boot's two
+// SyncfsBelow is how much dirty page cache (Dirty plus Writeback in
+// /proc/meminfo, all file systems) a commit tolerates to use syncfs; with
+// more, it syncs each file and directory instead. syncfs writes back
+// everything dirty on the file system, not only the staged files: at 512
+// KiB that is a few milliseconds on a slow cloud disk at worst, about what
+// the eight syncs it saves cost, and nothing at a quiet boot.
+const SyncfsBelow = 512 << 10
+
+// Flush commits the staged writes of the roots together, then syncs the
+// directories with a deferred sync (removals, writes under a lock). The
+// temp files are synced, renamed in the order of the writes, and their
+// directories synced; with little dirty data on the system (the first
+// root's Dirty says, under SyncfsBelow) each of the two syncs is one
+// syncfs per file system, otherwise one fsync per file and one per
+// directory. Roots on one file system share the syncfs: a boot's two
 // roots, /LuoYun and /, flush together. Outside a batch there is nothing
 // to do. A staged write whose sync or rename fails is dropped (its temp
 // removed, the old file left), and the error names it.
 func Flush(roots ...*Root) error {
+	if len(roots) == 0 {
+		return nil
+	}
 	var ws []*stagedWrite
 	for _, r := range roots {
 		r.mu.Lock()
@@ -199,59 +206,104 @@ func Flush(roots ...*Root) error {
 		r.mu.Unlock()
 	}
 	slices.SortFunc(ws, func(a, b *stagedWrite) int { return cmp.Compare(a.seq, b.seq) })
+	useSyncfs := false
+	if len(ws) > 1 && roots[0].Dirty != nil {
+		n, err := roots[0].Dirty()
+		useSyncfs = err == nil && n < SyncfsBelow
+	}
 	var errs []error
-	durable := map[uint64]bool{} // file systems synced after every rename into them
-	if len(ws) > 0 {
-		failed := syncFS(ws)
-		var renamed []*stagedWrite
-		for _, w := range ws {
-			err := failed[w.dir.dev]
-			if err == nil {
-				w.root.hook(StageTempWritten, w.name)
-				if err = unix.Renameat(w.dirfd, w.tmp, w.dirfd, w.base); err != nil {
-					err = fmt.Errorf("rename: %w", err)
-				}
-			}
-			if err != nil {
-				unix.Unlinkat(w.dirfd, w.tmp, 0)
-				unix.Close(w.dirfd)
-				errs = append(errs, fmt.Errorf("write %s: %w", w.root.show(w.name), err))
-				continue
-			}
-			w.root.hook(StageRenamed, w.name)
-			renamed = append(renamed, w)
-		}
-		failed = syncFS(renamed)
-		for _, w := range renamed {
-			if err := failed[w.dir.dev]; err != nil {
-				errs = append(errs, fmt.Errorf("write %s: sync the rename: %w", w.root.show(w.name), err))
-			} else {
-				durable[w.dir.dev] = true
-				w.root.hook(StageDirSynced, w.name)
-			}
-			unix.Close(w.dirfd)
+	synced := make([]error, len(ws))
+	if useSyncfs {
+		synced = syncFS(ws, func(w *stagedWrite) (int, uint64, *Root) { return w.dirfd, w.dir.dev, w.root })
+	} else {
+		for i, w := range ws {
+			w.root.fileSyncs.Add(1)
+			synced[i] = w.f.Sync()
 		}
 	}
+	var dirs []*pendingDir
+	byDir := map[dirKey]*pendingDir{}
+	for i, w := range ws {
+		err := synced[i]
+		if cerr := w.f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			w.root.hook(StageTempWritten, w.name)
+			if err = unix.Renameat(w.dirfd, w.tmp, w.dirfd, w.base); err != nil {
+				err = fmt.Errorf("rename: %w", err)
+			}
+		}
+		if err != nil {
+			unix.Unlinkat(w.dirfd, w.tmp, 0)
+			unix.Close(w.dirfd)
+			errs = append(errs, fmt.Errorf("write %s: %w", w.root.show(w.name), err))
+			continue
+		}
+		w.root.hook(StageRenamed, w.name)
+		if d := byDir[w.dir]; d != nil {
+			d.names, d.hooks = append(d.names, w.name), append(d.hooks, w.root)
+			unix.Close(w.dirfd)
+			continue
+		}
+		d := &pendingDir{fd: w.dirfd, key: w.dir, names: []string{w.name}, hooks: []*Root{w.root}}
+		byDir[w.dir], dirs = d, append(dirs, d)
+	}
 	for _, r := range roots {
-		errs = append(errs, r.flushDirs(durable))
+		r.mu.Lock()
+		pending, order := r.pending, r.order
+		r.pending, r.order = nil, nil
+		r.mu.Unlock()
+		for _, k := range order {
+			p := pending[k]
+			hooks := slices.Repeat([]*Root{r}, len(p.names))
+			if d := byDir[k]; d != nil {
+				d.names, d.hooks = append(d.names, p.names...), append(d.hooks, hooks...)
+				unix.Close(p.fd)
+				continue
+			}
+			p.key, p.hooks = k, hooks
+			byDir[k], dirs = p, append(dirs, p)
+		}
+	}
+	if useSyncfs {
+		synced = syncFS(dirs, func(d *pendingDir) (int, uint64, *Root) { return d.fd, d.key.dev, d.hooks[0] })
+	} else {
+		synced = make([]error, len(dirs))
+		for i, d := range dirs {
+			d.hooks[0].dirSyncs.Add(1)
+			synced[i] = unix.Fsync(d.fd)
+		}
+	}
+	for i, d := range dirs {
+		if err := synced[i]; err != nil {
+			errs = append(errs, fmt.Errorf("sync directory of %s: %w", d.hooks[0].show(d.names[0]), err))
+		} else {
+			for j, n := range d.names {
+				d.hooks[j].hook(StageDirSynced, n)
+			}
+		}
+		unix.Close(d.fd)
 	}
 	return errors.Join(errs...)
 }
 
-// syncFS syncs each file system the writes are on, once, and returns the
-// errors by device.
-func syncFS(ws []*stagedWrite) map[uint64]error {
-	failed := map[uint64]error{}
-	done := map[uint64]bool{}
-	for _, w := range ws {
-		if done[w.dir.dev] {
-			continue
+// syncFS syncs each file system the items are on, once, and returns each
+// item's error (its file system's).
+func syncFS[T any](items []T, of func(T) (fd int, dev uint64, r *Root)) []error {
+	errs := make([]error, len(items))
+	done := map[uint64]error{}
+	for i, it := range items {
+		fd, dev, r := of(it)
+		err, ok := done[dev]
+		if !ok {
+			r.fsSyncs.Add(1)
+			if err = unix.Syncfs(fd); err != nil {
+				err = fmt.Errorf("syncfs: %w", err)
+			}
+			done[dev] = err
 		}
-		done[w.dir.dev] = true
-		w.root.fsSyncs.Add(1)
-		if err := unix.Syncfs(w.dirfd); err != nil {
-			failed[w.dir.dev] = fmt.Errorf("syncfs: %w", err)
-		}
+		errs[i] = err
 	}
-	return failed
+	return errs
 }

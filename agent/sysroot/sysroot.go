@@ -70,6 +70,12 @@ type Root struct {
 	// crash tests use it to kill the agent at exact points of a write.
 	Hook func(stage Stage, name string)
 
+	// Dirty, when set, returns how many bytes of the page cache are dirty
+	// or under writeback (MeminfoDirty reads it from /proc/meminfo); a
+	// batch's commit uses syncfs when that is under SyncfsBelow (see
+	// Flush). Unset, commits sync file by file.
+	Dirty func() (int64, error)
+
 	writes atomic.Int64
 
 	mu        sync.Mutex // guards the batch (batch.go, stage.go)
@@ -79,8 +85,8 @@ type Root struct {
 	staged    []*stagedWrite // writes waiting for Flush, in order (stage.go)
 	locks     int            // Locks held: no write is staged meanwhile
 	dirSyncs  atomic.Int64   // directory fsyncs, for the tests
-	fsSyncs   atomic.Int64   // syncfs calls, for the tests
 	fileSyncs atomic.Int64   // temp file fsyncs, for the tests
+	fsSyncs   atomic.Int64   // syncfs calls, for the tests
 }
 
 // New returns a Root for dir ("" or "/" for the real root).
