@@ -96,6 +96,9 @@ type Config struct {
 	// OnListen, if set, is called with the bound address each time Run
 	// starts listening (tests and the demo listen on port 0).
 	OnListen func(net.Addr)
+	// OnRequest, if set, is called at the start of every request (the
+	// agent trims its pages once requests go idle: agent/internal/pagetrim).
+	OnRequest func()
 }
 
 // Server is the status web server. Build it with New; run it with Run.
@@ -326,6 +329,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if s.cfg.OnRequest != nil {
+			s.cfg.OnRequest()
+		}
 		h := w.Header()
 		h["X-Content-Type-Options"] = s.hdr.nosniff
 		h["Referrer-Policy"] = s.hdr.referrer
