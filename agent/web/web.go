@@ -16,7 +16,8 @@
 //
 // API. GET /api/v1/status is the status document (agent/status) as JSON,
 // built at most once a second or at once on a change of the shared state,
-// and shared by every request; GET /metrics is the Prometheus text format
+// and shared by every request (while one request builds the next second's,
+// the others are sent the one before rather than wait); GET /metrics is the Prometheus text format
 // from a registry private to the server.
 //
 // Pages and static files up to 1 MiB are kept in memory; their files are
