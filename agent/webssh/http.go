@@ -101,7 +101,9 @@ func (a *asset) prepare() error {
 }
 
 func (a *asset) load() error {
-	// An embed.FS file reads and seeks in place (ReadFile would copy).
+	// An embed.FS file reads in place (ReadFile would copy), its ReadAt
+	// is safe for concurrent use, and it holds no descriptor: kept open
+	// for every request's section reader.
 	f, err := assetFS.Open(a.path)
 	if err != nil {
 		return err
