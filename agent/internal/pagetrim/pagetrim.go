@@ -92,9 +92,9 @@ func readOnlyRanges(maps []byte, ino uint64) []addrRange {
 // again, and the kernel's fault-around maps 64 KiB around each of those
 // faults: one request of each page took an idle agent from 4 to 10 MiB,
 // nearly all of it clean file pages. A trim is one madvise over the
-// binary's read-only mappings (about a tenth of a millisecond); what the
-// next request runs faults back in from the page cache (a few hundred
-// microseconds once). While requests keep coming no trim runs: it waits
+// binary's read-only mappings (about 0.2 ms, BenchmarkTrim); what the next
+// request runs faults back in from the page cache (about 0.15 ms a page,
+// once). While requests keep coming no trim runs: it waits
 // for Idle without any.
 type Trimmer struct {
 	// Settle is how long after Run starts the first trim comes; Idle how
