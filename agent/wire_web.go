@@ -31,6 +31,9 @@ func (a *Agent) newWeb() (*web.Server, error) {
 		Status: src,
 		State:  a.state,
 		Log:    a.sup.Logger("web"),
+		// The first request of each page maps code and tables an idle
+		// agent does not need again: trimmed once requests go idle.
+		OnRequest: a.trim.Note,
 	}
 	if a.cfg != nil && a.cfg.Payload.Cookie != nil {
 		cfg.Cookie = *a.cfg.Payload.Cookie

@@ -40,6 +40,7 @@ func (a *Agent) websshServices() []supervisor.Spec {
 		Origins:    a.opts.WebSSHOrigins,
 		State:      a.state,
 		Log:        a.sup.Logger("webssh"),
+		OnRequest:  a.trim.Note,
 
 		MaxSessions:  a.opts.WebSSHMaxShells,
 		UserSessions: a.opts.WebSSHUserShells,

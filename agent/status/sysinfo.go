@@ -3,13 +3,17 @@ package status
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -48,31 +52,136 @@ type Interface struct {
 	Addrs []string `json:"addrs"` // CIDR notation
 }
 
-// HostInterfaces lists the host's interfaces other than loopback.
+// HostInterfaces lists the host's interfaces other than loopback, from
+// two netlink dumps: the links and every address. (net.Interfaces and
+// each Interface.Addrs would be one dump for the links and one of every
+// address per interface.) Names, MACs, flags and addresses are as the
+// net package reads them, in the kernel's order.
 func HostInterfaces() ([]Interface, error) {
-	ifs, err := net.Interfaces()
+	links, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
 	if err != nil {
-		return nil, fmt.Errorf("list interfaces: %w", err)
+		return nil, fmt.Errorf("list interfaces: %w", os.NewSyscallError("netlinkrib", err))
 	}
-	out := []Interface{}
-	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagLoopback != 0 {
+	addrs, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", os.NewSyscallError("netlinkrib", err))
+	}
+	return parseInterfaces(links, addrs)
+}
+
+// parseInterfaces reads the RTM_NEWLINK and RTM_NEWADDR messages of the
+// two dumps.
+func parseInterfaces(links, addrs []byte) ([]Interface, error) {
+	lm, err := syscall.ParseNetlinkMessage(links)
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", os.NewSyscallError("parsenetlinkmessage", err))
+	}
+	am, err := syscall.ParseNetlinkMessage(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", os.NewSyscallError("parsenetlinkmessage", err))
+	}
+	type link struct {
+		index int32
+		ifc   Interface
+	}
+	var all []link
+	for _, m := range lm {
+		if m.Header.Type == syscall.NLMSG_DONE {
+			break
+		}
+		// struct ifinfomsg: family, pad, type u16, index i32, flags u32, change u32
+		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
 			continue
 		}
-		i := Interface{Name: ifc.Name, MAC: ifc.HardwareAddr.String(), Up: ifc.Flags&net.FlagUp != 0, Addrs: []string{}}
-		addrs, err := ifc.Addrs()
+		typ := binary.NativeEndian.Uint16(m.Data[2:])
+		index := int32(binary.NativeEndian.Uint32(m.Data[4:]))
+		flags := binary.NativeEndian.Uint32(m.Data[8:])
+		if flags&syscall.IFF_LOOPBACK != 0 {
+			continue
+		}
+		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
 		if err != nil {
-			return nil, fmt.Errorf("addresses of %s: %w", ifc.Name, err)
+			return nil, fmt.Errorf("list interfaces: %w", os.NewSyscallError("parsenetlinkrouteattr", err))
 		}
-		for _, a := range addrs {
-			i.Addrs = append(i.Addrs, a.String())
+		l := link{index: index, ifc: Interface{Up: flags&syscall.IFF_UP != 0, Addrs: []string{}}}
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case syscall.IFLA_IFNAME:
+				l.ifc.Name = string(bytes.TrimRight(a.Value, "\x00"))
+			case syscall.IFLA_ADDRESS:
+				l.ifc.MAC = hardwareAddr(typ, a.Value)
+			}
 		}
-		if !i.Up && len(i.Addrs) == 0 {
+		all = append(all, l)
+	}
+	for _, m := range am {
+		if m.Header.Type == syscall.NLMSG_DONE {
+			break
+		}
+		// struct ifaddrmsg: family, prefixlen, flags, scope u8, index u32
+		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < syscall.SizeofIfAddrmsg {
+			continue
+		}
+		family, bits := m.Data[0], int(m.Data[1])
+		index := int32(binary.NativeEndian.Uint32(m.Data[4:]))
+		i := slices.IndexFunc(all, func(l link) bool { return l.index == index })
+		if i < 0 {
+			continue // loopback's, or a link gone between the dumps
+		}
+		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+		if err != nil {
+			return nil, fmt.Errorf("list addresses: %w", os.NewSyscallError("parsenetlinkrouteattr", err))
+		}
+		if a, ok := ifAddr(family, bits, attrs); ok {
+			all[i].ifc.Addrs = append(all[i].ifc.Addrs, a)
+		}
+	}
+	out := []Interface{}
+	for _, l := range all {
+		if !l.ifc.Up && len(l.ifc.Addrs) == 0 {
 			continue // an unused device (ifb0, a spare NIC): noise on the page
 		}
-		out = append(out, i)
+		out = append(out, l.ifc)
 	}
 	return out, nil
+}
+
+// hardwareAddr is a link's IFLA_ADDRESS as net.Interface has it: none
+// when all zero, or when it is an IP tunnel's local address.
+func hardwareAddr(typ uint16, v []byte) string {
+	// linux/if_arp.h: IPv4 over IPv4, GRE over IPv4, IPv6 over IPv4;
+	// IPv6 over IPv6, GRE over IPv6.
+	const tunnel, sit, ipgre, tunnel6, ip6gre = 768, 776, 778, 769, 823
+	switch {
+	case len(v) == 4 && (typ == tunnel || typ == ipgre || typ == sit),
+		len(v) == 16 && (typ == tunnel6 || typ == ip6gre),
+		!slices.ContainsFunc(v, func(b byte) bool { return b != 0 }):
+		return ""
+	}
+	return net.HardwareAddr(v).String()
+}
+
+// ifAddr is an RTM_NEWADDR's address in CIDR notation, as net's
+// Interface.Addrs has it: the first attribute's, but for IFA_ADDRESS on a
+// point-to-point link (one with IFA_LOCAL), which is the peer's.
+func ifAddr(family byte, bits int, attrs []syscall.NetlinkRouteAttr) (string, bool) {
+	ptp := slices.ContainsFunc(attrs, func(a syscall.NetlinkRouteAttr) bool { return a.Attr.Type == syscall.IFA_LOCAL })
+	for _, a := range attrs {
+		if ptp && a.Attr.Type == syscall.IFA_ADDRESS {
+			continue
+		}
+		var ip netip.Addr
+		switch {
+		case family == syscall.AF_INET && len(a.Value) >= 4 && bits <= 32:
+			ip = netip.AddrFrom4([4]byte(a.Value[:4]))
+		case family == syscall.AF_INET6 && len(a.Value) >= 16 && bits <= 128:
+			ip = netip.AddrFrom16([16]byte(a.Value[:16]))
+		default:
+			return "", false
+		}
+		return netip.PrefixFrom(ip, bits).String(), true
+	}
+	return "", false
 }
 
 // cpuTimes is the first line of /proc/stat, in clock ticks.

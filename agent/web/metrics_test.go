@@ -3,6 +3,7 @@ package web
 import (
 	"math"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -389,4 +390,35 @@ func FuzzMetricsLabel(f *testing.F) {
 			t.Errorf("label %q, want %q", got, want)
 		}
 	})
+}
+
+// TestReadMemStats: the go_memstats_ figures read from runtime/metrics
+// agree with runtime.ReadMemStats (which the server no longer calls: it
+// stops the world and costs resident memory for good).
+func TestReadMemStats(t *testing.T) {
+	runtime.GC()
+	got := readMemStats()
+	var want runtime.MemStats
+	runtime.ReadMemStats(&want)
+	for _, f := range []struct {
+		name      string
+		got, want uint64
+	}{
+		{"Sys", got.Sys, want.Sys},
+		{"HeapSys", got.HeapSys, want.HeapSys},
+		{"HeapAlloc", got.HeapAlloc, want.HeapAlloc},
+		{"HeapInuse", got.HeapInuse, want.HeapInuse},
+		{"StackSys", got.StackSys, want.StackSys},
+		{"TotalAlloc", got.TotalAlloc, want.TotalAlloc},
+		{"Mallocs", got.Mallocs, want.Mallocs},
+		{"NextGC", got.NextGC, want.NextGC},
+		{"GCSys", got.GCSys, want.GCSys},
+	} {
+		if f.got == 0 || f.got < f.want/2 || f.got > f.want*2 {
+			t.Errorf("%s = %d, ReadMemStats says %d", f.name, f.got, f.want)
+		}
+	}
+	if d := time.Duration(want.LastGC - got.LastGC); got.LastGC == 0 || d < 0 || d > time.Minute {
+		t.Errorf("LastGC = %d, ReadMemStats says %d", got.LastGC, want.LastGC)
+	}
 }

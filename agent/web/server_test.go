@@ -199,3 +199,16 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Fatal("Run did not return after its shutdown deadline")
 	}
 }
+
+// TestOnRequest: Config.OnRequest is called once for every request,
+// refused ones included.
+func TestOnRequest(t *testing.T) {
+	n := 0
+	e := newEnv(t, func(c *envConfig) { c.OnRequest = func() { n++ } })
+	for _, p := range []string{"/", "/api/v1/status", "/metrics", "/a/../b"} {
+		e.do("GET", p).Body.Close()
+	}
+	if n != 4 {
+		t.Errorf("OnRequest called %d times for 4 requests", n)
+	}
+}

@@ -285,3 +285,46 @@ func TestStatusConcurrent(t *testing.T) {
 		t.Errorf("after the changes terminal.sessions = %d, want %d", st.Terminal.Sessions, changes)
 	}
 }
+
+// TestStatusStaleWhileBuilding: once the document is a second old, the
+// request that notices builds the next one, and requests meanwhile get
+// the old one without waiting; a change of the state is never served
+// stale.
+func TestStatusStaleWhileBuilding(t *testing.T) {
+	e := newEnv(t, nil)
+	var block atomic.Bool
+	building, release := make(chan struct{}), make(chan struct{})
+	e.srv.hooks.status = func() {
+		if block.Load() {
+			building <- struct{}{}
+			<-release
+		}
+	}
+	_, first, _ := getStatus(t, e)
+	e.clock.Advance(statusTTL)
+	block.Store(true)
+	next := make(chan string, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/status", nil))
+		next <- w.Body.String()
+	}()
+	<-building
+	if _, during, _ := getStatus(t, e); during != first {
+		t.Errorf("during the build: a document other than the old one:\n%s\nwant\n%s", during, first)
+	}
+	close(release)
+	built := <-next
+	block.Store(false)
+	if built == first {
+		t.Error("the request that built got the old document")
+	}
+	if _, after, _ := getStatus(t, e); after != built {
+		t.Errorf("after the build:\n%s\nwant the new one\n%s", after, built)
+	}
+	e.clock.Advance(statusTTL)
+	e.state.SetAppHealth(state.AppHealth{Code: 2001})
+	if _, _, st := getStatus(t, e); st.Application.Code != 2001 {
+		t.Errorf("a second later with a state change: application code %d, want 2001 (never stale)", st.Application.Code)
+	}
+}

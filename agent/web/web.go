@@ -16,7 +16,8 @@
 //
 // API. GET /api/v1/status is the status document (agent/status) as JSON,
 // built at most once a second or at once on a change of the shared state,
-// and shared by every request; GET /metrics is the Prometheus text format
+// and shared by every request (while one request builds the next second's,
+// the others are sent the one before rather than wait); GET /metrics is the Prometheus text format
 // from a registry private to the server.
 //
 // Pages and static files up to 1 MiB are kept in memory; their files are
@@ -96,6 +97,9 @@ type Config struct {
 	// OnListen, if set, is called with the bound address each time Run
 	// starts listening (tests and the demo listen on port 0).
 	OnListen func(net.Addr)
+	// OnRequest, if set, is called at the start of every request (the
+	// agent trims its pages once requests go idle: agent/internal/pagetrim).
+	OnRequest func()
 }
 
 // Server is the status web server. Build it with New; run it with Run.
@@ -217,11 +221,12 @@ func New(cfg Config) (*Server, error) {
 	s.builtinCSP = []string{csp}
 	s.metrics = newMetrics(s)
 
+	status, metrics := s.methods(s.serveStatus), s.methods(s.metrics.handler.ServeHTTP)
 	mux := http.NewServeMux()
-	mux.HandleFunc("/api/v1/status", s.methods(s.serveStatus))
-	mux.Handle("/metrics", s.methods(s.metrics.handler.ServeHTTP))
+	mux.Handle("/api/v1/status", status)
+	mux.Handle("/metrics", metrics)
 	mux.HandleFunc("/", s.methods(s.servePage))
-	s.handler = s.wrap(mux)
+	s.handler = s.wrap(routes{mux: mux, status: status, metrics: metrics})
 	return s, nil
 }
 
@@ -323,9 +328,12 @@ func (s *Server) Run(ctx context.Context) error {
 
 // wrap adds what every response gets: security headers, path checks and
 // request metrics.
-func (s *Server) wrap(next http.Handler) http.Handler {
+func (s *Server) wrap(rt routes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if s.cfg.OnRequest != nil {
+			s.cfg.OnRequest()
+		}
 		h := w.Header()
 		h["X-Content-Type-Options"] = s.hdr.nosniff
 		h["Referrer-Policy"] = s.hdr.referrer
@@ -334,12 +342,17 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			h["X-Frame-Options"] = s.hdr.frameOptions
 		}
 		rec := &recorder{ResponseWriter: w, code: http.StatusOK}
-		handler := "page"
+		// The two exact paths the pollers hit go straight to their
+		// handler (what the mux would pick for them, without its path
+		// cleaning and pattern walk); everything else through the mux.
+		handler, next := "page", http.Handler(rt.mux)
 		switch p := r.URL.Path; {
-		case p == "/api/v1/status" || strings.HasPrefix(p, "/api/"):
+		case p == "/api/v1/status":
+			handler, next = "api", rt.status
+		case strings.HasPrefix(p, "/api/"):
 			handler = "api"
 		case p == "/metrics":
-			handler = "metrics"
+			handler, next = "metrics", rt.metrics
 		}
 		if code := checkPath(r.URL.Path); code != 0 {
 			s.log.Debug("path refused", "path", r.URL.Path, "remote", r.RemoteAddr)
@@ -352,6 +365,13 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", rec.code)
 		}
 	})
+}
+
+// routes are the server's handlers: the mux, and the handlers of its two
+// exact paths, which wrap calls directly.
+type routes struct {
+	mux             *http.ServeMux
+	status, metrics http.HandlerFunc
 }
 
 // methods limits a handler to GET and HEAD.

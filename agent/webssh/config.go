@@ -149,7 +149,10 @@ type Config struct {
 
 	Clock clock.Clock  // default clock.Real
 	State *state.Store // terminal counters; may be nil
-	Log   *slog.Logger // carries the service attribute; the terminal adds none
+	// OnRequest, if set, is called at the start of every HTTP request
+	// (the agent trims its pages once requests go idle: agent/internal/pagetrim).
+	OnRequest func()
+	Log       *slog.Logger // carries the service attribute; the terminal adds none
 }
 
 // HTTPLimits are the HTTP server's timeouts, as the status server's. A

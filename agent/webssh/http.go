@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,21 +28,33 @@ import (
 	"osmanager/agent/state"
 )
 
-//go:embed assets
+//go:generate go run gengz.go
+
+// The page, the terminal's own script and style, and the vendored files:
+// xterm.js and its addons only as the gzip copies gengz.go writes
+// (assets/vendor/X.gz; the sources stay in the repository for the
+// licences, the audit trail and TestVendorGzip, not in the binary).
+//
+//go:embed assets/index.html assets/term.js assets/term.css assets/vendor/*.gz assets/vendor/LICENSE.*
 var assetFS embed.FS
 
 // asset is an embedded file served under /assets/. Its bytes stay in the
-// binary's read-only data: served from there, never copied to the heap; a
-// gzip copy is made once, at the first request that accepts it. The ETag
-// (a hash of the bytes) is computed then too, so start-up reads nothing.
+// binary's read-only data: served from there, never copied to the heap.
+// A vendored file is embedded gzip-compressed only: sent as it is to a
+// client that accepts gzip, decompressed as it streams out to one that
+// does not. The ETag (a hash of the embedded bytes) is computed at the
+// first request, so start-up reads nothing.
 type asset struct {
 	path  string // in assetFS
 	ctype string
+	gz    bool // the embedded bytes are gzip
 
-	once sync.Once
-	etag string // of the identity bytes; the gzip copy's adds "-gz"
-	gz   []byte // nil when gzip gains nothing
-	err  error
+	once  sync.Once
+	data  io.ReaderAt // the embedded bytes, read in place
+	dsize int64       // their size
+	etag  string      // identity; the gzip form's adds "-gz"
+	size  int64       // identity size (a gzip file's ISIZE)
+	err   error
 }
 
 const (
@@ -68,44 +81,57 @@ func (s *Server) buildPage() error {
 		if err != nil || d.IsDir() || p == "assets/index.html" {
 			return err
 		}
-		ct, ok := assetTypes[path.Ext(p)]
+		name, gz := strings.CutSuffix(path.Base(p), ".gz")
+		ct, ok := assetTypes[path.Ext(name)]
 		switch {
-		case strings.HasPrefix(path.Base(p), "LICENSE"):
+		case strings.HasPrefix(name, "LICENSE"):
 			ct = "text/plain; charset=utf-8"
 		case !ok:
 			return nil
 		}
-		s.files[path.Base(p)] = &asset{path: p, ctype: ct}
+		s.files[name] = &asset{path: p, ctype: ct, gz: gz}
 		return nil
 	})
 }
 
-// prepare hashes the asset and makes its gzip copy, once.
+// prepare hashes the asset and reads a gzip file's size, once.
 func (a *asset) prepare() error {
-	a.once.Do(func() {
-		h := sha256.New()
-		var gz bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-		f, err := assetFS.Open(a.path)
-		if err != nil {
-			a.err = err
-			return
-		}
-		defer f.Close()
-		n, err := io.Copy(io.MultiWriter(h, zw), f)
-		if err == nil {
-			err = zw.Close()
-		}
-		if err != nil {
-			a.err = err
-			return
-		}
-		a.etag = fmt.Sprintf(`"%x"`, h.Sum(nil)[:12])
-		if int64(gz.Len()) < n*9/10 {
-			a.gz = slices.Clip(gz.Bytes())
-		}
-	})
+	a.once.Do(func() { a.err = a.load() })
 	return a.err
+}
+
+func (a *asset) load() error {
+	// An embed.FS file reads in place (ReadFile would copy), its ReadAt
+	// is safe for concurrent use, and it holds no descriptor: kept open
+	// for every request's section reader.
+	f, err := assetFS.Open(a.path)
+	if err != nil {
+		return err
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		return fmt.Errorf("%s: not an io.ReaderAt", a.path)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	a.data, a.dsize, a.size = ra, n, n
+	a.etag = fmt.Sprintf(`"%x"`, h.Sum(nil)[:12])
+	if a.gz {
+		// RFC 1952: the trailer's last 4 bytes are the input size mod
+		// 2^32; the vendored files are far smaller than that.
+		var isize [4]byte
+		if n < 18 {
+			return fmt.Errorf("%s: not gzip", a.path)
+		}
+		if _, err := ra.ReadAt(isize[:], n-4); err != nil {
+			return err
+		}
+		a.size = int64(binary.LittleEndian.Uint32(isize[:]))
+	}
+	return nil
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip
@@ -266,36 +292,89 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Content-Type", a.ctype)
-	gz := a.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding"))
-	if a.gz != nil {
-		h.Set("Vary", "Accept-Encoding")
-	}
+	// http.ServeContent answers HEAD, ranges and conditional requests
+	// against the ETag set here, for either form: ranges of the gzip form
+	// are of its bytes (its own ETag says which form they are of).
+	var content io.ReadSeeker = io.NewSectionReader(a.data, 0, a.dsize)
 	etag := a.etag
-	if gz {
-		etag = a.etag[:len(a.etag)-1] + `-gz"`
+	if a.gz {
+		h.Set("Vary", "Accept-Encoding")
+		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+			h.Set("Content-Encoding", "gzip")
+			etag = a.etag[:len(a.etag)-1] + `-gz"`
+			if r.Header.Get("Range") == "" {
+				// ServeContent leaves the length out of an encoded
+				// response (and a range's to the range).
+				h.Set("Content-Length", strconv.FormatInt(a.dsize, 10))
+			}
+		} else {
+			content = &gunzipSeeker{gz: a.data, gzSize: a.dsize, size: a.size}
+		}
 	}
 	h.Set("ETag", etag)
-	if inm := r.Header.Get("If-None-Match"); inm == a.etag || inm == etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
+	http.ServeContent(w, r, "", time.Time{}, content)
+}
+
+// gunzipSeeker reads a gzip file's content as an io.ReadSeeker for
+// http.ServeContent: the size is known from the trailer, so seeking to
+// the end reads nothing; a seek forward decompresses and drops what it
+// skips, a seek back starts again from the top (a range request seeks
+// once, a multi-range one a few times). Bytes are decompressed only as
+// they are read, through the decompressor's own window: nothing the size
+// of the file is allocated.
+type gunzipSeeker struct {
+	gz     io.ReaderAt
+	gzSize int64
+	size   int64 // decompressed
+
+	zr  *gzip.Reader // nil until the first read, or after a seek back
+	pos int64        // of zr
+	off int64        // where the next Read is to start
+}
+
+func (g *gunzipSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += g.off
+	case io.SeekEnd:
+		offset += g.size
+	default:
+		return 0, errors.New("gunzip seek: bad whence")
 	}
-	if gz {
-		h.Set("Content-Encoding", "gzip")
-		h.Set("Content-Length", strconv.Itoa(len(a.gz)))
-		if r.Method != http.MethodHead {
-			w.Write(a.gz)
+	if offset < 0 {
+		return 0, errors.New("gunzip seek: negative position")
+	}
+	g.off = offset
+	return offset, nil
+}
+
+func (g *gunzipSeeker) Read(p []byte) (int, error) {
+	if g.off >= g.size {
+		return 0, io.EOF
+	}
+	if g.zr == nil || g.off < g.pos {
+		zr, err := gzip.NewReader(io.NewSectionReader(g.gz, 0, g.gzSize))
+		if err != nil {
+			return 0, err
 		}
-		return
+		g.zr, g.pos = zr, 0
 	}
-	f, err := assetFS.Open(a.path)
-	if err != nil {
-		http.Error(w, "asset", http.StatusInternalServerError)
-		return
+	if g.off > g.pos {
+		n, err := io.CopyN(io.Discard, g.zr, g.off-g.pos)
+		g.pos += n
+		if err != nil {
+			return 0, err
+		}
 	}
-	defer f.Close()
-	// An embedded file seeks and reads in place: ranges and HEAD work,
-	// and nothing is copied but through the server's pooled buffer.
-	http.ServeContent(w, r, "", time.Time{}, f.(io.ReadSeeker))
+	p = p[:min(int64(len(p)), g.size-g.off)]
+	n, err := g.zr.Read(p)
+	g.pos += int64(n)
+	g.off = g.pos
+	if err == io.EOF && g.off < g.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // handleLogin checks a user name and password. Failures answer no sooner

@@ -150,6 +150,18 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln, tc != nil)
 }
 
+// noteRequests calls Config.OnRequest before h, when it is set.
+func (s *Server) noteRequests(h http.Handler) http.Handler {
+	note := s.cfg.OnRequest
+	if note == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		note()
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Serve serves on ln until ctx ends, then ends every session and waits for
 // them. secure says ln is a TLS listener (Secure cookies, no warning).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, secure bool) error {
@@ -160,7 +172,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, secure bool) error 
 	s.endOrphans()
 	lim := s.cfg.HTTP
 	hs := &http.Server{
-		Handler:           http.MaxBytesHandler(s.mux, maxForm),
+		Handler:           s.noteRequests(http.MaxBytesHandler(s.mux, maxForm)),
 		ReadHeaderTimeout: lim.ReadHeader,
 		ReadTimeout:       lim.Read,
 		WriteTimeout:      lim.Write,

@@ -1,12 +1,16 @@
 package pagetrim
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"osmanager/agent/clock"
 )
 
 func TestReadOnlyRanges(t *testing.T) {
@@ -67,4 +71,81 @@ func rssFile(t *testing.T) int {
 	}
 	t.Skip("no RssFile in /proc/self/status")
 	return 0
+}
+
+// TestTrimmer: one trim once start-up has settled; none while nothing
+// happens; after activity, one trim once it has been idle for Idle, the
+// idle wait starting over at each Note.
+func TestTrimmer(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	trims := make(chan struct{}, 8)
+	tr := &Trimmer{Settle: 3 * time.Second, Idle: time.Second, Clock: clk,
+		Trim: func() (uint64, error) { trims <- struct{}{}; return 1, nil }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tr.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	trimmed := func(t *testing.T, want bool) {
+		t.Helper()
+		select {
+		case <-trims:
+			if !want {
+				t.Fatal("trimmed, want no trim")
+			}
+		default:
+			if want {
+				t.Fatal("no trim, want one")
+			}
+		}
+	}
+	pending := func(t *testing.T) {
+		t.Helper()
+		if !clk.WaitPending(1, done) {
+			t.Fatal("Run ended")
+		}
+	}
+	waitTrim := func(t *testing.T) {
+		t.Helper()
+		select {
+		case <-trims:
+		case <-done:
+			t.Fatal("Run ended")
+		}
+	}
+
+	t.Run("after settling", func(t *testing.T) {
+		tr.Note() // during start-up: covered by the first trim
+		pending(t)
+		clk.Advance(3 * time.Second)
+		waitTrim(t)
+	})
+	t.Run("activity then idle", func(t *testing.T) {
+		trimmed(t, false)
+		tr.Note()
+		pending(t) // the idle wait
+		tr.Note()  // still busy: the wait starts over
+		clk.Advance(time.Second)
+		pending(t) // a second wait, and no trim before it
+		trimmed(t, false)
+		clk.Advance(time.Second)
+		waitTrim(t)
+	})
+	t.Run("again", func(t *testing.T) {
+		tr.Note()
+		pending(t)
+		clk.Advance(time.Second)
+		waitTrim(t)
+	})
+}
+
+// BenchmarkTrim is the cost of one trim of the test binary (reading
+// /proc/self/maps and the madvise), with what the loop touches faulting
+// back in between.
+func BenchmarkTrim(b *testing.B) {
+	for b.Loop() {
+		if _, err := Trim(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
