@@ -3,19 +3,17 @@ package status
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,132 +54,57 @@ type Interface struct {
 // two netlink dumps: the links and every address. (net.Interfaces and
 // each Interface.Addrs would be one dump for the links and one of every
 // address per interface.) Names, MACs, flags and addresses are as the
-// net package reads them, in the kernel's order.
+// net package gives them, in the kernel's order.
 func HostInterfaces() ([]Interface, error) {
-	links, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
+	links, err := netlink.LinkList()
 	if err != nil {
-		return nil, fmt.Errorf("list interfaces: %w", os.NewSyscallError("netlinkrib", err))
+		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
-	addrs, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_UNSPEC)
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", os.NewSyscallError("netlinkrib", err))
+		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	return parseInterfaces(links, addrs)
+	return interfacesOf(links, addrs), nil
 }
 
-// parseInterfaces reads the RTM_NEWLINK and RTM_NEWADDR messages of the
-// two dumps.
-func parseInterfaces(links, addrs []byte) ([]Interface, error) {
-	lm, err := syscall.ParseNetlinkMessage(links)
-	if err != nil {
-		return nil, fmt.Errorf("list interfaces: %w", os.NewSyscallError("parsenetlinkmessage", err))
-	}
-	am, err := syscall.ParseNetlinkMessage(addrs)
-	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", os.NewSyscallError("parsenetlinkmessage", err))
-	}
-	type link struct {
-		index int32
-		ifc   Interface
-	}
-	var all []link
-	for _, m := range lm {
-		if m.Header.Type == syscall.NLMSG_DONE {
-			break
-		}
-		// struct ifinfomsg: family, pad, type u16, index i32, flags u32, change u32
-		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
-			continue
-		}
-		typ := binary.NativeEndian.Uint16(m.Data[2:])
-		index := int32(binary.NativeEndian.Uint32(m.Data[4:]))
-		flags := binary.NativeEndian.Uint32(m.Data[8:])
-		if flags&syscall.IFF_LOOPBACK != 0 {
-			continue
-		}
-		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-		if err != nil {
-			return nil, fmt.Errorf("list interfaces: %w", os.NewSyscallError("parsenetlinkrouteattr", err))
-		}
-		l := link{index: index, ifc: Interface{Up: flags&syscall.IFF_UP != 0, Addrs: []string{}}}
-		for _, a := range attrs {
-			switch a.Attr.Type {
-			case syscall.IFLA_IFNAME:
-				l.ifc.Name = string(bytes.TrimRight(a.Value, "\x00"))
-			case syscall.IFLA_ADDRESS:
-				l.ifc.MAC = hardwareAddr(typ, a.Value)
-			}
-		}
-		all = append(all, l)
-	}
-	for _, m := range am {
-		if m.Header.Type == syscall.NLMSG_DONE {
-			break
-		}
-		// struct ifaddrmsg: family, prefixlen, flags, scope u8, index u32
-		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < syscall.SizeofIfAddrmsg {
-			continue
-		}
-		family, bits := m.Data[0], int(m.Data[1])
-		index := int32(binary.NativeEndian.Uint32(m.Data[4:]))
-		i := slices.IndexFunc(all, func(l link) bool { return l.index == index })
-		if i < 0 {
-			continue // loopback's, or a link gone between the dumps
-		}
-		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-		if err != nil {
-			return nil, fmt.Errorf("list addresses: %w", os.NewSyscallError("parsenetlinkrouteattr", err))
-		}
-		if a, ok := ifAddr(family, bits, attrs); ok {
-			all[i].ifc.Addrs = append(all[i].ifc.Addrs, a)
+// interfacesOf joins the two dumps. An interface that is down and has no
+// address (ifb0, a spare NIC) is left out: noise on the page.
+func interfacesOf(links []netlink.Link, addrs []netlink.Addr) []Interface {
+	byLink := map[int][]string{}
+	for _, a := range addrs {
+		if a.IPNet != nil { // the local address, as net has it (a peer's is in a.Peer)
+			byLink[a.LinkIndex] = append(byLink[a.LinkIndex], a.IPNet.String())
 		}
 	}
 	out := []Interface{}
-	for _, l := range all {
-		if !l.ifc.Up && len(l.ifc.Addrs) == 0 {
-			continue // an unused device (ifb0, a spare NIC): noise on the page
+	for _, l := range links {
+		la := l.Attrs()
+		if la.Flags&net.FlagLoopback != 0 {
+			continue
 		}
-		out = append(out, l.ifc)
+		i := Interface{Name: la.Name, MAC: hardwareAddr(la), Up: la.Flags&net.FlagUp != 0, Addrs: byLink[la.Index]}
+		if i.Addrs == nil {
+			i.Addrs = []string{}
+		}
+		if !i.Up && len(i.Addrs) == 0 {
+			continue
+		}
+		out = append(out, i)
 	}
-	return out, nil
+	return out
 }
 
-// hardwareAddr is a link's IFLA_ADDRESS as net.Interface has it: none
-// when all zero, or when it is an IP tunnel's local address.
-func hardwareAddr(typ uint16, v []byte) string {
-	// linux/if_arp.h: IPv4 over IPv4, GRE over IPv4, IPv6 over IPv4;
-	// IPv6 over IPv6, GRE over IPv6.
-	const tunnel, sit, ipgre, tunnel6, ip6gre = 768, 776, 778, 769, 823
+// hardwareAddr is a link's address as net.Interface has it: none when all
+// zero, or when it is an IP tunnel's local address.
+func hardwareAddr(la *netlink.LinkAttrs) string {
+	v := la.HardwareAddr
 	switch {
-	case len(v) == 4 && (typ == tunnel || typ == ipgre || typ == sit),
-		len(v) == 16 && (typ == tunnel6 || typ == ip6gre),
+	case len(v) == 4 && slices.Contains([]string{"ipip", "gre", "sit"}, la.EncapType),
+		len(v) == 16 && slices.Contains([]string{"tunnel6", "ip6gre"}, la.EncapType),
 		!slices.ContainsFunc(v, func(b byte) bool { return b != 0 }):
 		return ""
 	}
-	return net.HardwareAddr(v).String()
-}
-
-// ifAddr is an RTM_NEWADDR's address in CIDR notation, as net's
-// Interface.Addrs has it: the first attribute's, but for IFA_ADDRESS on a
-// point-to-point link (one with IFA_LOCAL), which is the peer's.
-func ifAddr(family byte, bits int, attrs []syscall.NetlinkRouteAttr) (string, bool) {
-	ptp := slices.ContainsFunc(attrs, func(a syscall.NetlinkRouteAttr) bool { return a.Attr.Type == syscall.IFA_LOCAL })
-	for _, a := range attrs {
-		if ptp && a.Attr.Type == syscall.IFA_ADDRESS {
-			continue
-		}
-		var ip netip.Addr
-		switch {
-		case family == syscall.AF_INET && len(a.Value) >= 4 && bits <= 32:
-			ip = netip.AddrFrom4([4]byte(a.Value[:4]))
-		case family == syscall.AF_INET6 && len(a.Value) >= 16 && bits <= 128:
-			ip = netip.AddrFrom16([16]byte(a.Value[:16]))
-		default:
-			return "", false
-		}
-		return netip.PrefixFrom(ip, bits).String(), true
-	}
-	return "", false
+	return v.String()
 }
 
 // cpuTimes is the first line of /proc/stat, in clock ticks.
