@@ -2,6 +2,7 @@ package pstat
 
 import (
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,14 +19,23 @@ func TestSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	// Spin until the kernel has charged this process 50 ms more CPU (by
+	// getrusage, not by the wall clock: on a loaded machine 50 ms of wall
+	// time may bring no CPU at all), then /proc must show more too.
+	used := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := used()
+	for deadline := time.Now().Add(20 * time.Second); used()-start < 50*time.Millisecond && time.Now().Before(deadline); {
 	}
 	c1, err := CPU(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c1 <= c0 {
-		t.Errorf("CPU after 50 ms of spinning: %s → %s, want more", c0, c1)
+		t.Errorf("CPU after %s of spinning (getrusage): %s → %s, want more", used()-start, c0, c1)
 	}
 }
 
