@@ -173,6 +173,12 @@ func TestAwaitEchoSkipped(t *testing.T) {
 			tm.buf.append([]byte("unsent"))
 			tm.mu.Unlock()
 		}},
+		{name: "output unacknowledged", window: DefaultWindow, input: "a", setup: func(tm *term) {
+			tm.mu.Lock()
+			tm.buf.append(make([]byte, maxFrame/2))
+			tm.att.sent = tm.buf.end
+			tm.mu.Unlock()
+		}},
 		{name: "window full", window: 8, input: "a", setup: func(tm *term) {
 			tm.mu.Lock()
 			tm.buf.append([]byte("12345678"))
@@ -261,8 +267,9 @@ func TestKeystrokesInOrder(t *testing.T) {
 			w.typeIn(string(k))
 		}
 		w.typeIn("\n")
-		// The terminal echoes the line; the shell reports the unknown command.
-		w.expect(line.String()+": not found", 20*time.Second)
+		// The terminal echoes the line; the shell reports the unknown
+		// command and prompts again.
+		w.expect(line.String()+": not found\r\n$ ", 20*time.Second)
 		if !strings.Contains(w.out.String(), "$ "+line.String()+"\r\n") {
 			t.Fatalf("line %d: the echo is not whole and in order: output ends %q", n, tail(w.out.String()))
 		}

@@ -30,7 +30,7 @@ const (
 	// echo of a keystroke it has just written (term.awaitEcho); echoMax
 	// is the largest input taken for a keystroke.
 	echoWait = 200 * time.Microsecond
-	echoMax  = 16
+	echoMax  = 8
 )
 
 // errProtocol is a client breaking the websocket protocol.
@@ -271,10 +271,11 @@ func (t *term) readCommit(fd, room int) (int, error) {
 // own (a virtual CPU's halt exit), each as long as the shell's work. The
 // poll is bounded by echoWait and yields the CPU between tries, so a shell
 // sharing the CPU runs first. It is skipped with one CPU, without a pty,
-// while output is pending (a flood goes the reader's way), and after a
-// poll that saw nothing (a password prompt, a program that does not echo)
-// until the shell prints again: at most echoWait of CPU per keystroke, and
-// only while it pays.
+// while output is pending or half a frame of it unacknowledged (a flood
+// goes the reader's way, and acks keep flowing), and after a poll that saw
+// nothing (a password prompt, a program that does not echo) until the
+// shell prints again: at most echoWait of CPU per keystroke, and only
+// while it pays.
 func (t *term) awaitEcho() {
 	ps, ok := t.sh.(pollShell)
 	if !ok || !multiCPU() || t.echoMiss.Load() {
@@ -325,12 +326,13 @@ func (t *term) roomLocked() int {
 	return int(w - (t.buf.end - t.acked))
 }
 
-// echoRoom is roomNow while a websocket is attached and all output has
-// been sent; 0 otherwise.
+// echoRoom is roomNow while a websocket is attached, all output has been
+// sent and less than half a frame awaits its ack (no flood in flight); 0
+// otherwise.
 func (t *term) echoRoom() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.att == nil || t.att.sent != t.buf.end || t.inflight != math.MaxUint64 {
+	if t.att == nil || t.att.sent != t.buf.end || t.inflight != math.MaxUint64 || t.buf.end-t.acked >= maxFrame/2 {
 		return 0
 	}
 	return t.roomLocked()
