@@ -312,8 +312,10 @@ func run() error {
 	ws := &side{name: "websocket floor", echo: func(n int) ([]float64, error) { return wsEcho(echoAddr, n) }}
 	relay := &side{name: "relay floor", open: func() (terminal, error) { return relayClient.open() }, pids: func() []int { return nil }}
 	sides := []*side{ours}
+	var cmpClient *agentClient
 	if cmpAg != nil {
 		c := &agentClient{base: cmpAg.base}
+		cmpClient = c
 		if err := c.login(); err != nil {
 			return fmt.Errorf("%s: %w", *compareName, err)
 		}
@@ -355,7 +357,16 @@ func run() error {
 	isess.close()
 	ag.stop()
 
+	var cmpCtrlC float64
 	if cmpAg != nil {
+		cs, err := cmpClient.open()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *compareName, err)
+		}
+		if cmpCtrlC, err = interrupt(cs); err != nil {
+			return fmt.Errorf("%s Ctrl-C: %w", *compareName, err)
+		}
+		cs.close()
 		cmpAg.stop()
 	}
 	mem, err := idleMemory(tmp, os.Args[0], file, size)
@@ -451,6 +462,9 @@ func run() error {
 		row(*compareName+": RSS per idle session", cmpMem.rss/1024, 0, "kB", false, cmpKey+".session_rss_kb")
 	}
 	row("agent: Ctrl-C in `yes` → prompt", ctrlC, 0, "ms", false, "term.agent.ctrl_c_ms")
+	if *compare != "" {
+		row(*compareName+": Ctrl-C in `yes` → prompt", cmpCtrlC, 0, "ms", false, cmpKey+".ctrl_c_ms")
+	}
 	row(fmt.Sprintf("agent: heap+stacks per idle session (%d)", *idle), mem.heap/1024, 0, "kB", false, "term.agent.session_heap_kb")
 	row("agent: RSS per idle session", mem.rss/1024, 0, "kB", false, "term.agent.session_rss_kb")
 	fmt.Printf("%-34s %14s\n", "agent: RSS base / idle / burst", fmt.Sprintf("%.1f/%.1f/%.1f MB", mem.r0/1e6, mem.r1/1e6, mem.rb/1e6))
