@@ -3,7 +3,6 @@ package webssh
 import (
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,7 +98,7 @@ func wsPair(t *testing.T) (srv, cli *websocket.Conn) {
 // goroutine of its own runs, so what input does is all there is.
 func echoTerm(t *testing.T, window int) (*term, *pipeShell, *websocket.Conn) {
 	t.Helper()
-	if runtime.NumCPU() < 2 {
+	if !multiCPU() {
 		t.Skip("the echo is not awaited with one CPU")
 	}
 	sc, cc := wsPair(t)

@@ -308,8 +308,9 @@ func (t *term) awaitEcho() {
 // errNoRoom ends awaitEcho when output is pending or the window is full.
 var errNoRoom = errors.New("no room")
 
-// multiCPU reports whether a poll can run beside the shell.
-func multiCPU() bool { return runtime.NumCPU() > 1 }
+// multiCPU reports whether a poll can run beside the shell (and beside
+// the agent's other goroutines).
+func multiCPU() bool { return runtime.NumCPU() > 1 && runtime.GOMAXPROCS(0) > 1 }
 
 // roomNow is how much output the window takes now; 0 when the session ends.
 func (t *term) roomNow() int {
