@@ -274,3 +274,23 @@ func TestKeystrokesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitEchoWindow: the awaited echo takes no more than the window's
+// room; the rest stays in the pty for the reader.
+func TestAwaitEchoWindow(t *testing.T) {
+	tm, sh, cc := echoTerm(t, 8)
+	tm.mu.Lock()
+	tm.buf.append([]byte("123456")) // sent, not yet acknowledged
+	tm.att.sent = tm.buf.end
+	tm.mu.Unlock()
+	sh.print(t, "abcdef")
+	tm.input([]byte("a"))
+	if o, ok := readMsg(t, cc).(Output); !ok || o.Offset != 6 || string(o.Data) != "ab" {
+		t.Fatalf("got %#v, want Output{6, \"ab\"}: the window's room", o)
+	}
+	rest := make([]byte, 16)
+	n, _ := sh.Read(rest)
+	if got := string(rest[:max(n, 0)]); got != "cdef" {
+		t.Errorf("left in the pty %q, want %q", got, "cdef")
+	}
+}
