@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,11 @@ const (
 	// deadline is moved on.
 	deadlineSlack = time.Second
 	helloTimeout  = 10 * time.Second
+	// echoWait bounds how long the websocket reader polls the pty for the
+	// echo of a keystroke it has just written (term.awaitEcho); echoMax
+	// is the largest input taken for a keystroke.
+	echoWait = 200 * time.Microsecond
+	echoMax  = 8
 )
 
 // errProtocol is a client breaking the websocket protocol.
@@ -34,7 +40,8 @@ var errProtocol = errors.New("protocol violation")
 // one attached websocket. Goroutines: read (shell → buffer), run (buffer →
 // websocket, timers, the end), and drain while queued input waits for the
 // shell; the attached websocket's reader (a goroutine the HTTP handler
-// starts before it returns) feeds input, resizes and acks.
+// starts before it returns) feeds input, resizes and acks, and after a
+// keystroke reads the shell's echo itself (awaitEcho).
 type term struct {
 	srv     *Server
 	id      SessionID
@@ -51,6 +58,8 @@ type term struct {
 	drains     sync.WaitGroup
 
 	lastInput atomic.Int64 // clock time of the last input, unix nanoseconds
+	rmu       sync.Mutex   // held while the shell is read and the bytes committed: read or awaitEcho
+	echoMiss  atomic.Bool  // the last awaitEcho saw nothing: none until the shell prints again
 
 	mu         sync.Mutex
 	buf        outbuf
@@ -183,7 +192,7 @@ func (t *term) read() {
 		}
 		var err error
 		if poll {
-			err = t.readPoll(ps, room)
+			err = t.readPoll(ps)
 		} else {
 			err = t.readPlain(room)
 		}
@@ -199,34 +208,21 @@ func (t *term) read() {
 }
 
 // readPoll reads what the pty has once it is readable, in a pooled buffer
-// taken only then: an idle session holds no read buffer.
-func (t *term) readPoll(ps pollShell, room int) error {
+// taken only then: an idle session holds no read buffer. The room is taken
+// again under rmu, as awaitEcho may have filled some of it meanwhile.
+func (t *term) readPoll(ps pollShell) error {
 	var rerr error
 	err := ps.readWhenReady(func(fd int) bool {
-		b := t.srv.pool.get()
-		defer t.srv.pool.put(b)
-		p := (*b)[:min(room, cap(*b))]
-		n := 0
-		for n < len(p) {
-			k, err := unix.Read(fd, p[n:])
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if errors.Is(err, unix.EAGAIN) {
-				break
-			}
-			if err != nil {
-				rerr = err
-				break
-			}
-			if k == 0 {
-				rerr = io.EOF
-				break
-			}
-			n += k
+		t.rmu.Lock()
+		defer t.rmu.Unlock()
+		room := t.roomNow()
+		if room == 0 {
+			return true // waitRoom again
 		}
+		var n int
+		n, rerr = t.readCommit(fd, room)
 		if n > 0 {
-			t.commit(p[:n])
+			t.echoMiss.Store(false)
 		}
 		return n > 0 || rerr != nil
 	})
@@ -234,6 +230,113 @@ func (t *term) readPoll(ps pollShell, room int) error {
 		return err
 	}
 	return rerr
+}
+
+// readCommit reads what the pty master fd has now, up to room bytes, and
+// commits it. The caller holds rmu.
+func (t *term) readCommit(fd, room int) (int, error) {
+	b := t.srv.pool.get()
+	defer t.srv.pool.put(b)
+	p := (*b)[:min(room, cap(*b))]
+	n := 0
+	var rerr error
+	for n < len(p) {
+		k, err := unix.Read(fd, p[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
+		}
+		if k == 0 {
+			rerr = io.EOF
+			break
+		}
+		n += k
+	}
+	if n > 0 {
+		t.commit(p[:n])
+	}
+	return n, rerr
+}
+
+// awaitEcho polls the pty for the echo of a keystroke the websocket reader
+// has just written and sends it from this goroutine. A shell echoes a key
+// in tens of µs; left to the reader, the echo would wait for the runtime
+// poller's wake-up and, with the CPU gone idle meanwhile, for the CPU's
+// own (a virtual CPU's halt exit), each as long as the shell's work. The
+// poll is bounded by echoWait and yields the CPU between tries, so a shell
+// sharing the CPU runs first. It is skipped with one CPU, without a pty,
+// while output is pending or half a frame of it unacknowledged (a flood
+// goes the reader's way, and acks keep flowing), and after a poll that saw
+// nothing (a password prompt, a program that does not echo) until the
+// shell prints again: at most echoWait of CPU per keystroke, and only
+// while it pays.
+func (t *term) awaitEcho() {
+	ps, ok := t.sh.(pollShell)
+	if !ok || !multiCPU() || t.echoMiss.Load() {
+		return
+	}
+	end := time.Now().Add(echoWait)
+	for {
+		if !t.rmu.TryLock() {
+			return // the reader has it
+		}
+		var n int
+		var err error
+		if room := t.echoRoom(); room > 0 {
+			ps.withFd(func(fd int) { n, err = t.readCommit(fd, room) })
+		} else {
+			err = errNoRoom
+		}
+		t.rmu.Unlock()
+		if n > 0 || err != nil {
+			return // sent, or the reader's business
+		}
+		if time.Now().After(end) {
+			t.echoMiss.Store(true)
+			return
+		}
+		unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
+}
+
+// errNoRoom ends awaitEcho when output is pending or the window is full.
+var errNoRoom = errors.New("no room")
+
+// multiCPU reports whether a poll can run beside the shell (and beside
+// the agent's other goroutines).
+func multiCPU() bool { return runtime.NumCPU() > 1 && runtime.GOMAXPROCS(0) > 1 }
+
+// roomNow is how much output the window takes now; 0 when the session ends.
+func (t *term) roomNow() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.roomLocked()
+}
+
+func (t *term) roomLocked() int {
+	w := uint64(t.srv.cfg.Window)
+	if t.hangup != "" || t.buf.end-t.acked >= w {
+		return 0
+	}
+	return int(w - (t.buf.end - t.acked))
+}
+
+// echoRoom is roomNow while a websocket is attached, all output has been
+// sent and less than half a frame awaits its ack (no flood in flight); 0
+// otherwise.
+func (t *term) echoRoom() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.att == nil || t.att.sent != t.buf.end || t.inflight != math.MaxUint64 || t.buf.end-t.acked >= maxFrame/2 {
+		return 0
+	}
+	return t.roomLocked()
 }
 
 func (t *term) readPlain(room int) error {
@@ -300,16 +403,15 @@ func (t *term) holdLocked(a *attachment) bool {
 // waitRoom waits until the window has room and returns how much; 0 when
 // the session is ending.
 func (t *term) waitRoom() int {
-	w := uint64(t.srv.cfg.Window)
 	for {
 		t.mu.Lock()
-		used, ending := t.buf.end-t.acked, t.hangup != ""
+		room, ending := t.roomLocked(), t.hangup != ""
 		t.mu.Unlock()
 		if ending {
 			return 0
 		}
-		if used < w {
-			return int(w - used)
+		if room > 0 {
+			return room
 		}
 		select {
 		case <-t.room:
@@ -350,13 +452,24 @@ func (t *term) ack(a *attachment, off uint64) error {
 
 // input queues p for the shell. A pty takes keystrokes at once, from this
 // goroutine; what it does not take waits for a drain goroutine, so the
-// websocket reader never blocks on the shell (acks must keep flowing).
+// websocket reader never blocks on the shell (acks must keep flowing). A
+// keystroke the pty took whole has its echo awaited here (awaitEcho).
 func (t *term) input(p []byte) error {
+	direct, err := t.queueInput(p)
+	if direct && len(p) <= echoMax {
+		t.awaitEcho()
+	}
+	return err
+}
+
+// queueInput writes p to the pty or queues it; direct reports that the
+// pty took all of it at once.
+func (t *term) queueInput(p []byte) (direct bool, err error) {
 	t.lastInput.Store(t.clk.Now().UnixNano())
 	t.inMu.Lock()
 	defer t.inMu.Unlock()
 	if len(t.inq)+len(p) > t.srv.cfg.InWindow {
-		return errProtocol
+		return false, errProtocol
 	}
 	t.inRecv += uint64(len(p))
 	before := t.inWritten
@@ -364,10 +477,11 @@ func (t *term) input(p []byte) error {
 		if ps, ok := t.sh.(pollShell); ok {
 			n, err := ps.tryWrite(p)
 			if err != nil {
-				return nil // the shell is gone; the session ends by itself
+				return false, nil // the shell is gone; the session ends by itself
 			}
 			t.inWritten += uint64(n)
 			p = p[n:]
+			direct = len(p) == 0
 		}
 	}
 	if len(p) > 0 {
@@ -381,7 +495,7 @@ func (t *term) input(p []byte) error {
 	if before/inAckEvery != t.inWritten/inAckEvery {
 		t.wake()
 	}
-	return nil
+	return direct, nil
 }
 
 // drain writes queued input to the shell, blocking as the shell allows.

@@ -50,6 +50,8 @@ type pollShell interface {
 	// readWhenReady calls read once output may be ready; read returns
 	// false to wait for readiness again.
 	readWhenReady(read func(fd int) bool) error
+	// withFd calls f with the terminal's fd, without waiting for it.
+	withFd(f func(fd int)) error
 	tryWrite(p []byte) (int, error)
 }
 
@@ -127,6 +129,10 @@ func (p *ptyShell) Write(b []byte) (int, error) { return p.master.Write(b) }
 
 func (p *ptyShell) readWhenReady(read func(fd int) bool) error {
 	return p.rc.Read(func(fd uintptr) bool { return read(int(fd)) })
+}
+
+func (p *ptyShell) withFd(f func(fd int)) error {
+	return p.rc.Control(func(fd uintptr) { f(int(fd)) })
 }
 
 func (p *ptyShell) tryWrite(b []byte) (int, error) {

@@ -20,7 +20,12 @@
 //   - pty+shell: this process on a bare pty master (blocking reads, no
 //     poller) driving the same `bash -l`, with the same environment;
 //   - websocket round trip: a bare gorilla echo server in its own process,
-//     the same client.
+//     the same client;
+//   - bare relay: the least a websocket terminal does (serveRelay), in its
+//     own process: the same shell on a pty on the runtime poller, a frame
+//     per read, the same client. The sum of the first two is the goal's
+//     floor; this one is what a Go process in the middle costs on the
+//     machine, for reference.
 //
 // The client hands output on (a channel) before it writes the Ack, as the
 // page does (it acks what xterm.js processed), so the Ack is off the timed
@@ -32,6 +37,9 @@
 // -compare BIN adds the agent of another build of this program (other
 // webssh code, e.g. main's) as one more side in the same rounds, and its
 // memory figures: before and after in one run.
+//
+// Each round runs every side once; the order turns by one each round and
+// reverses every other round (roundOrder).
 //
 // It prints one table, then machine-readable lines for scripts/bench/all:
 // figure<TAB>value<TAB>floor<TAB>ratio (floor and ratio "-" when there is
@@ -52,6 +60,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -122,6 +131,8 @@ func child(arg string) error {
 		return serveAgent(f[1], f[2])
 	case len(f) == 2 && f[0] == "wsecho":
 		return serveEcho(f[1])
+	case len(f) == 3 && f[0] == "relay":
+		return serveRelay(f[1], f[2])
 	}
 	return fmt.Errorf("bad %s %q", roleEnv, arg)
 }
@@ -288,13 +299,23 @@ func run() error {
 		return err
 	}
 	defer stopEcho()
+	relayAddr, stopRelay, err := startRelay(tmp)
+	if err != nil {
+		return err
+	}
+	defer stopRelay()
+	relayJar, _ := cookiejar.New(nil)
+	relayClient := &agentClient{base: "http://" + relayAddr, jar: relayJar}
 
 	ours := &side{name: "agent", open: func() (terminal, error) { return agent.open() }, pids: func() []int { return []int{ag.cmd.Process.Pid} }}
 	pty := &side{name: "pty+shell floor", open: func() (terminal, error) { return openPty(tmp) }, pids: func() []int { return nil }}
 	ws := &side{name: "websocket floor", echo: func(n int) ([]float64, error) { return wsEcho(echoAddr, n) }}
+	relay := &side{name: "relay floor", open: func() (terminal, error) { return relayClient.open() }, pids: func() []int { return nil }}
 	sides := []*side{ours}
+	var cmpClient *agentClient
 	if cmpAg != nil {
 		c := &agentClient{base: cmpAg.base}
+		cmpClient = c
 		if err := c.login(); err != nil {
 			return fmt.Errorf("%s: %w", *compareName, err)
 		}
@@ -310,11 +331,11 @@ func run() error {
 			sides = append(sides, &side{name: "shellinabox", open: func() (terminal, error) { return siab.open() }, pids: func() []int { return nil }, names: []string{"shellinaboxd"}})
 		}
 	}
-	sides = append(sides, pty, ws)
+	sides = append(sides, pty, ws, relay)
 
 	per := max(*keys / *runs, 1)
 	for r := range *runs {
-		for _, s := range sides {
+		for _, s := range roundOrder(sides, r) {
 			if s.err != nil {
 				continue
 			}
@@ -336,7 +357,16 @@ func run() error {
 	isess.close()
 	ag.stop()
 
+	var cmpCtrlC float64
 	if cmpAg != nil {
+		cs, err := cmpClient.open()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *compareName, err)
+		}
+		if cmpCtrlC, err = interrupt(cs); err != nil {
+			return fmt.Errorf("%s Ctrl-C: %w", *compareName, err)
+		}
+		cs.close()
 		cmpAg.stop()
 	}
 	mem, err := idleMemory(tmp, os.Args[0], file, size)
@@ -398,11 +428,20 @@ func run() error {
 	fmt.Printf("%-34s %14s\n", "echo, floors: websocket p50/p99", fmt.Sprintf("%.0f/%.0f µs", wF50, wF99))
 	fig("term.floor.pty_echo_p50_us", pF50, 0, false)
 	fig("term.floor.ws_echo_p50_us", wF50, 0, false)
+	if relay.err != nil {
+		fmt.Printf("relay floor: %v\n", relay.err)
+	}
+	rF50, rF99 := pct(relay.lat, 50), pct(relay.lat, 99)
+	fmt.Printf("%-34s %14s\n", "echo, floor: bare relay p50/p99", fmt.Sprintf("%.0f/%.0f µs", rF50, rF99))
+	fig("term.floor.relay_echo_p50_us", rF50, 0, false)
+	fig("term.floor.relay_echo_p99_us", rF99, 0, false)
 	ptyMB := median(pty.mbps)
 	fmt.Printf("%-34s %14s\n", "throughput, floor: bare pty reader", fmt.Sprintf("%.1f MB/s", ptyMB))
 	fig("term.floor.pty_mbps", ptyMB, 0, true)
+	fmt.Printf("%-34s %14s\n", "throughput, floor: bare relay", fmt.Sprintf("%.1f MB/s", median(relay.mbps)))
+	fig("term.floor.relay_mbps", median(relay.mbps), 0, true)
 	for _, s := range sides {
-		if s == pty || s == ws {
+		if s == pty || s == ws || s == relay {
 			continue
 		}
 		key := "term." + strings.ReplaceAll(s.name, " ", "_")
@@ -423,6 +462,9 @@ func run() error {
 		row(*compareName+": RSS per idle session", cmpMem.rss/1024, 0, "kB", false, cmpKey+".session_rss_kb")
 	}
 	row("agent: Ctrl-C in `yes` → prompt", ctrlC, 0, "ms", false, "term.agent.ctrl_c_ms")
+	if *compare != "" {
+		row(*compareName+": Ctrl-C in `yes` → prompt", cmpCtrlC, 0, "ms", false, cmpKey+".ctrl_c_ms")
+	}
 	row(fmt.Sprintf("agent: heap+stacks per idle session (%d)", *idle), mem.heap/1024, 0, "kB", false, "term.agent.session_heap_kb")
 	row("agent: RSS per idle session", mem.rss/1024, 0, "kB", false, "term.agent.session_rss_kb")
 	fmt.Printf("%-34s %14s\n", "agent: RSS base / idle / burst", fmt.Sprintf("%.1f/%.1f/%.1f MB", mem.r0/1e6, mem.r1/1e6, mem.rb/1e6))
@@ -472,6 +514,20 @@ func (s *side) round(file string, size, n, r int) error {
 	s.mbps = append(s.mbps, res.mbps)
 	s.cpu = append(s.cpu, res.cpuPer100)
 	return nil
+}
+
+// roundOrder is the order of the sides in round r: rotated by r, and
+// reversed in odd rounds, so no side always runs first, nor always right
+// after the same other side (the agent before the -compare one).
+func roundOrder(sides []*side, r int) []*side {
+	o := make([]*side, len(sides))
+	for i := range sides {
+		o[i] = sides[(i+r)%len(sides)]
+	}
+	if r%2 == 1 {
+		slices.Reverse(o)
+	}
+	return o
 }
 
 type memResult struct{ heap, rss, r0, r1, rb, back float64 }
