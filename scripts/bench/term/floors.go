@@ -112,18 +112,8 @@ func (p *ptyTerm) close() {
 // Inputs and writes them to the master. No window, no acks (ignored), no
 // deadlines: what the agent's design costs is the agent against this.
 func serveRelay(tmp, addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, WriteBufferSize: 64<<10 + 64}
-	fmt.Println("READY")
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	return serveWS(addr, up, func(c *websocket.Conn) {
 		if _, _, err := c.ReadMessage(); err != nil { // the Hello
 			return
 		}
@@ -168,7 +158,7 @@ func serveRelay(tmp, addr string) error {
 				}
 			}
 		}
-	}))
+	})
 }
 
 // startRelay starts the relay floor's child.
@@ -179,18 +169,8 @@ func startRelay(tmp string) (string, func(), error) {
 // serveEcho is a child: a bare gorilla websocket server echoing every
 // message, the websocket floor.
 func serveEcho(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	fmt.Println("READY")
-	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	return serveWS(addr, up, func(c *websocket.Conn) {
 		for {
 			t, b, err := c.ReadMessage()
 			if err != nil {
@@ -200,6 +180,24 @@ func serveEcho(addr string) error {
 				return
 			}
 		}
+	})
+}
+
+// serveWS is a child's server: it listens on addr, says READY, and hands
+// each upgraded connection to handle (closed after).
+func serveWS(addr string, up websocket.Upgrader, handle func(*websocket.Conn)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("READY")
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		handle(c)
 	}))
 }
 
