@@ -700,7 +700,10 @@ func (t *term) run() {
 			if timer != nil {
 				timer.Stop()
 			}
-			timer, timerAt = t.clk.NewTimer(next.Sub(now)), next
+			// From the clock's time now, not the loop's start: a clock
+			// that jumped meanwhile (a test's fake one, or a suspend)
+			// would otherwise set the timer late by the jump.
+			timer, timerAt = t.clk.NewTimer(next.Sub(t.clk.Now())), next
 		}
 		select {
 		case <-t.kick:
