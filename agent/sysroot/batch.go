@@ -4,8 +4,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Batching directory syncs (and, in stage.go, staging the writes). An atomic write syncs the file before its
-// rename, so a crash at any point leaves the old file or the new one; the
+// Batching directory syncs (and, in stage.go, staging the writes). An
+// atomic write syncs the file before its rename, so a crash at any point leaves the old file or the new one; the
 // directory's sync after the rename only makes the new name durable. A
 // boot that writes seven files into three directories needs those three
 // directories synced once, after the last rename into each, not once per
@@ -22,12 +22,27 @@ import (
 // share one sync.
 type dirKey struct{ dev, ino uint64 }
 
+// dirKeyOf returns the key of the directory open at dirfd.
+func dirKeyOf(dirfd int) (dirKey, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(dirfd, &st); err != nil {
+		return dirKey{}, err
+	}
+	return dirKey{uint64(st.Dev), uint64(st.Ino)}, nil
+}
+
 // pendingDir is a directory with renames whose sync is deferred.
 type pendingDir struct {
-	fd    int      // a dup of the directory's fd, kept open until synced
-	key   dirKey   // set by Flush
-	names []string // the files renamed into it, for the hook and errors
-	hooks []*Root  // whose hook sees names[i] synced (Flush of several roots)
+	fd    int       // a dup of the directory's fd, kept open until synced
+	key   dirKey    // the directory's
+	files []dirFile // the files renamed into it, for the hook and errors
+}
+
+// dirFile is a file renamed into a pendingDir, and the Root whose hook
+// sees it synced (a Flush of several roots may share a directory).
+type dirFile struct {
+	root *Root
+	name string
 }
 
 // Batch starts deferring directory syncs until Flush or EndBatch.
@@ -60,13 +75,12 @@ func (r *Root) deferSync(dirfd int, name string) bool {
 	if !r.batching {
 		return false
 	}
-	var st unix.Stat_t
-	if unix.Fstat(dirfd, &st) != nil {
+	k, err := dirKeyOf(dirfd)
+	if err != nil {
 		return false
 	}
-	k := dirKey{uint64(st.Dev), uint64(st.Ino)}
 	if d := r.pending[k]; d != nil {
-		d.names = append(d.names, name)
+		d.files = append(d.files, dirFile{r, name})
 		return true
 	}
 	fd, err := unix.FcntlInt(uintptr(dirfd), unix.F_DUPFD_CLOEXEC, 0)
@@ -76,7 +90,7 @@ func (r *Root) deferSync(dirfd int, name string) bool {
 	if r.pending == nil {
 		r.pending = map[dirKey]*pendingDir{}
 	}
-	r.pending[k] = &pendingDir{fd: fd, names: []string{name}}
+	r.pending[k] = &pendingDir{fd: fd, key: k, files: []dirFile{{r, name}}}
 	r.order = append(r.order, k)
 	return true
 }

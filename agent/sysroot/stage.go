@@ -68,8 +68,8 @@ func (r *Root) stages() bool {
 
 // stage writes the temp file for name and stages its rename.
 func (r *Root) stage(dirfd int, name, base string, data []byte, mode fs.FileMode, o Owner) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(dirfd, &st); err != nil {
+	k, err := dirKeyOf(dirfd)
+	if err != nil {
 		return err
 	}
 	removeStale(dirfd, fmt.Sprintf(tempPrefixPattern, base))
@@ -85,7 +85,7 @@ func (r *Root) stage(dirfd int, name, base string, data []byte, mode fs.FileMode
 	}
 	r.mu.Lock()
 	r.staged = append(r.staged, &stagedWrite{seq: writeSeq.Add(1), root: r, name: name, base: base, tmp: tmp, f: f, dirfd: fd,
-		dir: dirKey{uint64(st.Dev), uint64(st.Ino)}, data: bytes.Clone(data), mode: mode, owner: o})
+		dir: k, data: bytes.Clone(data), mode: mode, owner: o})
 	r.mu.Unlock()
 	return nil
 }
@@ -96,11 +96,10 @@ func (r *Root) findStaged(dirfd int, base string) int {
 	if len(r.staged) == 0 {
 		return -1
 	}
-	var st unix.Stat_t
-	if unix.Fstat(dirfd, &st) != nil {
+	k, err := dirKeyOf(dirfd)
+	if err != nil {
 		return -1
 	}
-	k := dirKey{uint64(st.Dev), uint64(st.Ino)}
 	for i, w := range r.staged {
 		if w.dir == k && w.base == base {
 			return i
@@ -121,7 +120,7 @@ func (r *Root) restage(dirfd int, name, base string, data []byte, o WriteOptions
 		r.mu.Unlock()
 		return false, false, nil
 	}
-	if !r.batching || r.locks > 0 {
+	if r.locks > 0 { // staged before the lock was taken: in place now
 		r.mu.Unlock()
 		if err := Flush(r); err != nil {
 			return true, false, err
@@ -212,6 +211,16 @@ func Flush(roots ...*Root) error {
 		useSyncfs = err == nil && n < SyncfsBelow
 	}
 	var errs []error
+	var dirs []*pendingDir
+	byDir := map[dirKey]*pendingDir{}
+	add := func(d *pendingDir) { // one sync per directory, whoever renamed into it
+		if have := byDir[d.key]; have != nil {
+			have.files = append(have.files, d.files...)
+			unix.Close(d.fd)
+			return
+		}
+		byDir[d.key], dirs = d, append(dirs, d)
+	}
 	synced := make([]error, len(ws))
 	if useSyncfs {
 		synced = syncFS(ws, func(w *stagedWrite) (int, uint64, *Root) { return w.dirfd, w.dir.dev, w.root })
@@ -221,8 +230,6 @@ func Flush(roots ...*Root) error {
 			synced[i] = w.f.Sync()
 		}
 	}
-	var dirs []*pendingDir
-	byDir := map[dirKey]*pendingDir{}
 	for i, w := range ws {
 		err := synced[i]
 		if cerr := w.f.Close(); err == nil {
@@ -241,13 +248,7 @@ func Flush(roots ...*Root) error {
 			continue
 		}
 		w.root.hook(StageRenamed, w.name)
-		if d := byDir[w.dir]; d != nil {
-			d.names, d.hooks = append(d.names, w.name), append(d.hooks, w.root)
-			unix.Close(w.dirfd)
-			continue
-		}
-		d := &pendingDir{fd: w.dirfd, key: w.dir, names: []string{w.name}, hooks: []*Root{w.root}}
-		byDir[w.dir], dirs = d, append(dirs, d)
+		add(&pendingDir{fd: w.dirfd, key: w.dir, files: []dirFile{{w.root, w.name}}})
 	}
 	for _, r := range roots {
 		r.mu.Lock()
@@ -255,32 +256,25 @@ func Flush(roots ...*Root) error {
 		r.pending, r.order = nil, nil
 		r.mu.Unlock()
 		for _, k := range order {
-			p := pending[k]
-			hooks := slices.Repeat([]*Root{r}, len(p.names))
-			if d := byDir[k]; d != nil {
-				d.names, d.hooks = append(d.names, p.names...), append(d.hooks, hooks...)
-				unix.Close(p.fd)
-				continue
-			}
-			p.key, p.hooks = k, hooks
-			byDir[k], dirs = p, append(dirs, p)
+			add(pending[k])
 		}
 	}
 	if useSyncfs {
-		synced = syncFS(dirs, func(d *pendingDir) (int, uint64, *Root) { return d.fd, d.key.dev, d.hooks[0] })
+		synced = syncFS(dirs, func(d *pendingDir) (int, uint64, *Root) { return d.fd, d.key.dev, d.files[0].root })
 	} else {
 		synced = make([]error, len(dirs))
 		for i, d := range dirs {
-			d.hooks[0].dirSyncs.Add(1)
+			d.files[0].root.dirSyncs.Add(1)
 			synced[i] = unix.Fsync(d.fd)
 		}
 	}
 	for i, d := range dirs {
 		if err := synced[i]; err != nil {
-			errs = append(errs, fmt.Errorf("sync directory of %s: %w", d.hooks[0].show(d.names[0]), err))
+			first := d.files[0]
+			errs = append(errs, fmt.Errorf("sync directory of %s: %w", first.root.show(first.name), err))
 		} else {
-			for j, n := range d.names {
-				d.hooks[j].hook(StageDirSynced, n)
+			for _, f := range d.files {
+				f.root.hook(StageDirSynced, f.name)
 			}
 		}
 		unix.Close(d.fd)

@@ -8,8 +8,9 @@
 // Writes are atomic: the data goes to a temp file in the same directory,
 // which gets its mode, owner and the old file's extended attributes
 // (SELinux label, ACLs), is fsynced and then renamed over the target;
-// the directory is fsynced after (or, in a batch, once per directory at
-// its end: see Batch). A crash leaves the old file or the new one,
+// the directory is fsynced after. In a batch the writes are staged and
+// committed together at Flush, with one sync per file system or per file
+// and directory (see Batch and stage.go). A crash leaves the old file or the new one,
 // never half of either. Writes compare first and do nothing when the file
 // already holds the wanted bytes, mode and owner, so reconcilers built on
 // WriteFile write nothing on a second boot.
