@@ -377,50 +377,46 @@ func exposeProcess(e *expo) {
 // runtime never gives back: a scrape would cost that much resident memory
 // for good.
 func readMemStats() runtime.MemStats {
-	names := [...]string{
-		"/gc/heap/allocs:bytes",
-		"/gc/heap/allocs:objects",
-		"/gc/heap/frees:objects",
-		"/gc/heap/tiny/allocs:objects",
-		"/memory/classes/heap/objects:bytes",
-		"/memory/classes/heap/unused:bytes",
-		"/memory/classes/heap/free:bytes",
-		"/memory/classes/heap/released:bytes",
-		"/gc/heap/objects:objects",
-		"/gc/heap/goal:bytes",
-		"/memory/classes/metadata/other:bytes",
-		"/memory/classes/other:bytes",
-		"/memory/classes/heap/stacks:bytes",
-		"/memory/classes/os-stacks:bytes",
-		"/memory/classes/total:bytes",
-	}
-	var samples [len(names)]rtmetrics.Sample
-	for i, n := range names {
-		samples[i].Name = n
-	}
-	rtmetrics.Read(samples[:])
-	v := func(i int) uint64 {
-		if samples[i].Value.Kind() != rtmetrics.KindUint64 {
-			return 0 // not in this Go version
-		}
-		return samples[i].Value.Uint64()
-	}
 	var ms runtime.MemStats
-	ms.TotalAlloc = v(0)
-	ms.Mallocs = v(1) + v(3)
-	ms.Frees = v(2) + v(3)
-	ms.Alloc, ms.HeapAlloc = v(4), v(4)
-	ms.HeapInuse = v(4) + v(5)
-	ms.HeapIdle = v(6) + v(7)
-	ms.HeapReleased = v(7)
+	var tiny, frees, unused, free, stacks, osStacks uint64
+	read := []struct {
+		name string
+		dst  *uint64
+	}{
+		{"/gc/heap/allocs:bytes", &ms.TotalAlloc},
+		{"/gc/heap/allocs:objects", &ms.Mallocs},
+		{"/gc/heap/frees:objects", &frees},
+		{"/gc/heap/tiny/allocs:objects", &tiny},
+		{"/memory/classes/heap/objects:bytes", &ms.HeapAlloc},
+		{"/memory/classes/heap/unused:bytes", &unused},
+		{"/memory/classes/heap/free:bytes", &free},
+		{"/memory/classes/heap/released:bytes", &ms.HeapReleased},
+		{"/gc/heap/objects:objects", &ms.HeapObjects},
+		{"/gc/heap/goal:bytes", &ms.NextGC},
+		{"/memory/classes/metadata/other:bytes", &ms.GCSys},
+		{"/memory/classes/other:bytes", &ms.OtherSys},
+		{"/memory/classes/heap/stacks:bytes", &stacks},
+		{"/memory/classes/os-stacks:bytes", &osStacks},
+		{"/memory/classes/total:bytes", &ms.Sys},
+	}
+	samples := make([]rtmetrics.Sample, len(read))
+	for i, r := range read {
+		samples[i].Name = r.name
+	}
+	rtmetrics.Read(samples)
+	for i, r := range read {
+		if samples[i].Value.Kind() == rtmetrics.KindUint64 { // else not in this Go version: 0
+			*r.dst = samples[i].Value.Uint64()
+		}
+	}
+	ms.Mallocs += tiny // runtime/metrics counts tiny allocations apart; MemStats in both
+	ms.Frees = frees + tiny
+	ms.Alloc = ms.HeapAlloc
+	ms.HeapInuse = ms.HeapAlloc + unused
+	ms.HeapIdle = free + ms.HeapReleased
 	ms.HeapSys = ms.HeapInuse + ms.HeapIdle
-	ms.HeapObjects = v(8)
-	ms.NextGC = v(9)
-	ms.GCSys = v(10)
-	ms.OtherSys = v(11)
-	ms.StackInuse = v(12)
-	ms.StackSys = v(12) + v(13)
-	ms.Sys = v(14)
+	ms.StackInuse = stacks
+	ms.StackSys = stacks + osStacks
 	var gc debug.GCStats
 	debug.ReadGCStats(&gc)
 	if !gc.LastGC.IsZero() {

@@ -221,12 +221,11 @@ func New(cfg Config) (*Server, error) {
 	s.builtinCSP = []string{csp}
 	s.metrics = newMetrics(s)
 
-	status, metrics := s.methods(s.serveStatus), s.methods(s.metrics.handler.ServeHTTP)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/status", status)
-	mux.Handle("/metrics", metrics)
+	mux.HandleFunc("/api/v1/status", s.methods(s.serveStatus))
+	mux.Handle("/metrics", s.methods(s.metrics.handler.ServeHTTP))
 	mux.HandleFunc("/", s.methods(s.servePage))
-	s.handler = s.wrap(routes{mux: mux, status: status, metrics: metrics})
+	s.handler = s.wrap(mux)
 	return s, nil
 }
 
@@ -328,7 +327,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // wrap adds what every response gets: security headers, path checks and
 // request metrics.
-func (s *Server) wrap(rt routes) http.Handler {
+func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if s.cfg.OnRequest != nil {
@@ -342,17 +341,12 @@ func (s *Server) wrap(rt routes) http.Handler {
 			h["X-Frame-Options"] = s.hdr.frameOptions
 		}
 		rec := &recorder{ResponseWriter: w, code: http.StatusOK}
-		// The two exact paths the pollers hit go straight to their
-		// handler (what the mux would pick for them, without its path
-		// cleaning and pattern walk); everything else through the mux.
-		handler, next := "page", http.Handler(rt.mux)
+		handler := "page"
 		switch p := r.URL.Path; {
-		case p == "/api/v1/status":
-			handler, next = "api", rt.status
 		case strings.HasPrefix(p, "/api/"):
 			handler = "api"
 		case p == "/metrics":
-			handler, next = "metrics", rt.metrics
+			handler = "metrics"
 		}
 		if code := checkPath(r.URL.Path); code != 0 {
 			s.log.Debug("path refused", "path", r.URL.Path, "remote", r.RemoteAddr)
@@ -365,13 +359,6 @@ func (s *Server) wrap(rt routes) http.Handler {
 			s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", rec.code)
 		}
 	})
-}
-
-// routes are the server's handlers: the mux, and the handlers of its two
-// exact paths, which wrap calls directly.
-type routes struct {
-	mux             *http.ServeMux
-	status, metrics http.HandlerFunc
 }
 
 // methods limits a handler to GET and HEAD.
