@@ -26,6 +26,14 @@ func stagedRoot(t *testing.T) (*Root, string) {
 	return r, dir
 }
 
+// mustWrite writes name (mode 0644) through r or fails the test.
+func mustWrite(t *testing.T, r *Root, name, data string) {
+	t.Helper()
+	if _, err := r.WriteFile(name, []byte(data), opts644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func fileIs(t *testing.T, dir, name, want string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, name))
@@ -114,9 +122,7 @@ func TestStagedRewrite(t *testing.T) {
 			t.Errorf("write %q: changed %v (%v), want %v", s.data, changed, err, s.wantChanged)
 		}
 	}
-	if _, err := r.WriteFile("/etc/hostname", []byte("final\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/etc/hostname", "final\n")
 	temps := 0
 	names, _ := os.ReadDir(filepath.Join(dir, "etc"))
 	for _, n := range names {
@@ -139,9 +145,7 @@ func TestStagedRewrite(t *testing.T) {
 // name staged before the lock was taken.
 func TestStagedUnderLock(t *testing.T) {
 	r, dir := stagedRoot(t)
-	if _, err := r.WriteFile("/etc/hostname", []byte("staged\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/etc/hostname", "staged\n")
 	unlock, err := r.Lock("/etc/.pwd.lock", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -150,16 +154,12 @@ func TestStagedUnderLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	fileIs(t, dir, "etc/shadow", "root:*:1::::::\n")
-	if _, err := r.WriteFile("/etc/hostname", []byte("locked\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/etc/hostname", "locked\n")
 	fileIs(t, dir, "etc/hostname", "locked\n")
 	unlock()
 	unlock() // twice is harmless
 	// After the lock, writes are staged again.
-	if _, err := r.WriteFile("/etc/hosts", []byte("127.0.0.1 x\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/etc/hosts", "127.0.0.1 x\n")
 	if _, err := os.Stat(filepath.Join(dir, "etc/hosts")); err == nil {
 		t.Errorf("a write after the lock was released is in place before the commit")
 	}
@@ -174,9 +174,7 @@ func TestStagedUnderLock(t *testing.T) {
 // one, leaves nothing behind; renaming the tree moves the committed file.
 func TestStagedRemoveAndTree(t *testing.T) {
 	r, dir := stagedRoot(t)
-	if _, err := r.WriteFile("/etc/hostname", []byte("gone\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/etc/hostname", "gone\n")
 	if removed, err := r.Remove("/etc/hostname"); err != nil || !removed {
 		t.Fatalf("remove: %v %v", removed, err)
 	}
@@ -186,16 +184,12 @@ func TestStagedRemoveAndTree(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "etc/hostname")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a removed staged name came back: %v", err)
 	}
-	if _, err := r.WriteFile("/app/a/conf", []byte("c\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/app/a/conf", "c\n")
 	if err := r.Rename("/app/a", "/app/b"); err != nil {
 		t.Fatal(err)
 	}
 	fileIs(t, dir, "app/b/conf", "c\n")
-	if _, err := r.WriteFile("/app/b/more", []byte("m\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/app/b/more", "m\n")
 	if err := r.RemoveAll("/app"); err != nil {
 		t.Fatal(err)
 	}
@@ -259,12 +253,8 @@ func TestFlushTwoRoots(t *testing.T) {
 // leaves no temp file, and the other writes land.
 func TestStagedCommitFailure(t *testing.T) {
 	r, dir := stagedRoot(t)
-	if _, err := r.WriteFile("/etc/motd", []byte("hi\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.WriteFile("/etc/issue", []byte("Debian\n"), opts644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, r, "/etc/motd", "hi\n")
+	mustWrite(t, r, "/etc/issue", "Debian\n")
 	// Someone else makes /etc/motd a directory before the commit.
 	if err := os.MkdirAll(filepath.Join(dir, "etc/motd/x"), 0o755); err != nil {
 		t.Fatal(err)

@@ -30,10 +30,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
+	"osmanager/agent/sysroot"
 	"osmanager/internal/scratch"
 )
 
@@ -192,16 +192,12 @@ func (m *measure) median() time.Duration {
 	return s[len(s)/2].Round(10 * time.Microsecond)
 }
 
-// dirtyKB returns the Dirty line of /proc/meminfo ("5756 kB"), or "?".
+// dirtyKB is what a boot's commit decides by: Dirty plus Writeback in
+// /proc/meminfo, as sysroot reads it ("60 kB"), or "?".
 func dirtyKB() string {
-	b, err := os.ReadFile("/proc/meminfo")
+	n, err := sysroot.MeminfoDirty("/proc/meminfo")()
 	if err != nil {
 		return "?"
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "Dirty:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
+	return fmt.Sprintf("%d kB", n>>10)
 }
