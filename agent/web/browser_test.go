@@ -69,11 +69,19 @@ func TestDefaultPageInChromium(t *testing.T) {
 
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
+		// The page re-renders a table when a poll brings a new document:
+		// a node found by the query can be gone by the time its text is
+		// read ("No node with given id"); the query is then asked again.
+		for try := 0; ; try++ {
+			s, err := chromedp.Run(bctx, chromedp.Text(sel))
+			if err != nil && strings.Contains(err.Error(), "No node with given id") && try < 5 {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("text of %s: %v", sel, err)
+			}
+			return s
 		}
-		return s
 	}
 	count := func(sel string) int {
 		t.Helper()
