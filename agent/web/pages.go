@@ -258,6 +258,40 @@ func contentType(name string) string {
 // file) did for all the files it could sensibly handle.
 func substituted(ctype string) bool { return strings.HasPrefix(ctype, "text/") }
 
+// shownAsPage reports whether a browser may show a response of this type
+// as a document of its own, one that can be framed, run script or follow
+// links: text and HTML, XML and SVG, JSON (a browser's viewer) and PDF.
+// Pictures (but SVG), fonts, audio, video, wasm and archives it shows only
+// inside a page or hands to a player or a download (with nosniff, so is
+// application/octet-stream), so the headers that only govern documents
+// (Referrer-Policy, CSP frame-ancestors, X-Frame-Options) do nothing on
+// them and are left off: three of the ten headers a static file had, and
+// what kept its header map over the eight entries net/http clones, sorts
+// and writes cheaply (2 µs of a 30 µs request).
+func shownAsPage(ctype string) bool {
+	kind, sub, _ := strings.Cut(ctype, "/")
+	switch kind {
+	case "image":
+		return sub == "svg+xml"
+	case "font", "audio", "video":
+		return false
+	case "application":
+		switch sub {
+		case "octet-stream", "wasm", "zip", "gzip", "x-tar", "vnd.ms-fontobject":
+			return false
+		}
+	}
+	return true
+}
+
+// dropPageHeaders takes the document-only headers wrap set off a response
+// that is no document (see shownAsPage).
+func dropPageHeaders(h http.Header) {
+	delete(h, "Referrer-Policy")
+	delete(h, "Content-Security-Policy")
+	delete(h, "X-Frame-Options")
+}
+
 // fileID tells whether a cached file is still the one on disk.
 type fileID struct {
 	dev, ino uint64
@@ -331,6 +365,7 @@ type cachedFile struct {
 	etag    []string
 	lastMod []string
 	length  []string
+	page    bool // shownAsPage(ctype)
 }
 
 type renderedPage struct {
@@ -633,7 +668,7 @@ func (s *Server) loadFile(key pageKey, res resolution, ctype string, id fileID, 
 	}
 	mt := res.fi.ModTime()
 	f := &cachedFile{name: res.name, modTime: mt, body: body, ctype: []string{ctype}, etag: []string{id.etag()},
-		length: []string{strconv.Itoa(len(body))}}
+		length: []string{strconv.Itoa(len(body))}, page: shownAsPage(ctype)}
 	if !mt.IsZero() && mt.Unix() != 0 { // as ServeContent does
 		f.lastMod = []string{mt.UTC().Format(http.TimeFormat)}
 	}
@@ -730,6 +765,9 @@ func etagMatches(header []string, etag string) bool {
 // http.ServeContent.
 func (s *Server) writeFile(w http.ResponseWriter, r *http.Request, f *cachedFile, sel selection) {
 	h := w.Header()
+	if !f.page {
+		dropPageHeaders(h)
+	}
 	h["Content-Type"] = f.ctype
 	h["Etag"] = f.etag
 	if sel == withCookie {
@@ -758,6 +796,9 @@ func (s *Server) writeFile(w http.ResponseWriter, r *http.Request, f *cachedFile
 // range requests.
 func (s *Server) writeStatic(w http.ResponseWriter, r *http.Request, res resolution, ctype string, sel selection) {
 	h := w.Header()
+	if !shownAsPage(ctype) {
+		dropPageHeaders(h)
+	}
 	h["Content-Type"] = []string{ctype}
 	h["Etag"] = []string{idOf(res.fi).etag()}
 	if sel == withCookie {

@@ -286,15 +286,20 @@ func TestHeadersAndTypes(t *testing.T) {
 	e.write("custom/www/nocookie/data.json", `{"h":"$hostname"}`)
 	e.write("custom/www/nocookie/README", "$hostname")
 	e.write("custom/www/nocookie/Page.HTM", "$hostname")
+	e.write("custom/www/nocookie/icon.svg", "<svg/>")
+	e.write("custom/www/nocookie/font.woff2", "wOF2")
 	for _, tc := range []struct {
 		target, ctype, body string
+		page                bool // gets the headers that govern documents
 	}{
-		{"/", "text/html", "<p>app1.example.com</p>"},
-		{"/logo.png", "image/png", "\x89PNG$hostname$$"},
-		{"/style.css", "text/css", "body{} /* 0.1.0 */"},
-		{"/data.json", "application/json", `{"h":"$hostname"}`},
-		{"/README", "application/octet-stream", "$hostname"},
-		{"/Page.HTM", "text/html", "app1.example.com"},
+		{"/", "text/html", "<p>app1.example.com</p>", true},
+		{"/logo.png", "image/png", "\x89PNG$hostname$$", false},
+		{"/style.css", "text/css", "body{} /* 0.1.0 */", true},
+		{"/data.json", "application/json", `{"h":"$hostname"}`, true},
+		{"/README", "application/octet-stream", "$hostname", false},
+		{"/Page.HTM", "text/html", "app1.example.com", true},
+		{"/icon.svg", "image/svg+xml", "<svg/>", true},
+		{"/font.woff2", "font/woff2", "wOF2", false},
 	} {
 		r := e.do("GET", tc.target)
 		if got := body(t, r); r.StatusCode != 200 || got != tc.body {
@@ -307,6 +312,9 @@ func TestHeadersAndTypes(t *testing.T) {
 			"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "SAMEORIGIN",
 			"Content-Security-Policy": "frame-ancestors 'self'",
 		} {
+			if !tc.page && h != "X-Content-Type-Options" {
+				want = ""
+			}
 			if got := r.Header.Get(h); got != want {
 				t.Errorf("GET %s: %s = %q, want %q", tc.target, h, got, want)
 			}

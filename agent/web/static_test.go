@@ -92,7 +92,8 @@ func TestStaticFileHeaders(t *testing.T) {
 	e.write("custom/www/withcookie/small.png", small)
 	var loads atomic.Int64
 	e.srv.hooks.load = func() { loads.Add(1) }
-	headers := []string{"Content-Type", "Content-Length", "Accept-Ranges", "Cache-Control", "X-Content-Type-Options", "Content-Security-Policy"}
+	headers := []string{"Content-Type", "Content-Length", "Accept-Ranges", "Cache-Control", "X-Content-Type-Options",
+		"Content-Security-Policy", "Referrer-Policy", "X-Frame-Options"}
 	for _, c := range []struct {
 		name, target, body, cacheControl string
 		loads                            int64
@@ -110,8 +111,8 @@ func TestStaticFileHeaders(t *testing.T) {
 				t.Errorf("reads = %d, want %d", got, c.loads)
 			}
 			want := map[string]string{"Content-Type": "image/png", "Content-Length": strconv.Itoa(len(c.body)),
-				"Accept-Ranges": "bytes", "Cache-Control": c.cacheControl, "X-Content-Type-Options": "nosniff",
-				"Content-Security-Policy": "frame-ancestors 'self'"}
+				"Accept-Ranges": "bytes", "Cache-Control": c.cacheControl, "X-Content-Type-Options": "nosniff"}
+			// No document-only headers on a picture, from memory or from disk.
 			for _, h := range headers {
 				if got := r.Header.Get(h); got != want[h] {
 					t.Errorf("%s = %q, want %q", h, got, want[h])
@@ -219,5 +220,32 @@ func TestContentType(t *testing.T) {
 				t.Errorf("contentType(%q) = %q, want %q", c.name, got, c.want)
 			}
 		})
+	}
+}
+
+// TestShownAsPage: every type the extension table gives, and which of them
+// a browser may show as a document (those keep Referrer-Policy, CSP
+// frame-ancestors and X-Frame-Options).
+func TestShownAsPage(t *testing.T) {
+	pages := []string{"index.html", "a.txt", "a.css", "a.js", "a.csv", "a.tsv", "a.xml", "a.md", "a.ics", "a.vtt",
+		"a.json", "a.map", "a.xhtml", "a.svg", "a.pdf"}
+	others := []string{"a.png", "a.apng", "a.jpg", "a.gif", "a.ico", "a.webp", "a.avif", "a.bmp", "a.tiff",
+		"a.woff", "a.woff2", "a.ttf", "a.otf", "a.eot", "a.mp4", "a.webm", "a.ogv", "a.mp3", "a.ogg", "a.wav",
+		"a.wasm", "a.zip", "a.tgz", "a.tar", "README", "a.unknownext"}
+	for _, c := range [...]struct {
+		names []string
+		want  bool
+	}{{pages, true}, {others, false}} {
+		for _, name := range c.names {
+			if ct := contentType(name); shownAsPage(ct) != c.want {
+				t.Errorf("shownAsPage(%q) (for %s) = %v, want %v", ct, name, !c.want, c.want)
+			}
+		}
+	}
+	// Types outside the table (none reach it today) count as documents.
+	for _, ct := range []string{"", "text/plain; charset=utf-8", "application/x-unknown", "model/gltf+json"} {
+		if !shownAsPage(ct) {
+			t.Errorf("shownAsPage(%q) = false, want true (unknown types keep every header)", ct)
+		}
 	}
 }

@@ -16,7 +16,7 @@
 // reported, with latency percentiles, the ratio to the floor and the
 // agent's resident memory under the load, in one table.
 //
-//	go run ./scripts/bench/web [-d 5s] [-n 3] [-c 64] [-t 2] [-pin] [-short] [-tsv] [-only LIST] [-cpuprofile FILE]
+//	go run ./scripts/bench/web [-d 5s] [-n 3] [-c 64] [-t 2] [-pin] [-short] [-tsv] [-only LIST] [-cpuprofile FILE] [-before BIN]
 //
 // -short is a quick run (-d 2s -n 1) for scripts/bench/all; -tsv prints
 // only machine-readable lines, figure<TAB>value<TAB>floor<TAB>ratio (the
@@ -24,7 +24,12 @@
 // latencies in ms, CPU per request in µs; floor and ratio are empty for the
 // agent's RSS, which has none), and the table goes to stderr. -only runs
 // some targets; -cpuprofile writes the agent's CPU profile over the run.
+// -before BIN adds the agent/web of another build of this benchmark (go
+// build -o BIN ./scripts/bench/web at an older commit) as one more server
+// in the same runs, for before/after figures that share the machine's load.
 // Run it from the repository root (it serves custom/www's page template).
+// Within a run the servers take their turns in an order that rotates from
+// run to run, so that none always follows the same one.
 //
 // By default the servers and wrk (-t threads) share every CPU, as on the
 // machine the target figures are for. With -pin the servers run on CPU 0 and
@@ -112,6 +117,7 @@ func main() {
 	tsv := flag.Bool("tsv", false, "print figure<TAB>value<TAB>floor<TAB>ratio lines only; the table goes to stderr")
 	only := flag.String("only", "", "comma-separated targets to run (index, classic, static, status); default all")
 	profile := flag.String("cpuprofile", "", "write the agent's CPU profile over the whole run to this file")
+	before := flag.String("before", "", "also serve with this build of the benchmark's agent/web (an older commit's), in the same runs")
 	flag.Parse()
 	if *short {
 		*dur, *runs = 2*time.Second, 1
@@ -135,7 +141,7 @@ func main() {
 				break
 			}
 		}
-		err = run(table, lines, *dur, *conns, *threads, max(*runs, 1), *pin, *profile)
+		err = run(table, lines, *dur, *conns, *threads, max(*runs, 1), *pin, *profile, *before)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench web:", err)
@@ -236,7 +242,7 @@ type server struct {
 	rss  bool // sample its memory
 }
 
-func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pin bool, profile string) error {
+func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pin bool, profile, before string) error {
 	tools := []string{"wrk", "python3"}
 	if pin {
 		tools = append(tools, "taskset")
@@ -294,11 +300,15 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 			s.cmd.Wait()
 		}
 	}()
-	for _, s := range []*server{
+	all := []*server{
 		{name: "agent/web", cmd: onCPU0(self, "-serve", dir, "-cpuprofile", profile), rss: true},
 		{name: "python http.server", cmd: onCPU0("python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", pages, "0")},
 		{name: "net/http floor", cmd: onCPU0(self, "-floor", pages)},
-	} {
+	}
+	if before != "" {
+		all = append(all, &server{name: "agent/web before", cmd: onCPU0(before, "-serve", dir)})
+	}
+	for _, s := range all {
 		if s.name == "net/http floor" {
 			// The floor serves the agent's status document, as it is now.
 			doc, err := get("http://" + servers[0].addr + "/api/v1/status")
@@ -335,9 +345,11 @@ func run(table, lines io.Writer, dur time.Duration, conns, threads, runs int, pi
 	for i := range res {
 		res[i] = make([][]result, len(servers))
 	}
-	for range runs {
+	for run := range runs {
 		for ti, t := range targets {
-			for si, s := range servers {
+			for k := range servers {
+				si := (k + run) % len(servers)
+				s := servers[si]
 				if si == python && !t.python {
 					continue
 				}
