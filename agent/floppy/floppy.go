@@ -156,7 +156,7 @@ func readFile(path string) ([]byte, error) {
 	if err := readAt(f, fatBytes, g.fatOffset, size); err != nil {
 		return nil, ioError("read FAT", err)
 	}
-	tbl := fatTable{kind: g.kind, b: fatBytes}
+	tbl := newFATTable(g.kind, fatBytes)
 	if err := tbl.checkChains(); err != nil {
 		return nil, fmt.Errorf("%w: FAT: %w", ErrCorrupt, err)
 	}
