@@ -234,10 +234,10 @@ func (a *Agent) Boot(ctx context.Context) error {
 	// With a summary printed, each step's log line is at debug level:
 	// otherwise every step shows twice (summary on stdout, log on stderr).
 	a.sup.QuietSteps = a.opts.Out != nil
-	// The steps' writes sync each directory once, at the end (or before
-	// the script, which may reboot): see sysroot.Batch.
-	a.sys.Batch()
-	a.ly.Batch()
+	// The steps' writes are staged and committed together, at the
+	// password step's release of the shadow lock, before the script (which
+	// may reboot) or at the end: see sysroot.BatchAll and Lock.
+	sysroot.BatchAll(a.sys, a.ly)
 	err := a.sup.RunSteps(ctx, b.steps())
 	if serr := errors.Join(sysroot.Flush(a.sys, a.ly), a.sys.EndBatch(), a.ly.EndBatch()); serr != nil {
 		a.log.Error("boot: files written but their directories not synced: a power cut may lose them", "err", serr)

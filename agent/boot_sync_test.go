@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,5 +69,39 @@ func TestBootSyncsBeforeScript(t *testing.T) {
 	slices.Sort(synced)
 	if !slices.Equal(synced, want) {
 		t.Errorf("directories synced for %v, want %v", synced, want)
+	}
+}
+
+// TestFirstBootTwoSyncs: with little dirty data on the system, a first boot
+// commits all its files (luoyun.conf, instance-id, authorized_keys,
+// hostname, hosts, resolv.conf and, last, shadow under its lock) with two
+// syncfs calls and no fsync; a boot that changes nothing syncs nothing.
+func TestFirstBootTwoSyncs(t *testing.T) {
+	dir := demoDir(t)
+	o, _ := testOptions(t, dir)
+	for i, want := range []int64{2, 0} {
+		a, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.sys.Dirty = func() (int64, error) { return 0, nil }
+		a.ly.Dirty = a.sys.Dirty
+		if err := a.Boot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s, l := a.sys.Syncs(), a.ly.Syncs()
+		if got := s.FileSystems + l.FileSystems; got != want {
+			t.Errorf("boot %d: %d syncfs, want %d", i+1, got, want)
+		}
+		if got := s.Files + s.Dirs + l.Files + l.Dirs; got != 0 {
+			t.Errorf("boot %d: %d fsyncs, want none", i+1, got)
+		}
+		if i == 0 {
+			for _, st := range a.State().Steps() {
+				if st.Name == "password" && (st.Status != state.StepOK || len(st.Changed) != 1) {
+					t.Errorf("password step: %s %v, want ok, changed /etc/shadow", st.Status, st.Changed)
+				}
+			}
+		}
 	}
 }

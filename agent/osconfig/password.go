@@ -59,8 +59,10 @@ func CheckHash(h string) error {
 
 // SetRootHash puts hash into root's password field of the shadow file,
 // under the shadow lock. Every other byte of the file stays as it was, and
-// its mode and owner are kept.
-func (c *Config) SetRootHash(hash string) (changed []string, err error) {
+// its mode and owner are kept. In a batch the new file is committed when
+// the lock is released (with the writes staged before it), and a failed
+// commit is this call's error.
+func (c *Config) SetRootHash(hash string) ([]string, error) {
 	if err := CheckHash(hash); err != nil {
 		return nil, fmt.Errorf("passwd_hash refused: %w", err)
 	}
@@ -68,10 +70,23 @@ func (c *Config) SetRootHash(hash string) (changed []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	did, err := c.putRootHash(hash)
+	if uerr := unlock(); err == nil {
+		err = uerr
+	}
+	if err != nil || !did {
+		return nil, err
+	}
+	c.Log.Info("root password hash set", "file", c.Files.Shadow)
+	return []string{c.Files.Shadow}, nil
+}
+
+// putRootHash writes the shadow file with hash in root's field; the
+// caller holds the lock.
+func (c *Config) putRootHash(hash string) (bool, error) {
 	old, err := c.Root.ReadFile(c.Files.Shadow, 8<<20)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	var w lines
 	found := false
@@ -91,15 +106,10 @@ func (c *Config) SetRootHash(hash string) (changed []string, err error) {
 		}
 	}
 	if !found {
-		return nil, fmt.Errorf("set root password: no root entry in %s", c.Files.Shadow)
+		return false, fmt.Errorf("set root password: no root entry in %s", c.Files.Shadow)
 	}
 	if err := w.err(); err != nil {
-		return nil, err
+		return false, err
 	}
-	did, err := c.Root.WriteFile(c.Files.Shadow, w.bytes(), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
-	if err != nil || !did {
-		return nil, err
-	}
-	c.Log.Info("root password hash set", "file", c.Files.Shadow)
-	return []string{c.Files.Shadow}, nil
+	return c.Root.WriteFile(c.Files.Shadow, w.bytes(), sysroot.WriteOptions{Mode: 0o640, Owner: sysroot.Keep, KeepMeta: true})
 }

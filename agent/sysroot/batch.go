@@ -1,6 +1,8 @@
 package sysroot
 
 import (
+	"slices"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -52,12 +54,25 @@ func (r *Root) Batch() {
 	r.batching = true
 }
 
+// BatchAll starts a batch on each root and makes them one group: the
+// commit a Lock's release forces on one of them (see Lock) commits the
+// staged writes of all, as Flush(roots...) does.
+func BatchAll(roots ...*Root) {
+	roots = slices.Clone(roots)
+	for _, r := range roots {
+		r.Batch()
+		r.mu.Lock()
+		r.group = roots
+		r.mu.Unlock()
+	}
+}
+
 // EndBatch syncs every directory with a deferred sync, once each, and
 // stops deferring.
 func (r *Root) EndBatch() error {
 	err := r.Flush()
 	r.mu.Lock()
-	r.batching = false
+	r.batching, r.group = false, nil
 	r.mu.Unlock()
 	return err
 }

@@ -36,8 +36,11 @@ import (
 //   - any other operation on a staged name (ReadFile, Open, Lstat, Remove,
 //     Rename, …) commits the batch's staged writes first, and so does any
 //     operation on a whole tree (ReadDirNames, RemoveAll, SyncTree);
-//   - while this Root holds a Lock, writes are not staged: a file written
-//     under lckpwdf's lock is in place before the lock is released.
+//   - a write made while this Root holds a Lock is staged too, and the
+//     lock's release commits it with the rest of the batch (the roots of
+//     its BatchAll): a file written under lckpwdf's lock is in place
+//     before the lock is released, and a boot whose locked write is its
+//     last one commits everything with the same two syncs.
 // Other processes see a staged file's old version until the commit; the
 // boot commits before the config script runs.
 
@@ -59,11 +62,15 @@ type stagedWrite struct {
 // writeSeq orders the staged writes of all roots.
 var writeSeq atomic.Uint64
 
-// stages reports whether a write now is to be staged.
+// stages reports whether a write now is to be staged, and notes a write
+// staged under a Lock, for the release to commit.
 func (r *Root) stages() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.batching && r.locks == 0
+	if r.batching && r.locks > 0 {
+		r.lockWrote = true
+	}
+	return r.batching
 }
 
 // stage writes the temp file for name and stages its rename.
@@ -111,20 +118,12 @@ func (r *Root) findStaged(dirfd int, base string) int {
 // restage handles a WriteFile of a name already staged: it compares with
 // the staged bytes and, when they differ, stages the new ones in their
 // place. It reports whether it handled the write (false: the name is not
-// staged, or was committed first because a Lock is held, and WriteFile
-// goes on as usual).
+// staged, and WriteFile goes on as usual).
 func (r *Root) restage(dirfd int, name, base string, data []byte, o WriteOptions) (handled, changed bool, err error) {
 	r.mu.Lock()
 	i := r.findStaged(dirfd, base)
 	if i < 0 {
 		r.mu.Unlock()
-		return false, false, nil
-	}
-	if r.locks > 0 { // staged before the lock was taken: in place now
-		r.mu.Unlock()
-		if err := Flush(r); err != nil {
-			return true, false, err
-		}
 		return false, false, nil
 	}
 	w := r.staged[i]
@@ -135,6 +134,9 @@ func (r *Root) restage(dirfd int, name, base string, data []byte, o WriteOptions
 	if bytes.Equal(w.data, data) && w.mode == mode && w.owner == owner {
 		r.mu.Unlock()
 		return true, false, nil
+	}
+	if r.locks > 0 {
+		r.lockWrote = true // the release commits it
 	}
 	f, tmp, err := writeTemp(dirfd, base, data, mode, owner)
 	if err != nil {

@@ -140,12 +140,24 @@ func TestStagedRewrite(t *testing.T) {
 	noTemps(t, dir)
 }
 
-// TestStagedUnderLock: while the Root holds a Lock, a write is in place
-// when WriteFile returns (lckpwdf's lock protects the rename), also for a
-// name staged before the lock was taken.
+// TestStagedUnderLock: writes made under a Lock are staged too, and the
+// lock's release commits them before the lock is dropped, with every write
+// staged before them in the roots of its BatchAll, in two syncfs calls;
+// a release with nothing written under the lock commits nothing; a commit
+// that fails is the release's error, and the lock is released all the same.
 func TestStagedUnderLock(t *testing.T) {
 	r, dir := stagedRoot(t)
+	lyDir := t.TempDir()
+	ly, err := New(lyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ly.Dirty = r.Dirty
+	BatchAll(r, ly)
+	t.Cleanup(func() { ly.EndBatch() })
+	mustWrite(t, ly, "/conf/luoyun.conf", "conf\n")
 	mustWrite(t, r, "/etc/hostname", "staged\n")
+	before := r.Syncs().FileSystems + ly.Syncs().FileSystems
 	unlock, err := r.Lock("/etc/.pwd.lock", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -153,20 +165,69 @@ func TestStagedUnderLock(t *testing.T) {
 	if _, err := r.WriteFile("/etc/shadow", []byte("root:*:1::::::\n"), WriteOptions{Mode: 0o640, Owner: Keep}); err != nil {
 		t.Fatal(err)
 	}
-	fileIs(t, dir, "etc/shadow", "root:*:1::::::\n")
 	mustWrite(t, r, "/etc/hostname", "locked\n")
+	if _, err := os.Stat(filepath.Join(dir, "etc/shadow")); err == nil {
+		t.Errorf("a write under the lock is in place before the release")
+	}
+	fileIs(t, dir, "etc/hostname", "old\n")
+	if err := unlock(); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	fileIs(t, dir, "etc/shadow", "root:*:1::::::\n")
 	fileIs(t, dir, "etc/hostname", "locked\n")
-	unlock()
-	unlock() // twice is harmless
-	// After the lock, writes are staged again.
+	fileIs(t, lyDir, "conf/luoyun.conf", "conf\n")
+	if got := r.Syncs().FileSystems + ly.Syncs().FileSystems - before; got != 2 {
+		t.Errorf("the release's commit did %d syncfs, want 2 (the temp files', then the renames')", got)
+	}
+	if got := r.Syncs().Files + ly.Syncs().Files + r.Syncs().Dirs + ly.Syncs().Dirs; got != 0 {
+		t.Errorf("the release's commit did %d fsyncs, want none", got)
+	}
+	if err := unlock(); err != nil { // twice is harmless
+		t.Errorf("second release: %v", err)
+	}
+	if err := Flush(r, ly); err != nil || r.Syncs().FileSystems+ly.Syncs().FileSystems-before != 2 {
+		t.Errorf("Flush after the release: %v, %d syncfs in all, want nil and still 2", err, r.Syncs().FileSystems+ly.Syncs().FileSystems-before)
+	}
+
+	// After the lock, writes are staged until the commit; a lock with
+	// nothing written under it commits nothing.
 	mustWrite(t, r, "/etc/hosts", "127.0.0.1 x\n")
+	unlock, err = r.Lock("/etc/.pwd.lock", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "etc/hosts")); err == nil {
-		t.Errorf("a write after the lock was released is in place before the commit")
+		t.Errorf("a write made before the lock was committed by a release with nothing written under it")
 	}
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	fileIs(t, dir, "etc/hosts", "127.0.0.1 x\n")
+	noTemps(t, dir)
+
+	// A commit that fails: the staged shadow cannot be renamed over what
+	// is now a directory.
+	unlock, err = r.Lock("/etc/.pwd.lock", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteFile("/etc/gshadow", []byte("root:*::\n"), WriteOptions{Mode: 0o640, Owner: Keep}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "etc/gshadow"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err == nil || !strings.Contains(err.Error(), "/etc/gshadow") {
+		t.Errorf("release with a failing commit: %v, want an error naming /etc/gshadow", err)
+	}
+	again, err := r.Lock("/etc/.pwd.lock", 0)
+	if err != nil {
+		t.Fatalf("the lock was not released after a failed commit: %v", err)
+	}
+	again()
 	noTemps(t, dir)
 }
 

@@ -84,10 +84,23 @@ type Root struct {
 	pending   map[dirKey]*pendingDir
 	order     []dirKey       // pending's keys, in the order of their first rename
 	staged    []*stagedWrite // writes waiting for Flush, in order (stage.go)
-	locks     int            // Locks held: no write is staged meanwhile
-	dirSyncs  atomic.Int64   // directory fsyncs, for the tests
-	fileSyncs atomic.Int64   // temp file fsyncs, for the tests
-	fsSyncs   atomic.Int64   // syncfs calls, for the tests
+	group     []*Root        // the roots a commit forced by a Lock's release commits (BatchAll)
+	locks     int            // Locks held
+	lockWrote bool           // a write was staged while a Lock was held: commit before the release
+	dirSyncs  atomic.Int64   // directory fsyncs (Syncs)
+	fileSyncs atomic.Int64   // temp file fsyncs (Syncs)
+	fsSyncs   atomic.Int64   // syncfs calls (Syncs)
+}
+
+// SyncCounts is how many syncs a Root has done, of each kind.
+type SyncCounts struct {
+	Files, Dirs, FileSystems int64 // fsync of temp files, fsync of directories, syncfs
+}
+
+// Syncs returns how many syncs this Root has done: what a write costs is
+// mostly its syncs, so tests and benchmarks count them.
+func (r *Root) Syncs() SyncCounts {
+	return SyncCounts{Files: r.fileSyncs.Load(), Dirs: r.dirSyncs.Load(), FileSystems: r.fsSyncs.Load()}
 }
 
 // New returns a Root for dir ("" or "/" for the real root).
@@ -488,8 +501,12 @@ func (r *Root) MkdirAll(name string, mode, parentMode fs.FileMode, o Owner) (cha
 
 // Lock takes an exclusive fcntl lock on name (created 0600 if missing),
 // the way lckpwdf(3) locks /etc/.pwd.lock, waiting up to timeout. The
-// returned func releases it.
-func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err error) {
+// returned func releases it; calls after the first do nothing and return
+// nil. In a batch, what was written under the lock is committed before the
+// lock is released, together with every write staged before it in the
+// roots of its BatchAll, and the release returns the commit's error (the
+// lock is released all the same).
+func (r *Root) Lock(name string, timeout time.Duration) (unlock func() error, err error) {
 	dirfd, base, err := r.openDir(name, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", r.show(name), err)
@@ -505,16 +522,13 @@ func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err erro
 		err = unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk)
 		if err == nil {
 			r.mu.Lock()
-			r.locks++ // what is written under the lock is in place before it is dropped
+			r.locks++
 			r.mu.Unlock()
 			var once sync.Once
-			return func() {
-				once.Do(func() {
-					unix.Close(fd) // closing drops the lock
-					r.mu.Lock()
-					r.locks--
-					r.mu.Unlock()
-				})
+			return func() error {
+				var err error
+				once.Do(func() { err = r.unlock(fd) })
+				return err
 			}, nil
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) || time.Now().After(deadline) {
@@ -523,4 +537,29 @@ func (r *Root) Lock(name string, timeout time.Duration) (unlock func(), err erro
 		}
 		time.Sleep(lockPoll)
 	}
+}
+
+// unlock releases a Lock taken on fd. The outermost release first commits
+// the batch if a write was staged under the lock, so that the file is in
+// place before another writer can take the lock and read it.
+func (r *Root) unlock(fd int) error {
+	r.mu.Lock()
+	commit := r.locks == 1 && r.lockWrote
+	group := r.group
+	r.mu.Unlock()
+	var err error
+	if commit {
+		if len(group) == 0 {
+			group = []*Root{r}
+		}
+		err = Flush(group...)
+	}
+	r.mu.Lock()
+	r.locks--
+	if r.locks == 0 {
+		r.lockWrote = false
+	}
+	r.mu.Unlock()
+	unix.Close(fd) // closing drops the lock
+	return err
 }

@@ -165,7 +165,7 @@ func serveAgent(dir, profile string) error {
 		defer pprof.StopCPUProfile()
 	}
 	st := &state.Store{}
-	for _, n := range []string{"floppy", "conf", "password", "sshkeys", "hostname", "nameservers", "network", "script"} {
+	for _, n := range []string{"floppy", "conf", "instance", "sshkeys", "hostname", "nameservers", "password", "network", "script"} {
 		st.SetStep(state.Step{Name: n, Status: state.StepOK, Started: time.Now(), Duration: time.Millisecond})
 	}
 	src, err := status.New(status.Config{
