@@ -300,9 +300,7 @@ func TestBundleThroughSocket(t *testing.T) {
 	if err != nil || st.State != apitypes.Active || len(st.PIDs) == 0 {
 		t.Fatalf("start = %+v, %v", st, err)
 	}
-	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PIDs[0])); strings.TrimSpace(string(comm)) != "sleep" {
-		t.Errorf("run's leader %d is %q, want the bundle's sleep", st.PIDs[0], comm)
-	}
+	packtest.WaitComm(t, st.PIDs[0], "sleep") // the run's leader is the bundle's sleep
 	for _, v := range []struct {
 		verb string
 		want apitypes.RunState

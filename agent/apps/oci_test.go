@@ -1,7 +1,6 @@
 package apps
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,10 +56,7 @@ func TestBundleBusyboxUnderCrun(t *testing.T) {
 	if st.State != apitypes.Active || len(st.PIDs) == 0 {
 		t.Fatalf("start: %+v", st)
 	}
-	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", st.PIDs[0]))
-	if got := strings.TrimSpace(string(comm)); got != "sleep" {
-		t.Errorf("leader is %q, want the bundle's sleep", got)
-	}
+	packtest.WaitComm(t, st.PIDs[0], "sleep") // the leader is the bundle's sleep
 	for _, step := range []struct {
 		name string
 		verb func() (apitypes.Run, error)

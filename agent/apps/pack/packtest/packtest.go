@@ -318,3 +318,25 @@ func BusyboxRootfs(t testing.TB) []Entry {
 		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
 	}
 }
+
+// WaitComm waits up to 10 s for process pid to run a program named comm
+// (its /proc/<pid>/comm) and fails t if it does not. An OCI runtime says a
+// container is running once its init is started, and the init (still the
+// runtime's code, named after it) execs the bundle's program a moment
+// later: a test that reads comm at once races with that exec.
+func WaitComm(t testing.TB, pid int, comm string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		got := strings.TrimSpace(string(b))
+		if err == nil && got == comm {
+			return
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Errorf("process %d runs %q (%v), want %q", pid, got, err, comm)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
