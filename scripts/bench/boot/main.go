@@ -3,8 +3,11 @@
 // (--no-network), first on a fresh system root and then unchanged, and the
 // binary's start-up alone (`osmanager version`), beside floors timed in
 // the same run: /bin/true (the exec floor), a Go hello world built with the
-// same flags (the Go runtime's own start-up) and a Python interpreter
-// start (what the old agent and cloud-init pay before any work).
+// same flags (the Go runtime's own start-up), the same hello importing
+// every package the agent links (blank imports: their inits run, the
+// linker drops their unused code; what any binary with the agent's
+// dependencies pays before main) and a Python interpreter start (what the
+// old agent and cloud-init pay before any work).
 //
 // The runs are interleaved: run i of every measurement is taken before run
 // i+1 of any, in a rotating order, so that the machine's load falls on all
@@ -24,12 +27,14 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +90,10 @@ func run(n int, base, before string) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build hello: %v\n%s", err, out)
 	}
+	depsBin := filepath.Join(tmp, "hello-deps")
+	if err := buildDepsHello(tmp, depsBin, flags); err != nil {
+		return err
+	}
 	// One instance dir per first-boot run, made before any timing; the
 	// unchanged boots use one more, booted once here.
 	dirs := make([]string, 2*n+2) // [n+1:] for -before
@@ -117,6 +126,7 @@ func run(n int, base, before string) error {
 	ms := []*measure{
 		{name: "/bin/true", cmd: func(int) *exec.Cmd { return exec.Command("/bin/true") }},
 		{name: "Go hello", cmd: func(int) *exec.Cmd { return exec.Command(helloBin) }},
+		{name: "hello, agent's imports", cmd: func(int) *exec.Cmd { return exec.Command(depsBin) }},
 		{name: "osmanager version", cmd: func(int) *exec.Cmd { return exec.Command(bin, "version") }},
 		{name: "unchanged boot", cmd: func(int) *exec.Cmd { return exec.Command(bin, args(again)...) }},
 		{name: "first boot", cmd: func(i int) *exec.Cmd { return exec.Command(bin, args(dirs[i])...) }},
@@ -146,6 +156,7 @@ func run(n int, base, before string) error {
 	fmt.Printf("  first boot         %8s   (target ≤ 9 ms on ext4)\n", med["first boot"])
 	fmt.Printf("  unchanged boot     %8s   (target ≤ 4 ms)\n", med["unchanged boot"])
 	fmt.Printf("  osmanager version  %8s   the binary's start-up alone (target ≤ 2 ms)\n", med["osmanager version"])
+	fmt.Printf("  hello, its imports %8s   floor: a Go hello importing every package the agent links (their inits)\n", med["hello, agent's imports"])
 	fmt.Printf("  Go hello           %8s   floor: the Go runtime's start-up\n", med["Go hello"])
 	fmt.Printf("  /bin/true          %8s   floor: exec\n", med["/bin/true"])
 	if before != "" {
@@ -158,6 +169,7 @@ func run(n int, base, before string) error {
 		fmt.Printf("%s\t%s\t%s %s\t%.2f×\n", figure, v, floorName, floor, float64(v)/float64(floor))
 	}
 	row("boot: start-up (osmanager version)", med["osmanager version"], "Go hello", med["Go hello"])
+	row("boot: start-up vs a hello with the agent's imports", med["osmanager version"], "hello+imports", med["hello, agent's imports"])
 	row("boot: unchanged boot", med["unchanged boot"], "Go hello", med["Go hello"])
 	row("boot: first boot", med["first boot"], "Go hello", med["Go hello"])
 	if py, ok := med["python3 start"]; ok {
@@ -200,4 +212,55 @@ func dirtyKB() string {
 		return "?"
 	}
 	return fmt.Sprintf("%d kB", n>>10)
+}
+
+// buildDepsHello builds, as bin, a hello world with a blank import of
+// every importable package the agent links (go list -deps; not internal or
+// vendored ones, nor the agent's own). It is built inside the module,
+// through a build overlay, so that the module's dependencies resolve; no
+// file is written into the repository.
+func buildDepsHello(tmp, bin string, flags []string) error {
+	list := exec.Command("go", "list", "-deps", "./cmd/osmanager")
+	list.Env = append(os.Environ(), "CGO_ENABLED=0") // as the agent is built: no runtime/cgo
+	out, err := list.Output()
+	if err != nil {
+		return fmt.Errorf("go list -deps: %w", err)
+	}
+	var src strings.Builder
+	src.WriteString("package main\n\nimport (\n\t\"os\"\n")
+	for _, p := range strings.Fields(string(out)) {
+		internal := p == "internal" || strings.HasPrefix(p, "internal/") || strings.Contains(p, "/internal/") || strings.HasSuffix(p, "/internal")
+		if internal || strings.HasPrefix(p, "vendor/") || p == "osmanager" || strings.HasPrefix(p, "osmanager/") || p == "unsafe" || p == "C" || p == "os" {
+			continue
+		}
+		fmt.Fprintf(&src, "\t_ %q\n", p)
+	}
+	src.WriteString(")\n\n" + hello[strings.Index(hello, "func main"):])
+	dir := filepath.Join(tmp, "hello-deps.src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	mainGo := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(mainGo, []byte(src.String()), 0o644); err != nil {
+		return err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	pkg := filepath.Join(wd, "internal", "benchhello-overlay")
+	ov, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(pkg, "main.go"): mainGo}})
+	if err != nil {
+		return err
+	}
+	overlay := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(overlay, ov, 0o644); err != nil {
+		return err
+	}
+	build := exec.Command("go", append(append(flags, "-overlay", overlay, "-o", bin), "./internal/benchhello-overlay")...)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the hello with the agent's imports: %v\n%s", err, out)
+	}
+	return nil
 }
