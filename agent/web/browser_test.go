@@ -69,18 +69,26 @@ func TestDefaultPageInChromium(t *testing.T) {
 
 	text := func(sel string) string {
 		t.Helper()
-		// The page re-renders a table when a poll brings a new document:
-		// a node found by the query can be gone by the time its text is
-		// read ("No node with given id"); the query is then asked again.
-		for try := 0; ; try++ {
-			s, err := chromedp.Run(bctx, chromedp.Text(sel))
-			if err != nil && strings.Contains(err.Error(), "No node with given id") && try < 5 {
-				continue
-			}
+		// The page re-renders a table when a poll brings a new document.
+		// One evaluation finds the node and reads its text in the same task
+		// of the page, so no re-render falls between the two (as it could
+		// between chromedp.Text's query and its read: "No node with given
+		// id", or the text of a node already replaced, ""). A node not on
+		// the page yet is waited for, as chromedp.Text waits.
+		js := fmt.Sprintf(`(function () { var e = document.querySelector(%q); return e === null ? null : e.innerText; })()`, sel)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s, err := chromedp.Run(bctx, chromedp.Evaluate[*string](js))
 			if err != nil {
 				t.Fatalf("text of %s: %v", sel, err)
 			}
-			return s
+			if s != nil {
+				return *s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s on the page after 10 s", sel)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	count := func(sel string) int {
