@@ -2,10 +2,15 @@ package webssh
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // deadlineConn is a websocket's TCP connection that passes a write deadline
@@ -17,9 +22,63 @@ type deadlineConn struct {
 	net.Conn
 	dmu sync.Mutex // control frames may be written beside data frames
 	wdl time.Time  // the write deadline last passed on
+	rc  syscall.RawConn
 }
 
-func newDeadlineConn(c net.Conn) *deadlineConn { return &deadlineConn{Conn: c} }
+func newDeadlineConn(c net.Conn) *deadlineConn {
+	d := &deadlineConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			d.rc = rc
+		}
+	}
+	return d
+}
+
+// rawSmall is the largest write that goes by rawWrite.
+const rawSmall = 4 << 10
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.rc == nil || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	var n int
+	var err error
+	if rerr := c.rc.Read(func(fd uintptr) bool {
+		n, err = rawRead(int(fd), p)
+		return !errors.Is(err, unix.EAGAIN)
+	}); rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if c.rc == nil || len(p) > rawSmall {
+		return c.Conn.Write(p)
+	}
+	n := 0
+	var err error
+	if werr := c.rc.Write(func(fd uintptr) bool {
+		var k int
+		k, err = rawWrite(int(fd), p[n:])
+		if errors.Is(err, unix.EAGAIN) {
+			err = nil
+			return false
+		}
+		n += k
+		return err != nil || n == len(p)
+	}); werr != nil {
+		return n, werr
+	}
+	return n, err
+}
 
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 	c.dmu.Lock()
