@@ -17,12 +17,13 @@ import (
 // on only when it changes: the websocket library sets the connection's
 // deadline before every frame, and the attachment moves it once a second
 // (attachment.deadline), so the runtime's timer is touched once a second,
-// not per frame.
+// not per frame. On a connection with a file descriptor (TCP, not TLS), its
+// reads and small writes go by rawRead and rawWrite on the runtime poller.
 type deadlineConn struct {
 	net.Conn
-	dmu sync.Mutex // control frames may be written beside data frames
-	wdl time.Time  // the write deadline last passed on
-	rc  syscall.RawConn
+	dmu sync.Mutex      // control frames may be written beside data frames
+	wdl time.Time       // the write deadline last passed on
+	rc  syscall.RawConn // nil: no descriptor, the connection's own Read and Write
 }
 
 func newDeadlineConn(c net.Conn) *deadlineConn {
@@ -38,6 +39,8 @@ func newDeadlineConn(c net.Conn) *deadlineConn {
 // rawSmall is the largest write that goes by rawWrite.
 const rawSmall = 4 << 10
 
+// Read reads what the connection has, waiting on the runtime poller while
+// it has nothing, as net.Conn's Read does (deadlines, close, io.EOF).
 func (c *deadlineConn) Read(p []byte) (int, error) {
 	if c.rc == nil || len(p) == 0 {
 		return c.Conn.Read(p)
@@ -59,6 +62,8 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Write writes all of p, waiting on the runtime poller for room; writes
+// larger than rawSmall take the connection's own Write.
 func (c *deadlineConn) Write(p []byte) (int, error) {
 	if c.rc == nil || len(p) > rawSmall {
 		return c.Conn.Write(p)
