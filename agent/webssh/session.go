@@ -241,7 +241,7 @@ func (t *term) readCommit(fd, room int) (int, error) {
 	n := 0
 	var rerr error
 	for n < len(p) {
-		k, err := unix.Read(fd, p[n:])
+		k, err := rawRead(fd, p[n:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -301,7 +301,7 @@ func (t *term) awaitEcho() {
 			t.echoMiss.Store(true)
 			return
 		}
-		unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+		rawYield()
 	}
 }
 

@@ -139,7 +139,7 @@ func (p *ptyShell) tryWrite(b []byte) (int, error) {
 	var n int
 	var werr error
 	err := p.rc.Write(func(fd uintptr) bool {
-		n, werr = unix.Write(int(fd), b)
+		n, werr = rawWrite(int(fd), b)
 		return true // never wait: what is left goes to the input queue
 	})
 	if n < 0 {
